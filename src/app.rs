@@ -1,0 +1,193 @@
+//! The jobs, wired: an [`App`] holds the validated settings, the store and the clock, and
+//! runs each pipeline stage (sync → evaluate → notify → deliver) or all of them once. The
+//! CLI and the tests drive the same functions.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::config::{Settings, SourceKind};
+use crate::findings::{self, Evaluation};
+use crate::notify::digest::{self, Digest, Rendered};
+use crate::notify::email::Mailer;
+use crate::notify::outbox::{self, DeliveryReport};
+use crate::notify::{self, NotifyReport};
+use crate::source::file::FileSource;
+use crate::store::{JobRun, SqliteStore, Store};
+use crate::sync::{self, Scope, SyncReport};
+
+/// Settings, store and clock: everything a job needs.
+pub struct App<S: Store> {
+    pub settings: Settings,
+    pub store: S,
+    /// Injected so that `--as-of` runs and tests control time.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Opens the store named by `store.url` and applies pending migrations.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<SqliteStore> {
+    let url = &settings.store_url;
+    if url.starts_with("postgres://") {
+        bail!("store.url: the PostgreSQL backend is not available in this version; use sqlite://");
+    }
+    let store = SqliteStore::open(url).await.with_context(|| format!("opening {url}"))?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+impl App<SqliteStore> {
+    pub async fn open(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let store = open_store(&settings).await?;
+        Ok(App { settings, store, clock })
+    }
+}
+
+/// What `run --once` did, stage by stage.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub as_of: NaiveDate,
+    pub sync: SyncReport,
+    pub findings: usize,
+    pub opened: usize,
+    pub escalated: usize,
+    pub resolved: usize,
+    pub notify: NotifyReport,
+    pub delivery: DeliveryReport,
+}
+
+impl<S: Store> App<S> {
+    /// The evaluation date: `as_of`, or today in the schedule's time zone.
+    pub fn as_of(&self, as_of: Option<NaiveDate>) -> NaiveDate {
+        as_of.unwrap_or_else(|| self.clock.today(self.settings.schedule.timezone))
+    }
+
+    pub async fn sync(&self) -> anyhow::Result<SyncReport> {
+        let s = &self.settings.source;
+        let scope = Scope { entities: s.entities.clone() };
+        match s.kind {
+            SourceKind::File => {
+                let source = FileSource {
+                    contracts: s.contracts_path.clone(),
+                    documents: s.documents_path.clone(),
+                    guarantees: s.guarantees_path.clone(),
+                    page_size: s.page_size.min(5_000) as usize,
+                };
+                sync::sync_all(&self.store, &source, &scope, self.clock.as_ref()).await
+            }
+            SourceKind::Socrata => bail!(
+                "source.kind = \"socrata\": syncing from the SODA API is not available in this \
+                 version; set source.kind = \"file\" and source.contracts_path"
+            ),
+        }
+    }
+
+    pub async fn evaluate(&self, as_of: Option<NaiveDate>) -> anyhow::Result<Evaluation> {
+        findings::evaluate(&self.store, &self.settings, self.as_of(as_of), self.clock.as_ref())
+            .await
+    }
+
+    pub async fn notify(
+        &self,
+        as_of: Option<NaiveDate>,
+        dry_run: bool,
+    ) -> anyhow::Result<NotifyReport> {
+        notify::notify(&self.store, &self.settings, self.as_of(as_of), dry_run, self.clock.as_ref())
+            .await
+    }
+
+    pub async fn deliver(&self) -> anyhow::Result<DeliveryReport> {
+        let mailer = Mailer::from_settings(&self.settings.email)?;
+        outbox::deliver(
+            &self.store,
+            &mailer,
+            &self.settings.email.from.email,
+            self.settings.email.max_attempts,
+            self.clock.as_ref(),
+        )
+        .await
+    }
+
+    /// One recipient's digest for `as_of`, rendered, without touching the outbox.
+    pub async fn digest(
+        &self,
+        to: &str,
+        as_of: Option<NaiveDate>,
+    ) -> anyhow::Result<Option<(Digest, Rendered, lettre::Message)>> {
+        let slot = self.as_of(as_of);
+        let (digests, _) = notify::build_digests(&self.store, &self.settings, slot).await?;
+        let Some(d) = digests.into_iter().find(|d| d.to.email.to_string().eq_ignore_ascii_case(to))
+        else {
+            return Ok(None);
+        };
+        let env = digest::environment(&self.settings.email.templates_dir)
+            .map_err(|(name, msg)| anyhow::anyhow!("template {name}: {msg}"))?;
+        let rendered = digest::render(&env, &d)?;
+        let message = digest::message(&self.settings.email.from, &d, &rendered)?;
+        Ok(Some((d, rendered, message)))
+    }
+
+    /// sync → evaluate → notify → deliver, each recorded in the run history.
+    pub async fn run_once(&self, as_of: Option<NaiveDate>) -> anyhow::Result<RunReport> {
+        let as_of = self.as_of(as_of);
+        let sync = self.recorded("sync", self.sync()).await?;
+        let eval = self.recorded("evaluate", self.evaluate(Some(as_of))).await?;
+        let notify = self.recorded("notify", self.notify(Some(as_of), false)).await?;
+        let delivery = self.recorded("deliver", self.deliver()).await?;
+        Ok(RunReport {
+            as_of,
+            sync,
+            findings: eval.findings.len(),
+            opened: eval.opened,
+            escalated: eval.escalated,
+            resolved: eval.resolved,
+            notify,
+            delivery,
+        })
+    }
+
+    /// Runs a job and records it (outcome, counts, error) in `job_runs`.
+    async fn recorded<T: Serialize>(
+        &self,
+        job: &str,
+        work: impl std::future::Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        let started_at = self.clock.now();
+        let timer = Instant::now();
+        let result = work.await;
+        let finished_at = started_at
+            + chrono::Duration::from_std(timer.elapsed())
+                .unwrap_or_else(|_| chrono::Duration::zero());
+        let (outcome, counts, error) = match &result {
+            Ok(v) => ("ok", summarize(v), None),
+            Err(e) => ("failed", serde_json::Value::Null, Some(format!("{e:#}"))),
+        };
+        // The slot of a manual run is its start: unique per run.
+        let run = JobRun {
+            job: job.to_string(),
+            scheduled_for: started_at,
+            started_at,
+            finished_at,
+            outcome: outcome.to_string(),
+            counts,
+            error,
+        };
+        self.store.record_run(&run).await.context("recording the run")?;
+        result.with_context(|| format!("job {job}"))
+    }
+}
+
+/// A job's result as JSON for the run history, without the per-finding detail.
+fn summarize<T: Serialize>(v: &T) -> serde_json::Value {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::Object(mut m)) => {
+            m.remove("findings");
+            serde_json::Value::Object(m)
+        }
+        Ok(other) => other,
+        Err(_) => serde_json::Value::Null,
+    }
+}

@@ -1,0 +1,390 @@
+//! Configuration: layers `daemon.toml` over built-in defaults and under `CIERRE__*`
+//! environment variables (phase one, [`raw`]), then checks everything at once and builds the
+//! [`Settings`] every pipeline stage reads (phase two, [`validate`]).
+
+pub mod raw;
+pub mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use chrono::{NaiveDate, Weekday};
+use secrecy::SecretString;
+
+use crate::calendar::Calendar;
+use crate::notify::routing::Matcher;
+
+pub use validate::validate;
+
+/// One problem in the configuration, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or `environment`/`defaults`) and key path, e.g. `daemon.toml: routes[1].office`.
+    pub location: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Every problem found; a configuration with any of them is refused as a whole.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration ({} error(s)):\n{}", .0.len(), render(.0))]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+fn render(errors: &[ConfigError]) -> String {
+    errors.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n")
+}
+
+/// The validated configuration: every value here has been checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The file it came from, when there was one; relative paths in it are relative to the
+    /// working directory, as an administrator running `cierre` from that folder expects.
+    pub config_path: Option<PathBuf>,
+    pub store_url: String,
+    pub source: SourceSettings,
+    pub datasets: Datasets,
+    pub calendar: Calendar,
+    pub rules: RuleSettings,
+    pub offices: Vec<Office>,
+    pub routes: Vec<Route>,
+    pub fallback: Option<Person>,
+    pub levels: Vec<Level>,
+    pub email: EmailSettings,
+    pub webhooks: Vec<Webhook>,
+    pub http: HttpSettings,
+    pub schedule: ScheduleSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    Socrata,
+    File,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceSettings {
+    pub kind: SourceKind,
+    pub base_url: url::Url,
+    pub app_token: Option<SecretString>,
+    /// `nit_entidad` values in scope; empty means every entity.
+    pub entities: Vec<String>,
+    pub where_: Option<String>,
+    pub page_size: u32,
+    pub contracts_path: Option<PathBuf>,
+    pub documents_path: Option<PathBuf>,
+    pub guarantees_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Datasets {
+    pub contracts: String,
+    pub documents: String,
+    pub guarantees: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RuleSettings {
+    pub closable: ClosableSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClosableSettings {
+    pub enabled: bool,
+    pub deadline_business_days: u32,
+    pub campaign_deadline: Option<NaiveDate>,
+    pub pending_payment_blocks: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub name: String,
+    pub email: lettre::Address,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChainMember {
+    pub role: String,
+    pub person: Person,
+}
+
+#[derive(Debug, Clone)]
+pub struct Office {
+    pub id: String,
+    pub name: String,
+    pub head: Person,
+    pub chain: Vec<ChainMember>,
+}
+
+impl Office {
+    /// The people holding `role` in this office (`head` is the head).
+    pub fn holders(&self, role: &str) -> Vec<&Person> {
+        if role == "head" {
+            return vec![&self.head];
+        }
+        self.chain.iter().filter(|m| m.role == role).map(|m| &m.person).collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Index into [`Settings::offices`].
+    pub office: usize,
+    pub matchers: Vec<Matcher>,
+    pub continue_: bool,
+}
+
+/// When a level's digest goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cadence {
+    Daily,
+    Weekly(Weekday),
+}
+
+#[derive(Debug, Clone)]
+pub struct Level {
+    pub name: String,
+    /// The level applies when business days left ≤ this.
+    pub max_business_days_left: i64,
+    /// Roles notified: `head` or a chain role.
+    pub notify: Vec<String>,
+    pub cadence: Cadence,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    None,
+    StartTls,
+    Implicit,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmailSettings {
+    pub from: lettre::message::Mailbox,
+    pub outbox_dir: PathBuf,
+    pub templates_dir: PathBuf,
+    pub max_attempts: u32,
+    pub smtp: Option<SmtpSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub url: url::Url,
+    pub secret: SecretString,
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+    pub token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScheduleSettings {
+    pub timezone: chrono_tz::Tz,
+    pub sync: String,
+    pub notify: String,
+    pub deliver: String,
+}
+
+/// Where a config file value came from, for error locations.
+fn origin_name(path: Option<&Path>) -> String {
+    path.map(|p| p.display().to_string()).unwrap_or_else(|| "defaults".into())
+}
+
+/// Loads and validates the configuration: defaults → `path` (if it exists or was asked for
+/// explicitly) → environment. Returns every error found.
+pub fn load(path: &Path, explicit: bool) -> Result<Settings, ConfigErrors> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    load_from(path, explicit, env)
+}
+
+/// [`load`] with the environment given, so tests need not touch the process environment.
+pub fn load_from(
+    path: &Path,
+    explicit: bool,
+    env: Vec<(String, String)>,
+) -> Result<Settings, ConfigErrors> {
+    let file_text = match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => None,
+        Err(e) => {
+            return Err(ConfigErrors(vec![ConfigError {
+                location: path.display().to_string(),
+                message: format!("cannot read the configuration file: {e}"),
+            }]));
+        }
+    };
+    let file_path = file_text.as_ref().map(|_| path);
+    let raw = parse_layers(file_text.as_deref(), file_path, env)?;
+    validate(raw, file_path, file_text.as_deref())
+}
+
+/// Phase one: merges the layers and deserializes them, collecting every unknown key.
+fn parse_layers(
+    file_text: Option<&str>,
+    file_path: Option<&Path>,
+    env: Vec<(String, String)>,
+) -> Result<raw::Raw, ConfigErrors> {
+    use config::{Config, Environment, File, FileFormat};
+
+    let origin = origin_name(file_path);
+    let mut builder =
+        Config::builder().add_source(File::from_str(raw::DEFAULTS_TOML, FileFormat::Toml));
+    if let Some(text) = file_text {
+        builder = builder.add_source(File::from_str(text, FileFormat::Toml));
+    }
+    let env_map: config::Map<String, String> =
+        env.into_iter().filter(|(k, _)| k.starts_with("CIERRE__")).collect();
+    builder = builder.add_source(
+        Environment::with_prefix("CIERRE")
+            .prefix_separator("__")
+            .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("source.entities")
+            .with_list_parse_key("calendar.working_days")
+            .with_list_parse_key("calendar.non_working_days")
+            .try_parsing(true)
+            .source(Some(env_map)),
+    );
+    let merged = builder.build().map_err(|e| {
+        ConfigErrors(vec![ConfigError { location: origin.clone(), message: e.to_string() }])
+    })?;
+    let value: config::Value = merged.try_deserialize().map_err(|e| {
+        ConfigErrors(vec![ConfigError { location: origin.clone(), message: e.to_string() }])
+    })?;
+    let mut unknown = Vec::new();
+    let parsed: Result<raw::Raw, _> =
+        serde_ignored::deserialize(value, |path| unknown.push(path.to_string()));
+    let mut errors: Vec<ConfigError> = unknown
+        .into_iter()
+        .map(|key| ConfigError {
+            location: locate(&origin, file_text, &key),
+            message: "unknown key (misspelt, or not in this version)".into(),
+        })
+        .collect();
+    match parsed {
+        Ok(raw) if errors.is_empty() => Ok(raw),
+        Ok(_) => Err(ConfigErrors(errors)),
+        Err(e) => {
+            errors.push(ConfigError { location: origin, message: e.to_string() });
+            Err(ConfigErrors(errors))
+        }
+    }
+}
+
+/// `file:line: key.path` when the key can be found in the file text, else `file: key.path`.
+pub(crate) fn locate(origin: &str, file_text: Option<&str>, key_path: &str) -> String {
+    match file_text.and_then(|text| find_line(text, key_path)) {
+        Some(line) => format!("{origin}:{line}: {key_path}"),
+        None => format!("{origin}: {key_path}"),
+    }
+}
+
+/// Finds the line of a dotted key path (`routes[1].office`, `email.smtp.port`) in TOML text,
+/// following `[table]` and `[[array]]` headers. Best effort: locations help, they are not
+/// needed for correctness.
+fn find_line(text: &str, key_path: &str) -> Option<usize> {
+    // Split "routes[1].office" into segments: ("routes", Some(1)), ("office", None).
+    let segments: Vec<(String, Option<usize>)> = key_path
+        .split('.')
+        .map(|seg| match seg.split_once('[') {
+            Some((name, rest)) => (name.to_string(), rest.trim_end_matches(']').parse().ok()),
+            None => (seg.to_string(), None),
+        })
+        .collect();
+    let mut header: Vec<String> = Vec::new();
+    let mut array_counts: std::collections::HashMap<String, usize> = Default::default();
+    let mut current_index: std::collections::HashMap<String, usize> = Default::default();
+    let mut fallback = None;
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(h) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let h = h.trim().to_string();
+            let count = array_counts.entry(h.clone()).or_insert(0);
+            current_index.insert(h.clone(), *count);
+            *count += 1;
+            header = h.split('.').map(str::to_string).collect();
+        } else if let Some(h) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            header = h.trim().split('.').map(str::to_string).collect();
+        } else if let Some((key, _)) = t.split_once('=') {
+            let key = key.trim().trim_matches('"');
+            // The full path of this key: header segments then the (possibly dotted) key.
+            let mut path: Vec<(String, Option<usize>)> = Vec::new();
+            let mut prefix = String::new();
+            for part in &header {
+                if !prefix.is_empty() {
+                    prefix.push('.');
+                }
+                prefix.push_str(part);
+                path.push((part.clone(), current_index.get(&prefix).copied()));
+            }
+            for part in key.split('.') {
+                path.push((part.trim().to_string(), None));
+            }
+            if path.len() >= segments.len()
+                && segments.iter().zip(&path).all(|((sn, si), (pn, pi))| {
+                    sn == pn && (si.is_none() || si == pi || pi.is_none())
+                })
+            {
+                if path.len() == segments.len() {
+                    return Some(n + 1);
+                }
+                fallback.get_or_insert(n + 1);
+            }
+        }
+        // A header that is itself the path (e.g. a whole [[routes]] entry).
+        if t.starts_with('[') {
+            let mut matches = header.len() == segments.len();
+            let mut prefix = String::new();
+            for (part, (sn, si)) in header.iter().zip(&segments) {
+                if !prefix.is_empty() {
+                    prefix.push('.');
+                }
+                prefix.push_str(part);
+                if part != sn || (si.is_some() && current_index.get(&prefix) != si.as_ref()) {
+                    matches = false;
+                }
+            }
+            if matches {
+                fallback.get_or_insert(n + 1);
+            }
+        }
+    }
+    fallback
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_inside_the_second_array_table_is_found_on_its_line() {
+        let text = "[[routes]]\noffice = \"a\"\n\n[[routes]]\noffice = \"b\"\n";
+        assert_eq!(find_line(text, "routes[1].office"), Some(5));
+        assert_eq!(find_line(text, "routes[0].office"), Some(2));
+    }
+
+    #[test]
+    fn a_nested_table_key_is_found() {
+        let text = "[email]\nfrom = \"x\"\n[email.smtp]\nport = 25\n";
+        assert_eq!(find_line(text, "email.smtp.port"), Some(4));
+        assert_eq!(find_line(text, "email.from"), Some(2));
+    }
+}

@@ -1,0 +1,237 @@
+//! Configuration, phase one: `daemon.toml` (over built-in defaults, under `CIERRE__*`
+//! environment variables) deserialized as written, before any check.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// The built-in defaults, the first layer under the file and the environment.
+pub const DEFAULTS_TOML: &str = r#"
+[store]
+url = "sqlite://cierre.db"
+
+[source]
+kind = "socrata"
+base_url = "https://www.datos.gov.co"
+entities = []
+page_size = 10000
+
+[datasets]
+contracts = "jbjy-vk9h"
+documents = "dmgg-8hin"
+guarantees = "gjp9-cutm"
+
+[calendar]
+working_days = ["mon", "tue", "wed", "thu", "fri"]
+non_working_days = []
+
+[rules.closable]
+enabled = true
+deadline_business_days = 30
+pending_payment_blocks = false
+
+[routing]
+
+[escalation]
+[[escalation.levels]]
+name = "aviso"
+max_business_days_left = 30
+notify = ["head"]
+every = "weekly"
+weekday = "mon"
+
+[[escalation.levels]]
+name = "urgente"
+max_business_days_left = 10
+notify = ["head", "director"]
+every = "daily"
+
+[[escalation.levels]]
+name = "vencido"
+max_business_days_left = -1
+notify = ["head", "director", "control_interno"]
+every = "daily"
+
+[email]
+from = "cierre <cierre@localhost>"
+outbox_dir = "outbox"
+templates_dir = "templates"
+max_attempts = 8
+
+[http]
+listen = "127.0.0.1:9464"
+
+[schedule]
+timezone = "America/Bogota"
+sync = "0 0 6 * * *"
+notify = "0 0 7 * * Mon-Fri"
+deliver = "0 */5 * * * *"
+"#;
+
+/// The whole file as written.
+#[derive(Debug, Deserialize)]
+pub struct Raw {
+    pub store: RawStore,
+    pub source: RawSource,
+    pub datasets: RawDatasets,
+    pub calendar: RawCalendar,
+    pub rules: RawRules,
+    #[serde(default)]
+    pub offices: Vec<RawOffice>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    pub routing: RawRouting,
+    pub escalation: RawEscalation,
+    pub email: RawEmail,
+    #[serde(default)]
+    pub webhooks: Vec<RawWebhook>,
+    pub http: RawHttp,
+    pub schedule: RawSchedule,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawStore {
+    pub url: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawSource {
+    pub kind: String,
+    pub base_url: String,
+    pub app_token: Option<SecretString>,
+    #[serde(default)]
+    pub entities: Vec<String>,
+    #[serde(rename = "where")]
+    pub where_: Option<String>,
+    pub page_size: i64,
+    pub contracts_path: Option<PathBuf>,
+    pub documents_path: Option<PathBuf>,
+    pub guarantees_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawDatasets {
+    pub contracts: String,
+    pub documents: String,
+    pub guarantees: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawCalendar {
+    pub working_days: Vec<String>,
+    #[serde(default)]
+    pub non_working_days: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawRules {
+    pub closable: RawClosable,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawClosable {
+    pub enabled: bool,
+    pub deadline_business_days: i64,
+    pub campaign_deadline: Option<String>,
+    pub pending_payment_blocks: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawPerson {
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawChainMember {
+    pub role: String,
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawOffice {
+    pub id: String,
+    pub name: String,
+    pub head: RawPerson,
+    #[serde(default)]
+    pub chain: Vec<RawChainMember>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawRoute {
+    pub office: String,
+    /// field = value: equality, after trimming, case-insensitive.
+    #[serde(default, rename = "match")]
+    pub match_equals: BTreeMap<String, String>,
+    /// field = [values]: any of them.
+    #[serde(default)]
+    pub match_one_of: BTreeMap<String, Vec<String>>,
+    /// field = regular expression.
+    #[serde(default)]
+    pub match_regex: BTreeMap<String, String>,
+    #[serde(default, rename = "continue")]
+    pub continue_: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawRouting {
+    pub fallback: Option<RawPerson>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawEscalation {
+    pub levels: Vec<RawLevel>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawLevel {
+    pub name: String,
+    pub max_business_days_left: i64,
+    pub notify: Vec<String>,
+    pub every: String,
+    pub weekday: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawEmail {
+    pub from: String,
+    pub outbox_dir: PathBuf,
+    pub templates_dir: PathBuf,
+    pub max_attempts: i64,
+    pub smtp: Option<RawSmtp>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawSmtp {
+    pub host: String,
+    pub port: Option<i64>,
+    pub tls: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    pub timeout_secs: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawWebhook {
+    pub url: String,
+    pub secret: SecretString,
+    #[serde(default)]
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawHttp {
+    pub listen: String,
+    pub token: Option<SecretString>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawSchedule {
+    pub timezone: String,
+    pub sync: String,
+    pub notify: String,
+    pub deliver: String,
+}

@@ -1,0 +1,503 @@
+//! Configuration, phase two: a pure check of the raw configuration that reports every
+//! problem at once, with its location, and builds [`Settings`] when there is none.
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use secrecy::ExposeSecret;
+
+use super::raw::{Raw, RawPerson};
+use super::*;
+use crate::calendar::{Calendar, parse_weekday};
+use crate::domain::ContractField;
+use crate::notify::routing::{MatchOp, Matcher};
+use crate::notify::webhook::EVENT_TYPES;
+
+/// Collects errors with their location so that validation never stops at the first one.
+struct Errors<'a> {
+    origin: String,
+    text: Option<&'a str>,
+    list: Vec<ConfigError>,
+}
+
+impl Errors<'_> {
+    fn add(&mut self, key: impl AsRef<str>, message: impl Into<String>) {
+        let location = locate(&self.origin, self.text, key.as_ref());
+        self.list.push(ConfigError { location, message: message.into() });
+    }
+}
+
+/// Checks the raw configuration without touching the network or the disk (templates aside,
+/// which are read and parsed so that a broken template is caught before a digest run).
+pub fn validate(
+    raw: Raw,
+    file: Option<&Path>,
+    file_text: Option<&str>,
+) -> Result<Settings, ConfigErrors> {
+    let mut e = Errors { origin: origin_name(file), text: file_text, list: Vec::new() };
+
+    // store
+    let store_url = raw.store.url.trim().to_string();
+    if !(store_url.starts_with("sqlite:") || store_url.starts_with("postgres://")) {
+        e.add("store.url", format!("`{store_url}` is neither sqlite://… nor postgres://…"));
+    }
+
+    // source
+    let kind = match raw.source.kind.as_str() {
+        "socrata" => SourceKind::Socrata,
+        "file" => SourceKind::File,
+        other => {
+            e.add("source.kind", format!("`{other}` is not one of: socrata, file"));
+            SourceKind::File
+        }
+    };
+    let base_url = parse_url(&mut e, "source.base_url", &raw.source.base_url);
+    if !(1..=50_000).contains(&raw.source.page_size) {
+        e.add("source.page_size", format!("{} is not between 1 and 50000", raw.source.page_size));
+    }
+    let mut entities = Vec::new();
+    for (i, nit) in raw.source.entities.iter().enumerate() {
+        let nit = nit.trim();
+        if nit.is_empty() || !nit.chars().all(|c| c.is_ascii_digit()) {
+            e.add(format!("source.entities[{i}]"), format!("`{nit}` is not a NIT (digits only)"));
+        } else {
+            entities.push(nit.to_string());
+        }
+    }
+    if kind == SourceKind::File && raw.source.contracts_path.is_none() {
+        e.add("source.contracts_path", "required when source.kind = \"file\"");
+    }
+
+    // datasets
+    for (key, id) in [
+        ("datasets.contracts", &raw.datasets.contracts),
+        ("datasets.documents", &raw.datasets.documents),
+        ("datasets.guarantees", &raw.datasets.guarantees),
+    ] {
+        if !is_dataset_id(id) {
+            e.add(key, format!("`{id}` is not a Socrata dataset id (like jbjy-vk9h)"));
+        }
+    }
+
+    // calendar
+    let mut working = Vec::new();
+    for (i, day) in raw.calendar.working_days.iter().enumerate() {
+        match parse_weekday(day) {
+            Some(d) if !working.contains(&d) => working.push(d),
+            Some(_) => e.add(format!("calendar.working_days[{i}]"), format!("`{day}` is repeated")),
+            None => {
+                e.add(format!("calendar.working_days[{i}]"), format!("`{day}` is not a weekday"))
+            }
+        }
+    }
+    if raw.calendar.working_days.is_empty() {
+        e.add("calendar.working_days", "at least one working day is needed");
+    }
+    let mut non_working = Vec::new();
+    for (i, day) in raw.calendar.non_working_days.iter().enumerate() {
+        match parse_date(day) {
+            Some(d) => non_working.push(d),
+            None => e.add(
+                format!("calendar.non_working_days[{i}]"),
+                format!("`{day}` is not a date YYYY-MM-DD"),
+            ),
+        }
+    }
+
+    // rules
+    let c = &raw.rules.closable;
+    if !(1..=3650).contains(&c.deadline_business_days) {
+        e.add(
+            "rules.closable.deadline_business_days",
+            format!("{} is not between 1 and 3650", c.deadline_business_days),
+        );
+    }
+    let campaign_deadline = c.campaign_deadline.as_deref().and_then(|d| {
+        let parsed = parse_date(d);
+        if parsed.is_none() {
+            e.add("rules.closable.campaign_deadline", format!("`{d}` is not a date YYYY-MM-DD"));
+        }
+        parsed
+    });
+
+    // offices
+    let mut offices = Vec::new();
+    let mut ids = HashSet::new();
+    let mut roles: BTreeSet<String> = ["head".to_string()].into();
+    for (i, o) in raw.offices.iter().enumerate() {
+        let at = format!("offices[{i}]");
+        if o.id.trim().is_empty() {
+            e.add(format!("{at}.id"), "must not be empty");
+        } else if !ids.insert(o.id.clone()) {
+            e.add(format!("{at}.id"), format!("office `{}` is defined twice", o.id));
+        }
+        let head = person(&mut e, &format!("{at}.head"), &o.head);
+        let mut chain = Vec::new();
+        for (j, m) in o.chain.iter().enumerate() {
+            let mat = format!("{at}.chain[{j}]");
+            if m.role.trim().is_empty() || m.role == "head" {
+                e.add(format!("{mat}.role"), "a chain role must be a name other than `head`");
+            }
+            roles.insert(m.role.clone());
+            let p =
+                person(&mut e, &mat, &RawPerson { name: m.name.clone(), email: m.email.clone() });
+            if let Some(p) = p {
+                chain.push(ChainMember { role: m.role.clone(), person: p });
+            }
+        }
+        if let Some(head) = head {
+            offices.push(Office { id: o.id.clone(), name: o.name.clone(), head, chain });
+        }
+    }
+
+    // routes
+    let mut routes = Vec::new();
+    for (i, r) in raw.routes.iter().enumerate() {
+        let at = format!("routes[{i}]");
+        let office = raw.offices.iter().position(|o| o.id == r.office);
+        if office.is_none() {
+            e.add(format!("{at}.office"), format!("no office has id `{}`", r.office));
+        }
+        let mut matchers = Vec::new();
+        let field = |e: &mut Errors, key: String, name: &str| {
+            let f = ContractField::from_api_name(name);
+            if f.is_none() {
+                e.add(
+                    key,
+                    format!(
+                        "`{name}` is not a contract field routes can match; use one of: {}",
+                        ContractField::ALL
+                            .iter()
+                            .map(|f| f.api_name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+            }
+            f
+        };
+        for (name, value) in &r.match_equals {
+            if let Some(f) = field(&mut e, format!("{at}.match.{name}"), name) {
+                matchers.push(Matcher { field: f, op: MatchOp::Equals(value.clone()) });
+            }
+        }
+        for (name, values) in &r.match_one_of {
+            if let Some(f) = field(&mut e, format!("{at}.match_one_of.{name}"), name) {
+                matchers.push(Matcher { field: f, op: MatchOp::OneOf(values.clone()) });
+            }
+        }
+        for (name, pattern) in &r.match_regex {
+            let key = format!("{at}.match_regex.{name}");
+            let f = field(&mut e, key.clone(), name);
+            match regex::Regex::new(pattern) {
+                Ok(re) => {
+                    if let Some(f) = f {
+                        matchers.push(Matcher { field: f, op: MatchOp::Regex(re) });
+                    }
+                }
+                Err(err) => e.add(key, format!("bad regular expression: {err}")),
+            }
+        }
+        if let Some(office) = office {
+            routes.push(Route { office, matchers, continue_: r.continue_ });
+        }
+    }
+    let fallback =
+        raw.routing.fallback.as_ref().and_then(|p| person(&mut e, "routing.fallback", p));
+
+    // escalation
+    let mut levels = Vec::new();
+    let mut names = HashSet::new();
+    let mut thresholds = HashSet::new();
+    for (i, l) in raw.escalation.levels.iter().enumerate() {
+        let at = format!("escalation.levels[{i}]");
+        if l.name.trim().is_empty() || l.name == "info" {
+            e.add(format!("{at}.name"), "a level needs a name other than `info` (reserved)");
+        } else if !names.insert(l.name.clone()) {
+            e.add(format!("{at}.name"), format!("level `{}` is defined twice", l.name));
+        }
+        if !thresholds.insert(l.max_business_days_left) {
+            e.add(
+                format!("{at}.max_business_days_left"),
+                format!("another level already uses {}", l.max_business_days_left),
+            );
+        }
+        for (j, role) in l.notify.iter().enumerate() {
+            if !(roles.contains(role) || raw.offices.is_empty() && is_default_role(role)) {
+                e.add(
+                    format!("{at}.notify[{j}]"),
+                    format!(
+                        "no office has a chain member with role `{role}` (known roles: {})",
+                        roles.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ),
+                );
+            }
+        }
+        let cadence = match (l.every.as_str(), l.weekday.as_deref()) {
+            ("daily", None) => Some(Cadence::Daily),
+            ("weekly", Some(day)) => match parse_weekday(day) {
+                Some(d) => Some(Cadence::Weekly(d)),
+                None => {
+                    e.add(format!("{at}.weekday"), format!("`{day}` is not a weekday"));
+                    None
+                }
+            },
+            ("weekly", None) => {
+                e.add(format!("{at}.weekday"), "required when every = \"weekly\"");
+                None
+            }
+            ("daily", Some(_)) => {
+                e.add(format!("{at}.weekday"), "only for every = \"weekly\"");
+                None
+            }
+            (other, _) => {
+                e.add(format!("{at}.every"), format!("`{other}` is not one of: daily, weekly"));
+                None
+            }
+        };
+        if let Some(cadence) = cadence {
+            levels.push(Level {
+                name: l.name.clone(),
+                max_business_days_left: l.max_business_days_left,
+                notify: l.notify.clone(),
+                cadence,
+            });
+        }
+    }
+    // Most urgent first: the first level whose threshold holds is the finding's level.
+    levels.sort_by_key(|l| l.max_business_days_left);
+
+    // email
+    let from = match lettre::message::Mailbox::from_str(&raw.email.from) {
+        Ok(m) => Some(m),
+        Err(err) => {
+            e.add("email.from", format!("`{}` is not a mailbox: {err}", raw.email.from));
+            None
+        }
+    };
+    if !(1..=100).contains(&raw.email.max_attempts) {
+        e.add("email.max_attempts", format!("{} is not between 1 and 100", raw.email.max_attempts));
+    }
+    let smtp = raw.email.smtp.as_ref().map(|s| {
+        let tls = match s.tls.as_deref().unwrap_or("starttls") {
+            "none" => SmtpTls::None,
+            "starttls" => SmtpTls::StartTls,
+            "implicit" => SmtpTls::Implicit,
+            other => {
+                e.add(
+                    "email.smtp.tls",
+                    format!("`{other}` is not one of: none, starttls, implicit"),
+                );
+                SmtpTls::None
+            }
+        };
+        if s.host.trim().is_empty() {
+            e.add("email.smtp.host", "must not be empty");
+        }
+        let default_port = match tls {
+            SmtpTls::Implicit => 465,
+            SmtpTls::StartTls => 587,
+            SmtpTls::None => 25,
+        };
+        let port = s.port.unwrap_or(default_port);
+        if !(1..=65535).contains(&port) {
+            e.add("email.smtp.port", format!("{port} is not a port number"));
+        }
+        if s.password.is_some() && s.username.is_none() {
+            e.add("email.smtp.username", "required when a password is set");
+        }
+        let timeout = s.timeout_secs.unwrap_or(30);
+        if !(1..=600).contains(&timeout) {
+            e.add("email.smtp.timeout_secs", format!("{timeout} is not between 1 and 600"));
+        }
+        SmtpSettings {
+            host: s.host.trim().to_string(),
+            port: port.clamp(1, 65535) as u16,
+            tls,
+            username: s.username.clone(),
+            password: s.password.clone(),
+            timeout: Duration::from_secs(timeout.clamp(1, 600) as u64),
+        }
+    });
+    crate::notify::digest::check_templates(&raw.email.templates_dir, &mut |name, msg| {
+        e.add(format!("email.templates_dir ({name})"), msg)
+    });
+
+    // webhooks
+    let mut webhooks = Vec::new();
+    for (i, w) in raw.webhooks.iter().enumerate() {
+        let at = format!("webhooks[{i}]");
+        let url = parse_url(&mut e, &format!("{at}.url"), &w.url);
+        if crate::notify::webhook::decode_secret(w.secret.expose_secret()).is_none() {
+            e.add(
+                format!("{at}.secret"),
+                "must be `whsec_` followed by base64 (Standard Webhooks)",
+            );
+        }
+        for (j, ev) in w.events.iter().enumerate() {
+            if !EVENT_TYPES.contains(&ev.as_str()) {
+                e.add(
+                    format!("{at}.events[{j}]"),
+                    format!("`{ev}` is not one of: {}", EVENT_TYPES.join(", ")),
+                );
+            }
+        }
+        if let Some(url) = url {
+            webhooks.push(Webhook { url, secret: w.secret.clone(), events: w.events.clone() });
+        }
+    }
+
+    // http
+    let listen = match raw.http.listen.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            e.add(
+                "http.listen",
+                format!("`{}` is not an address like 127.0.0.1:9464", raw.http.listen),
+            );
+            None
+        }
+    };
+
+    // schedule
+    let timezone = match raw.schedule.timezone.parse::<chrono_tz::Tz>() {
+        Ok(tz) => Some(tz),
+        Err(_) => {
+            e.add(
+                "schedule.timezone",
+                format!("`{}` is not an IANA time zone", raw.schedule.timezone),
+            );
+            None
+        }
+    };
+    for (key, expr) in [
+        ("schedule.sync", &raw.schedule.sync),
+        ("schedule.notify", &raw.schedule.notify),
+        ("schedule.deliver", &raw.schedule.deliver),
+    ] {
+        if let Err(msg) = check_cron(expr) {
+            e.add(key, format!("`{expr}` is not a cron expression with seconds: {msg}"));
+        }
+    }
+
+    if !e.list.is_empty() {
+        return Err(ConfigErrors(e.list));
+    }
+    // Every Option below is Some: a None always came with an error above.
+    let (Some(base_url), Some(from), Some(listen), Some(timezone)) =
+        (base_url, from, listen, timezone)
+    else {
+        unreachable!("a missing value without an error");
+    };
+    Ok(Settings {
+        config_path: file.map(Path::to_path_buf),
+        store_url,
+        source: SourceSettings {
+            kind,
+            base_url,
+            app_token: raw.source.app_token,
+            entities,
+            where_: raw.source.where_.filter(|w| !w.trim().is_empty()),
+            page_size: raw.source.page_size as u32,
+            contracts_path: raw.source.contracts_path,
+            documents_path: raw.source.documents_path,
+            guarantees_path: raw.source.guarantees_path,
+        },
+        datasets: Datasets {
+            contracts: raw.datasets.contracts,
+            documents: raw.datasets.documents,
+            guarantees: raw.datasets.guarantees,
+        },
+        calendar: Calendar::new(working, non_working),
+        rules: RuleSettings {
+            closable: ClosableSettings {
+                enabled: c.enabled,
+                deadline_business_days: c.deadline_business_days as u32,
+                campaign_deadline,
+                pending_payment_blocks: c.pending_payment_blocks,
+            },
+        },
+        offices,
+        routes,
+        fallback,
+        levels,
+        email: EmailSettings {
+            from,
+            outbox_dir: raw.email.outbox_dir,
+            templates_dir: raw.email.templates_dir,
+            max_attempts: raw.email.max_attempts as u32,
+            smtp,
+        },
+        webhooks,
+        http: HttpSettings { listen, token: raw.http.token },
+        schedule: ScheduleSettings {
+            timezone,
+            sync: raw.schedule.sync,
+            notify: raw.schedule.notify,
+            deliver: raw.schedule.deliver,
+        },
+    })
+}
+
+/// The default escalation levels name these roles; with no office configured yet they are
+/// not an error (there is nobody to notify anyway).
+fn is_default_role(role: &str) -> bool {
+    matches!(role, "head" | "director" | "control_interno")
+}
+
+fn person(e: &mut Errors, at: &str, p: &RawPerson) -> Option<Person> {
+    if p.name.trim().is_empty() {
+        e.add(format!("{at}.name"), "must not be empty");
+    }
+    match lettre::Address::from_str(p.email.trim()) {
+        Ok(email) => Some(Person { name: p.name.trim().to_string(), email }),
+        Err(err) => {
+            e.add(format!("{at}.email"), format!("`{}` is not an email address: {err}", p.email));
+            None
+        }
+    }
+}
+
+fn parse_url(e: &mut Errors, key: &str, value: &str) -> Option<url::Url> {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
+        Ok(_) => {
+            e.add(key, format!("`{value}` is not an http(s) URL"));
+            None
+        }
+        Err(err) => {
+            e.add(key, format!("`{value}` is not a URL: {err}"));
+            None
+        }
+    }
+}
+
+fn parse_date(s: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()
+}
+
+fn is_dataset_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    b.len() == 9
+        && b[4] == b'-'
+        && b.iter().enumerate().all(|(i, c)| i == 4 || c.is_ascii_lowercase() || c.is_ascii_digit())
+}
+
+/// A cron expression with seconds (six or seven fields), as the scheduler reads them.
+pub fn check_cron(expr: &str) -> Result<(), String> {
+    let fields = expr.split_whitespace().count();
+    if !(6..=7).contains(&fields) {
+        return Err(format!(
+            "expected 6 or 7 fields (sec min hour day month weekday [year]), found {fields}"
+        ));
+    }
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .build()
+        .parse(expr)
+        .map(|_| ())
+        .map_err(|err| err.to_string())
+}

@@ -1,0 +1,255 @@
+//! Domain types shared by every stage: a SECOP II contract, document and guarantee as the
+//! pipeline understands them after the source's strings have been parsed.
+
+use chrono::NaiveDate;
+use unicode_normalization::UnicodeNormalization;
+
+/// A yes/no flag as SECOP II publishes it (`Si`, `No`, `No Definido`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flag {
+    Yes,
+    No,
+    /// `No Definido`, absent, or anything else: the data does not say.
+    #[default]
+    Unknown,
+}
+
+impl Flag {
+    pub fn parse(value: Option<&str>) -> Flag {
+        match value.map(fold).as_deref() {
+            Some("si") | Some("s") | Some("yes") | Some("true") => Flag::Yes,
+            Some("no") | Some("n") | Some("false") => Flag::No,
+            _ => Flag::Unknown,
+        }
+    }
+
+    /// The stored form: `si`, `no`, or NULL for unknown.
+    pub fn as_db(self) -> Option<&'static str> {
+        match self {
+            Flag::Yes => Some("si"),
+            Flag::No => Some("no"),
+            Flag::Unknown => None,
+        }
+    }
+
+    pub fn from_db(value: Option<&str>) -> Flag {
+        Flag::parse(value)
+    }
+
+    /// The Spanish word used in reasons.
+    pub fn spanish(self) -> &'static str {
+        match self {
+            Flag::Yes => "Sí",
+            Flag::No => "No",
+            Flag::Unknown => "No definido",
+        }
+    }
+}
+
+/// Money in centavos: SECOP II publishes pesos with up to two decimals.
+pub type Centavos = i64;
+
+/// A contract of `jbjy-vk9h` with the fields the rules, routing and digests use.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Contract {
+    pub id: String,
+    pub process_id: Option<String>,
+    pub reference: Option<String>,
+    pub entity_nit: Option<String>,
+    pub entity_name: Option<String>,
+    pub entity_code: Option<String>,
+    /// `estado_contrato` as published (case and accents vary: compare with [`fold`]).
+    pub state: Option<String>,
+    pub contract_type: Option<String>,
+    pub modality: Option<String>,
+    pub modality_justification: Option<String>,
+    pub object: Option<String>,
+    pub signed_on: Option<NaiveDate>,
+    pub starts_on: Option<NaiveDate>,
+    pub ends_on: Option<NaiveDate>,
+    pub requires_liquidation: Flag,
+    pub environmental_obligation: Flag,
+    pub post_consumption_obligation: Flag,
+    pub liquidation_starts_on: Option<NaiveDate>,
+    pub liquidation_ends_on: Option<NaiveDate>,
+    pub value: Option<Centavos>,
+    pub paid: Option<Centavos>,
+    pub pending_payment: Option<Centavos>,
+    pub days_added: Option<i64>,
+    pub last_update: Option<NaiveDate>,
+    pub url: Option<String>,
+    pub supervisor_name: Option<String>,
+    pub supervisor_document: Option<String>,
+    pub spending_officer_name: Option<String>,
+    pub spending_officer_document: Option<String>,
+    pub supplier_name: Option<String>,
+    pub supplier_document: Option<String>,
+}
+
+/// The contract fields routes may match on, by their SODA API names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContractField {
+    IdContrato,
+    NitEntidad,
+    NombreEntidad,
+    CodigoEntidad,
+    EstadoContrato,
+    TipoDeContrato,
+    ModalidadDeContratacion,
+    JustificacionModalidadDe,
+    NombreOrdenadorDelGasto,
+    DocumentoOrdenadorDelGasto,
+    NombreSupervisor,
+    DocumentoSupervisor,
+    ReferenciaDelContrato,
+    ProcesoDeCompra,
+}
+
+impl ContractField {
+    pub const ALL: [ContractField; 14] = [
+        ContractField::IdContrato,
+        ContractField::NitEntidad,
+        ContractField::NombreEntidad,
+        ContractField::CodigoEntidad,
+        ContractField::EstadoContrato,
+        ContractField::TipoDeContrato,
+        ContractField::ModalidadDeContratacion,
+        ContractField::JustificacionModalidadDe,
+        ContractField::NombreOrdenadorDelGasto,
+        ContractField::DocumentoOrdenadorDelGasto,
+        ContractField::NombreSupervisor,
+        ContractField::DocumentoSupervisor,
+        ContractField::ReferenciaDelContrato,
+        ContractField::ProcesoDeCompra,
+    ];
+
+    pub fn api_name(self) -> &'static str {
+        match self {
+            ContractField::IdContrato => "id_contrato",
+            ContractField::NitEntidad => "nit_entidad",
+            ContractField::NombreEntidad => "nombre_entidad",
+            ContractField::CodigoEntidad => "codigo_entidad",
+            ContractField::EstadoContrato => "estado_contrato",
+            ContractField::TipoDeContrato => "tipo_de_contrato",
+            ContractField::ModalidadDeContratacion => "modalidad_de_contratacion",
+            ContractField::JustificacionModalidadDe => "justificacion_modalidad_de",
+            ContractField::NombreOrdenadorDelGasto => "nombre_ordenador_del_gasto",
+            ContractField::DocumentoOrdenadorDelGasto => "n_mero_de_documento_ordenador_del_gasto",
+            ContractField::NombreSupervisor => "nombre_supervisor",
+            ContractField::DocumentoSupervisor => "n_mero_de_documento_supervisor",
+            ContractField::ReferenciaDelContrato => "referencia_del_contrato",
+            ContractField::ProcesoDeCompra => "proceso_de_compra",
+        }
+    }
+
+    pub fn from_api_name(name: &str) -> Option<ContractField> {
+        Self::ALL.into_iter().find(|f| f.api_name() == name)
+    }
+
+    pub fn get(self, c: &Contract) -> Option<&str> {
+        match self {
+            ContractField::IdContrato => Some(&c.id),
+            ContractField::NitEntidad => c.entity_nit.as_deref(),
+            ContractField::NombreEntidad => c.entity_name.as_deref(),
+            ContractField::CodigoEntidad => c.entity_code.as_deref(),
+            ContractField::EstadoContrato => c.state.as_deref(),
+            ContractField::TipoDeContrato => c.contract_type.as_deref(),
+            ContractField::ModalidadDeContratacion => c.modality.as_deref(),
+            ContractField::JustificacionModalidadDe => c.modality_justification.as_deref(),
+            ContractField::NombreOrdenadorDelGasto => c.spending_officer_name.as_deref(),
+            ContractField::DocumentoOrdenadorDelGasto => c.spending_officer_document.as_deref(),
+            ContractField::NombreSupervisor => c.supervisor_name.as_deref(),
+            ContractField::DocumentoSupervisor => c.supervisor_document.as_deref(),
+            ContractField::ReferenciaDelContrato => c.reference.as_deref(),
+            ContractField::ProcesoDeCompra => c.process_id.as_deref(),
+        }
+    }
+}
+
+/// A published document of a contract (`dmgg-8hin`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Document {
+    pub id: String,
+    pub contract_id: Option<String>,
+    pub process_id: Option<String>,
+    pub file_name: Option<String>,
+    pub extension: Option<String>,
+    pub description: Option<String>,
+    pub uploaded_on: Option<NaiveDate>,
+    pub entity_nit: Option<String>,
+    pub url: Option<String>,
+}
+
+/// A guarantee (insurance policy) of a contract (`gjp9-cutm`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Guarantee {
+    /// id_contrato|numeropoliza|tipopoliza|subtipopoliza: the dataset has no key of its own.
+    pub key: String,
+    pub contract_id: Option<String>,
+    pub policy_number: Option<String>,
+    pub policy_type: Option<String>,
+    pub policy_subtype: Option<String>,
+    pub ends_on: Option<NaiveDate>,
+    pub status: Option<String>,
+    pub insurer: Option<String>,
+    pub value: Option<Centavos>,
+}
+
+/// Lower-case, accents removed, inner whitespace collapsed: how SECOP II's free-form
+/// categorical values are compared (`terminado` vs `Terminado`, `En ejecución` vs
+/// `En ejecucion`).
+pub fn fold(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for c in s.trim().nfd() {
+        if unicode_normalization::char::is_combining_mark(c) {
+            continue;
+        }
+        if c.is_whitespace() {
+            space = true;
+            continue;
+        }
+        if space && !out.is_empty() {
+            out.push(' ');
+        }
+        space = false;
+        out.extend(c.to_lowercase());
+    }
+    out
+}
+
+/// Values SECOP II uses to mean "unknown".
+pub fn is_sentinel(s: &str) -> bool {
+    matches!(
+        fold(s).as_str(),
+        "" | "no definido" | "n/d" | "nd" | "sin descripcion" | "no d" | "null" | "none"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fold_removes_accents_case_and_extra_spaces() {
+        assert_eq!(fold("  En   Ejecución "), "en ejecucion");
+        assert_eq!(fold("terminado"), fold("Terminado"));
+    }
+
+    #[test]
+    fn flags_understand_si_no_and_no_definido() {
+        assert_eq!(Flag::parse(Some("Si")), Flag::Yes);
+        assert_eq!(Flag::parse(Some("Sí")), Flag::Yes);
+        assert_eq!(Flag::parse(Some("No")), Flag::No);
+        assert_eq!(Flag::parse(Some("No Definido")), Flag::Unknown);
+        assert_eq!(Flag::parse(None), Flag::Unknown);
+    }
+
+    #[test]
+    fn sentinels_are_recognised_in_any_case() {
+        for s in ["No Definido", "No definido", "N/D", "Sin Descripcion", "sin descripción"] {
+            assert!(is_sentinel(s), "{s}");
+        }
+        assert!(!is_sentinel("Bogotá"));
+    }
+}

@@ -1,0 +1,25 @@
+//! cierre: keeps Colombian state entities' SECOP II contract files closed on time.
+//!
+//! The pipeline, one module per stage:
+//!
+//! ```text
+//! source (file export, SODA API) → sync (hash, upsert, quarantine) → store (SQLite)
+//!    → rules (calendar, closable…) → findings (open / escalate / resolve)
+//!    → notify (route → escalate → digest → outbox → deliver)
+//! ```
+//!
+//! [`config`] turns `daemon.toml` into validated [`config::Settings`]; [`app`] wires the
+//! stages into jobs; [`clock`] is injected everywhere time matters.
+
+pub mod app;
+pub mod calendar;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod findings;
+pub mod notify;
+pub mod output;
+pub mod rules;
+pub mod source;
+pub mod store;
+pub mod sync;

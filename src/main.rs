@@ -1,0 +1,268 @@
+//! The `cierre` binary: parses the command line, loads the configuration, sets up logging
+//! and signals, then hands over to the library. Exit codes: 0 ok, 1 runtime failure,
+//! 2 invalid usage or configuration.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use cierre::app::App;
+use cierre::clock::SystemClock;
+use cierre::config::{self, Settings};
+use cierre::output::{self, Format};
+
+#[derive(Parser)]
+#[command(name = "cierre", version, about = "Keeps SECOP II contract files closed on time")]
+struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, env = "CIERRE_CONFIG", default_value = "daemon.toml")]
+    config: PathBuf,
+    /// Log format on standard error.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the pipeline: with --once, sync → evaluate → notify → deliver, then exit.
+    Run {
+        #[arg(long)]
+        once: bool,
+        /// Evaluate as of this date (YYYY-MM-DD) instead of today in Bogotá.
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+    },
+    /// Sync contracts, documents and guarantees from the configured source.
+    Sync,
+    /// Evaluate the rules and print the current findings.
+    Evaluate {
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Build the digests due and put them in the outbox (--dry-run: only print them).
+    Notify {
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Send what is due in the outbox, once.
+    Deliver,
+    /// Render one recipient's digest.
+    Digest {
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        #[arg(long, value_enum, default_value_t = DigestFormat::Text)]
+        format: DigestFormat,
+    },
+    /// Colombian legal calendar.
+    Calendar {
+        #[command(subcommand)]
+        command: CalendarCommand,
+    },
+    /// Validate the configuration and print every error.
+    CheckConfig,
+    /// Apply database migrations.
+    Migrate,
+    /// Show the outbox and the stored rows.
+    Status,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DigestFormat {
+    Text,
+    Html,
+    Eml,
+}
+
+#[derive(Subcommand)]
+enum CalendarCommand {
+    /// The national holidays of YEAR, one YYYY-MM-DD per line.
+    Holidays { year: i32 },
+    /// The number of business days in (FROM, TO].
+    BusinessDays { from: NaiveDate, to: NaiveDate },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let explicit = std::env::args_os()
+        .any(|a| a == "--config" || a.to_string_lossy().starts_with("--config="))
+        || std::env::var_os("CIERRE_CONFIG").is_some();
+    let settings = match config::load(&cli.config, explicit) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::CheckConfig = cli.command {
+        println!("{}: configuration is valid", cli.config.display());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            r = execute(cli.command, settings) => r,
+            _ = tokio::signal::ctrl_c() => {
+                // Every write is a transaction: stopping here leaves the store consistent,
+                // and the next run resumes.
+                Err(anyhow::anyhow!("interrupted"))
+            }
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CIERRE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cierre=info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    if let Command::Calendar { command } = &command {
+        let cal = &settings.calendar;
+        match command {
+            CalendarCommand::Holidays { year } => {
+                for d in cal.holidays(*year) {
+                    writeln!(out, "{d}")?;
+                }
+            }
+            CalendarCommand::BusinessDays { from, to } => {
+                writeln!(out, "{}", cal.business_days_between(*from, *to))?;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let app = App::open(settings, Arc::new(SystemClock)).await?;
+    match command {
+        Command::Run { once: true, as_of } => {
+            let r = app.run_once(as_of).await?;
+            writeln!(out, "{}", r.sync.render().trim_end())?;
+            writeln!(
+                out,
+                "findings as of {}: {} ({} opened, {} escalated, {} resolved)",
+                r.as_of, r.findings, r.opened, r.escalated, r.resolved
+            )?;
+            writeln!(
+                out,
+                "digests: {} prepared, {} queued, {} unrouted findings; delivered {} ({}), {} retrying, {} dead",
+                r.notify.digests.len(),
+                r.notify.enqueued,
+                r.notify.unrouted,
+                r.delivery.sent,
+                cierre::notify::email::Mailer::from_settings(&app.settings.email)?.describe(),
+                r.delivery.retrying,
+                r.delivery.dead
+            )?;
+        }
+        Command::Run { once: false, .. } => {
+            eprintln!(
+                "error: the scheduled daemon is not available in this version; use `cierre run --once` from cron or a systemd timer"
+            );
+            return Ok(ExitCode::from(2));
+        }
+        Command::Sync => {
+            let r = app.sync().await?;
+            write!(out, "{}", r.render())?;
+        }
+        Command::Evaluate { as_of, format } => {
+            let eval = app.evaluate(as_of).await?;
+            output::write_findings(&mut out, &eval.findings, format)?;
+            let summary = output::summary(&eval);
+            if format == Format::Table {
+                write!(out, "{summary}")?;
+            } else {
+                eprint!("{summary}");
+            }
+        }
+        Command::Notify { as_of, dry_run } => {
+            let r = app.notify(as_of, dry_run).await?;
+            for (to, rows) in &r.digests {
+                writeln!(out, "{to}\t{rows} finding(s)")?;
+            }
+            writeln!(
+                out,
+                "{} digest(s){}; {} newly queued, {} already queued; {} unrouted finding(s)",
+                r.digests.len(),
+                if dry_run { " (dry run: nothing queued)" } else { "" },
+                r.enqueued,
+                r.already_queued,
+                r.unrouted
+            )?;
+        }
+        Command::Deliver => {
+            let r = app.deliver().await?;
+            writeln!(out, "sent {}, retrying {}, dead {}", r.sent, r.retrying, r.dead)?;
+        }
+        Command::Digest { to, as_of, format } => {
+            let Some((_, rendered, message)) = app.digest(&to, as_of).await? else {
+                eprintln!("no findings for {to} in the digest of {}", app.as_of(as_of));
+                return Ok(ExitCode::from(1));
+            };
+            match format {
+                DigestFormat::Text => {
+                    writeln!(out, "Subject: {}\n", rendered.subject)?;
+                    write!(out, "{}", rendered.text)?;
+                }
+                DigestFormat::Html => write!(out, "{}", rendered.html)?,
+                DigestFormat::Eml => out.write_all(&message.formatted())?,
+            }
+        }
+        Command::Migrate => {
+            writeln!(out, "migrations applied to {}", app.settings.store_url)?;
+        }
+        Command::Status => {
+            use cierre::source::Dataset;
+            use cierre::store::Store;
+            for d in [Dataset::Contracts, Dataset::Documents, Dataset::Guarantees] {
+                let live = app.store.count_rows(d, false).await?;
+                let all = app.store.count_rows(d, true).await?;
+                writeln!(out, "{:<11} {live} stored ({} vanished)", d.name(), all - live)?;
+            }
+            let c = app.store.outbox_counts().await.context("reading the outbox")?;
+            writeln!(
+                out,
+                "outbox      pending {}, sending {}, sent {}, dead {}",
+                c.pending, c.sending, c.sent, c.dead
+            )?;
+        }
+        Command::Calendar { .. } | Command::CheckConfig => unreachable!("handled above"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

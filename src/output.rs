@@ -1,0 +1,110 @@
+//! Output: how `cierre evaluate` prints findings — an aligned table for people, JSON Lines
+//! and CSV for scripts — and the summary that follows them.
+
+use std::io::{self, Write};
+
+use crate::findings::{Evaluation, Finding};
+
+/// The formats of `cierre evaluate --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Jsonl,
+    Csv,
+}
+
+/// Writes the findings in `format`.
+pub fn write_findings(out: &mut dyn Write, findings: &[Finding], format: Format) -> io::Result<()> {
+    match format {
+        Format::Jsonl => {
+            for f in findings {
+                serde_json::to_writer(&mut *out, f)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(&mut *out);
+            w.write_record([
+                "contract_id",
+                "kind",
+                "stage",
+                "since",
+                "deadline",
+                "business_days_left",
+                "level",
+                "step",
+                "missing",
+                "reasons",
+            ])?;
+            for f in findings {
+                w.write_record([
+                    f.contract_id.as_str(),
+                    &f.kind,
+                    f.stage.as_deref().unwrap_or(""),
+                    &f.since.to_string(),
+                    &f.deadline.to_string(),
+                    &f.business_days_left.to_string(),
+                    &f.level,
+                    f.step.as_deref().unwrap_or(""),
+                    &f.missing.join("; "),
+                    &f.reasons.join(" | "),
+                ])?;
+            }
+            w.flush()?;
+        }
+        Format::Table => {
+            writeln!(
+                out,
+                "{:<22} {:<17} {:<9} {:<10} {:<10} {:>5}  reason",
+                "contract_id", "kind", "level", "since", "deadline", "left"
+            )?;
+            for f in findings {
+                // The reason that says what triggered the finding (the second, after the rule).
+                let reason =
+                    f.reasons.get(1).or(f.reasons.first()).map(String::as_str).unwrap_or("");
+                writeln!(
+                    out,
+                    "{:<22} {:<17} {:<9} {:<10} {:<10} {:>5}  {}",
+                    f.contract_id,
+                    f.kind,
+                    f.level,
+                    f.since,
+                    f.deadline,
+                    f.business_days_left,
+                    reason
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The summary printed after the rows: counts per kind and level, what changed, and the
+/// data-quality facts.
+pub fn summary(eval: &Evaluation) -> String {
+    let mut s = String::new();
+    let dq = &eval.data_quality;
+    s.push_str(&format!(
+        "\nevaluated {} contracts as of {}: {} findings ({} opened, {} escalated, {} resolved)\n",
+        dq.contracts,
+        eval.as_of.map(|d| d.to_string()).unwrap_or_default(),
+        eval.findings.len(),
+        eval.opened,
+        eval.escalated,
+        eval.resolved
+    ));
+    for ((kind, level), n) in eval.counts() {
+        s.push_str(&format!("  {kind:<18} {level:<10} {n:>6}\n"));
+    }
+    if !dq.unknown_states.is_empty() {
+        s.push_str("unknown estado_contrato values (not evaluated):\n");
+        for (state, n) in &dq.unknown_states {
+            s.push_str(&format!("  {state:<28} {n:>6}\n"));
+        }
+    }
+    s.push_str(&format!(
+        "data quality: {} without end date, {} ending before signing\n",
+        dq.missing_end_date, dq.end_before_signing
+    ));
+    s
+}

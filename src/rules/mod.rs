@@ -1,0 +1,233 @@
+//! Rules: what the law makes of each stored contract as of a date. Each rule is one small
+//! [`Rule`]; the engine runs them all, computes deadlines in business days and sets the
+//! escalation level of every finding.
+
+pub mod closable;
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+
+use crate::calendar::Calendar;
+use crate::config::{Level, RuleSettings, Settings};
+use crate::domain::{Contract, fold};
+use crate::findings::Finding;
+
+/// What a rule needs besides the contract.
+pub struct RuleContext<'a> {
+    pub as_of: NaiveDate,
+    pub calendar: &'a Calendar,
+    pub rules: &'a RuleSettings,
+}
+
+/// A rule's conclusion before the engine adds days left and level.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Draft {
+    pub kind: &'static str,
+    pub stage: Option<&'static str>,
+    pub since: NaiveDate,
+    pub deadline: NaiveDate,
+    pub step: Option<String>,
+    pub reasons: Vec<String>,
+    pub missing: Vec<String>,
+}
+
+/// One rule: looks at one contract, concludes zero or more findings.
+pub trait Rule: Send + Sync {
+    fn kind(&self) -> &'static str;
+    fn evaluate(&self, contract: &Contract, ctx: &RuleContext) -> Vec<Draft>;
+}
+
+/// The lifecycle state of a contract, from `estado_contrato`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateClass {
+    /// Not signed yet: Borrador, En aprobación, Aprobado, enviado Proveedor.
+    Draft,
+    /// Signed and running: En ejecución, Modificado, cedido, Prorrogado.
+    Executing,
+    Suspended,
+    /// `terminado`: execution over, file still open.
+    Terminated,
+    Closed,
+    Cancelled,
+    /// A value this version does not know: kept and reported, never guessed.
+    Unknown,
+}
+
+impl StateClass {
+    pub fn of(state: Option<&str>) -> StateClass {
+        let Some(s) = state else { return StateClass::Unknown };
+        match fold(s).as_str() {
+            "borrador"
+            | "en aprobacion"
+            | "aprobado"
+            | "enviado proveedor"
+            | "enviado al proveedor" => StateClass::Draft,
+            "en ejecucion" | "modificado" | "cedido" | "prorrogado" | "activo" | "firmado" => {
+                StateClass::Executing
+            }
+            "suspendido" => StateClass::Suspended,
+            "terminado" | "liquidado" => StateClass::Terminated,
+            "cerrado" => StateClass::Closed,
+            "cancelado" => StateClass::Cancelled,
+            _ => StateClass::Unknown,
+        }
+    }
+
+    /// Signed and not yet closed or cancelled.
+    pub fn is_signed_open(self) -> bool {
+        matches!(self, StateClass::Executing | StateClass::Suspended | StateClass::Terminated)
+    }
+}
+
+/// Counts an evaluation reports besides the findings.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DataQuality {
+    pub contracts: u64,
+    /// `estado_contrato` values this version does not know, with how many contracts have each.
+    pub unknown_states: BTreeMap<String, u64>,
+    /// Contracts whose end date is before their signing date.
+    pub end_before_signing: u64,
+    /// Contracts with no end date.
+    pub missing_end_date: u64,
+}
+
+/// All enabled rules, run over contracts as of a date.
+pub struct Engine {
+    rules: Vec<Box<dyn Rule>>,
+    calendar: Calendar,
+    rule_settings: RuleSettings,
+    levels: Vec<Level>,
+}
+
+impl Engine {
+    pub fn new(settings: &Settings) -> Engine {
+        let mut rules: Vec<Box<dyn Rule>> = Vec::new();
+        if settings.rules.closable.enabled {
+            rules.push(Box::new(closable::Closable));
+        }
+        Engine {
+            rules,
+            calendar: settings.calendar.clone(),
+            rule_settings: settings.rules.clone(),
+            levels: settings.levels.clone(),
+        }
+    }
+
+    /// The findings of one contract as of `as_of`, and its data-quality facts.
+    pub fn evaluate(&self, c: &Contract, as_of: NaiveDate, dq: &mut DataQuality) -> Vec<Finding> {
+        dq.contracts += 1;
+        if StateClass::of(c.state.as_deref()) == StateClass::Unknown {
+            let name = c.state.clone().unwrap_or_else(|| "(vacío)".into());
+            *dq.unknown_states.entry(name).or_default() += 1;
+        }
+        if let (Some(end), Some(signed)) = (c.ends_on, c.signed_on)
+            && end < signed
+        {
+            dq.end_before_signing += 1;
+        }
+        if c.ends_on.is_none() {
+            dq.missing_end_date += 1;
+        }
+        let ctx = RuleContext { as_of, calendar: &self.calendar, rules: &self.rule_settings };
+        self.rules
+            .iter()
+            .flat_map(|r| r.evaluate(c, &ctx))
+            .map(|d| {
+                let left = self.calendar.business_days_between(as_of, d.deadline);
+                Finding {
+                    contract_id: c.id.clone(),
+                    kind: d.kind.to_string(),
+                    stage: d.stage.map(str::to_string),
+                    since: d.since,
+                    deadline: d.deadline,
+                    business_days_left: left,
+                    level: level_for(&self.levels, left).to_string(),
+                    step: d.step,
+                    reasons: d.reasons,
+                    missing: d.missing,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The level of a finding with `left` business days left: the most urgent level whose
+/// threshold holds (`levels` sorted most urgent first), or `info` when none does.
+pub fn level_for(levels: &[Level], left: i64) -> &str {
+    levels
+        .iter()
+        .find(|l| left <= l.max_business_days_left)
+        .map(|l| l.name.as_str())
+        .unwrap_or("info")
+}
+
+/// How urgent a level is: 0 is the most urgent; `info` comes last.
+pub fn urgency(levels: &[Level], level: &str) -> usize {
+    levels.iter().position(|l| l.name == level).unwrap_or(levels.len())
+}
+
+/// `2025-03-31` as Spanish text: `31 de marzo de 2025`.
+pub fn fecha(d: NaiveDate) -> String {
+    use chrono::Datelike;
+    const MESES: [&str; 12] = [
+        "enero",
+        "febrero",
+        "marzo",
+        "abril",
+        "mayo",
+        "junio",
+        "julio",
+        "agosto",
+        "septiembre",
+        "octubre",
+        "noviembre",
+        "diciembre",
+    ];
+    format!("{} de {} de {}", d.day(), MESES[d.month0() as usize], d.year())
+}
+
+/// Centavos as Colombian pesos: `$ 31.500.000` (centavos shown only when not zero).
+pub fn pesos(centavos: i64) -> String {
+    let neg = centavos < 0;
+    let abs = centavos.unsigned_abs();
+    let (int, cents) = (abs / 100, abs % 100);
+    let digits = int.to_string();
+    let mut grouped = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push('.');
+        }
+        grouped.push(ch);
+    }
+    let sign = if neg { "-" } else { "" };
+    if cents == 0 { format!("{sign}$ {grouped}") } else { format!("{sign}$ {grouped},{cents:02}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_are_classified_whatever_their_case_and_accents() {
+        assert_eq!(StateClass::of(Some("En ejecución")), StateClass::Executing);
+        assert_eq!(StateClass::of(Some("terminado")), StateClass::Terminated);
+        assert_eq!(StateClass::of(Some("enviado Proveedor")), StateClass::Draft);
+        assert_eq!(StateClass::of(Some("Cerrado")), StateClass::Closed);
+        assert_eq!(StateClass::of(Some("Suspendido")), StateClass::Suspended);
+        assert_eq!(StateClass::of(Some("En liquidación")), StateClass::Unknown);
+    }
+
+    #[test]
+    fn pesos_are_written_the_colombian_way() {
+        assert_eq!(pesos(3_150_000_000), "$ 31.500.000");
+        assert_eq!(pesos(150_050), "$ 1.500,50");
+        assert_eq!(pesos(-100), "-$ 1");
+        assert_eq!(pesos(0), "$ 0");
+    }
+
+    #[test]
+    fn dates_are_written_in_spanish() {
+        assert_eq!(fecha(NaiveDate::from_ymd_opt(2025, 3, 31).unwrap()), "31 de marzo de 2025");
+    }
+}

@@ -1,0 +1,83 @@
+//! Source: where SECOP II records come from (a file export today; the SODA API next), handed
+//! to the sync stage page by page so memory never holds more than a couple of pages.
+
+pub mod file;
+pub mod portal_csv;
+pub mod record;
+
+use tokio::sync::mpsc;
+
+/// The three datasets a sync reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dataset {
+    Contracts,
+    Documents,
+    Guarantees,
+}
+
+impl Dataset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dataset::Contracts => "contracts",
+            Dataset::Documents => "documents",
+            Dataset::Guarantees => "guarantees",
+        }
+    }
+}
+
+/// One record as read, before parsing: where it was, and its SODA-shaped JSON text (or why
+/// it could not even be read as a record, e.g. a CSV row with missing fields).
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    /// Where the record is, for the quarantine: `line 17`, `element 3`, `:id row-abc`.
+    pub locator: String,
+    pub text: Result<String, String>,
+}
+
+/// A batch of records and the cursor that resumes right after it.
+#[derive(Debug)]
+pub struct Page {
+    pub records: Vec<RawRecord>,
+    pub cursor: String,
+    /// True on the last page of a pass: only then is the pass complete (a channel that just
+    /// closes means the source failed, and vanished rows must not be marked).
+    pub last: bool,
+}
+
+/// Why a source stopped. `retryable` says whether trying again later can help.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid {format} file: {message}")]
+    Format { path: String, format: &'static str, message: String },
+    #[error("the {dataset} dataset has no configured location")]
+    NotConfigured { dataset: &'static str },
+}
+
+impl SourceError {
+    pub fn retryable(&self) -> bool {
+        matches!(self, SourceError::Io { .. })
+    }
+}
+
+/// A source of SECOP II records. Pages arrive on a bounded channel: the source reads ahead
+/// while the sync writes, and stops reading when the sync stops taking pages.
+pub trait Source: Send + Sync {
+    /// A short name for logs and the run history (`file`, `socrata`).
+    fn name(&self) -> &'static str;
+
+    /// Whether this source has the dataset at all (a file source may have no guarantees).
+    fn has(&self, dataset: Dataset) -> bool;
+
+    /// Starts a complete pass over `dataset`, or resumes one after `resume_after`.
+    fn pages(
+        &self,
+        dataset: Dataset,
+        resume_after: Option<String>,
+    ) -> mpsc::Receiver<Result<Page, SourceError>>;
+}

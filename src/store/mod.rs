@@ -1,0 +1,276 @@
+//! Store: the one place state lives — synced records, sync progress, quarantine, findings
+//! and their history, the notification outbox and the job runs. One trait, one
+//! implementation per backend (SQLite now; PostgreSQL is the second implementation).
+
+pub mod sqlite;
+
+use std::future::Future;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::domain::{Contract, Document, Guarantee};
+use crate::findings::{Finding, StoredFinding};
+use crate::source::Dataset;
+use crate::source::record::Parsed;
+
+pub use sqlite::SqliteStore;
+
+/// Why a store operation failed, and whether trying again can help.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot open the store at {url}: {message}")]
+    Open { url: String, message: String },
+    #[error("stored data is not what this version expects: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub fn retryable(&self) -> bool {
+        match self {
+            StoreError::Database(e) => {
+                matches!(
+                    e,
+                    sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+                ) || e.as_database_error().is_some_and(|d| {
+                    // SQLITE_BUSY / SQLITE_LOCKED: another writer holds the database.
+                    matches!(d.code().as_deref(), Some("5") | Some("6"))
+                })
+            }
+            _ => false,
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Where a dataset's current pass is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncState {
+    pub pass_started_at: DateTime<Utc>,
+    /// The source cursor after the last committed page; `None` before the first page.
+    pub cursor: Option<String>,
+}
+
+/// A row rejected by the sync.
+#[derive(Debug, Clone)]
+pub struct Rejected {
+    pub locator: String,
+    pub reason: String,
+    pub raw: String,
+}
+
+/// The parsed records of one page, of one dataset.
+#[derive(Debug)]
+pub enum PageRecords {
+    Contracts(Vec<Parsed<Contract>>),
+    Documents(Vec<Parsed<Document>>),
+    Guarantees(Vec<Parsed<Guarantee>>),
+}
+
+/// One page to apply atomically: records, rejects and the cursor after it.
+#[derive(Debug)]
+pub struct PageWrite {
+    pub dataset: Dataset,
+    pub sync_run_id: i64,
+    pub records: PageRecords,
+    pub rejected: Vec<Rejected>,
+    /// The pass start: every row seen in this pass gets it as `last_seen`, so rows of the
+    /// scope not seen by the end of the pass are exactly those with an older `last_seen`.
+    pub seen_at: DateTime<Utc>,
+    pub cursor: String,
+}
+
+/// What a page did to the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PageCounts {
+    pub new: u64,
+    pub changed: u64,
+    pub unchanged: u64,
+}
+
+/// The counts of one dataset's sync, as recorded in `sync_runs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SyncCounts {
+    pub read: u64,
+    pub new: u64,
+    pub changed: u64,
+    pub unchanged: u64,
+    pub vanished: u64,
+    pub rejected: u64,
+    pub skipped: u64,
+    pub pages: u64,
+    pub retries: u64,
+}
+
+/// A quarantined row, read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedRow {
+    pub dataset: String,
+    pub locator: String,
+    pub reason: String,
+    pub raw: String,
+}
+
+/// What an evaluation changes in the stored findings.
+#[derive(Debug, Default)]
+pub struct FindingChanges {
+    pub opened: Vec<Finding>,
+    /// Open findings whose level changed (`escalated` when more urgent).
+    pub relevelled: Vec<(i64, Finding, &'static str)>,
+    /// Open findings still true whose figures moved (days left, reasons).
+    pub refreshed: Vec<(i64, Finding)>,
+    pub resolved: Vec<i64>,
+}
+
+/// An item to put in the outbox.
+#[derive(Debug, Clone)]
+pub struct NewOutboxItem {
+    pub idempotency_key: String,
+    pub channel: String,
+    pub target: String,
+    pub subject: Option<String>,
+    pub payload: String,
+}
+
+/// An outbox item as stored.
+#[derive(Debug, Clone)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub idempotency_key: String,
+    pub channel: String,
+    pub target: String,
+    pub subject: Option<String>,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// How many outbox items are in each state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    pub pending: u64,
+    pub sending: u64,
+    pub sent: u64,
+    pub dead: u64,
+}
+
+/// One run of a job, for the run history.
+#[derive(Debug, Clone)]
+pub struct JobRun {
+    pub job: String,
+    /// The slot the run belongs to: one run per (job, slot).
+    pub scheduled_for: DateTime<Utc>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// `ok` or `failed`.
+    pub outcome: String,
+    pub counts: serde_json::Value,
+    pub error: Option<String>,
+}
+
+/// The store, as every stage sees it. Futures are `Send` so jobs can run on any thread.
+pub trait Store: Send + Sync {
+    /// Applies pending migrations.
+    fn migrate(&self) -> impl Future<Output = StoreResult<()>> + Send;
+
+    // --- sync
+    fn sync_state(
+        &self,
+        dataset: Dataset,
+    ) -> impl Future<Output = StoreResult<Option<SyncState>>> + Send;
+    /// Starts a new pass (forgetting any cursor).
+    fn begin_pass(
+        &self,
+        dataset: Dataset,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Applies a page in one transaction, cursor included: a page is never half-applied.
+    fn apply_page(&self, page: PageWrite) -> impl Future<Output = StoreResult<PageCounts>> + Send;
+    /// Ends a complete pass: rows of the scope not seen in it are marked vanished (never
+    /// deleted), and the cursor is cleared. `entities` empty = the whole table.
+    fn finish_pass(
+        &self,
+        dataset: Dataset,
+        pass_started_at: DateTime<Utc>,
+        entities: &[String],
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    fn start_sync_run(
+        &self,
+        dataset: Dataset,
+        source: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<i64>> + Send;
+    fn finish_sync_run(
+        &self,
+        id: i64,
+        status: &str,
+        counts: &SyncCounts,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn quarantined(
+        &self,
+        dataset: Dataset,
+    ) -> impl Future<Output = StoreResult<Vec<QuarantinedRow>>> + Send;
+    fn count_rows(
+        &self,
+        dataset: Dataset,
+        include_vanished: bool,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+
+    // --- evaluation
+    /// Contracts not vanished, in id order, after `after`: keyset pages keep memory flat.
+    fn contracts_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<Contract>>> + Send;
+    fn contract(&self, id: &str) -> impl Future<Output = StoreResult<Option<Contract>>> + Send;
+    fn open_findings(&self) -> impl Future<Output = StoreResult<Vec<StoredFinding>>> + Send;
+    fn apply_findings(
+        &self,
+        changes: &FindingChanges,
+        on: NaiveDate,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Each event of a finding: (event, level, date).
+    fn finding_history(
+        &self,
+        finding_id: i64,
+    ) -> impl Future<Output = StoreResult<Vec<(String, String, NaiveDate)>>> + Send;
+
+    // --- outbox
+    /// Inserts unless an item with the same idempotency key exists; true when inserted.
+    fn enqueue(
+        &self,
+        item: &NewOutboxItem,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Claims up to `limit` due items (pending, or sending with an expired lease).
+    fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<OutboxItem>>> + Send;
+    fn mark_sent(&self, id: i64, at: DateTime<Utc>)
+    -> impl Future<Output = StoreResult<()>> + Send;
+    /// Records a failed attempt: retried at `retry_at`, or dead when `None`.
+    fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    fn outbox_counts(&self) -> impl Future<Output = StoreResult<OutboxCounts>> + Send;
+    fn outbox_items(&self) -> impl Future<Output = StoreResult<Vec<OutboxItem>>> + Send;
+
+    // --- runs
+    fn record_run(&self, run: &JobRun) -> impl Future<Output = StoreResult<()>> + Send;
+}

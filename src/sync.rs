@@ -1,0 +1,256 @@
+//! Sync: source pages → parse and hash (on a blocking thread) → one transaction per page
+//! (upsert with change detection, quarantine, cursor) → vanished rows marked at the end of a
+//! complete pass. An interrupted pass resumes after its last committed page.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::domain::{Contract, Document, Guarantee};
+use crate::source::record::{Parsed, parse_contract, parse_document, parse_guarantee};
+use crate::source::{Dataset, Page, Source};
+use crate::store::{PageRecords, PageWrite, Rejected, Store, SyncCounts};
+
+/// What one dataset's sync did.
+#[derive(Debug, Clone, Serialize)]
+pub struct DatasetReport {
+    pub dataset: &'static str,
+    #[serde(flatten)]
+    pub counts: SyncCounts,
+    pub seconds: f64,
+    /// Whether the pass read the whole scope (only then are vanished rows marked).
+    pub complete: bool,
+}
+
+/// Everything one `cierre sync` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SyncReport {
+    pub datasets: Vec<DatasetReport>,
+}
+
+impl SyncReport {
+    /// The human summary `cierre sync` prints.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "{:<11} {:>8} {:>7} {:>8} {:>10} {:>9} {:>9} {:>8}\n",
+            "dataset", "read", "new", "changed", "unchanged", "vanished", "rejected", "seconds"
+        );
+        for d in &self.datasets {
+            let c = &d.counts;
+            out.push_str(&format!(
+                "{:<11} {:>8} {:>7} {:>8} {:>10} {:>9} {:>9} {:>8.2}\n",
+                d.dataset, c.read, c.new, c.changed, c.unchanged, c.vanished, c.rejected, d.seconds
+            ));
+        }
+        out
+    }
+}
+
+/// The scope of a sync: which entities' rows belong to it.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    /// `nit_entidad` values; empty = all.
+    pub entities: Vec<String>,
+}
+
+impl Scope {
+    fn contains(&self, nit: Option<&str>) -> bool {
+        self.entities.is_empty() || nit.is_some_and(|n| self.entities.iter().any(|e| e == n))
+    }
+}
+
+/// Syncs every dataset the source has.
+pub async fn sync_all<S: Store, R: Source>(
+    store: &S,
+    source: &R,
+    scope: &Scope,
+    clock: &dyn Clock,
+) -> anyhow::Result<SyncReport> {
+    let mut report = SyncReport::default();
+    for dataset in [Dataset::Contracts, Dataset::Documents, Dataset::Guarantees] {
+        if !source.has(dataset) {
+            continue;
+        }
+        let r = sync_dataset(store, source, dataset, scope, clock)
+            .await
+            .with_context(|| format!("syncing {}", dataset.name()))?;
+        report.datasets.push(r);
+    }
+    Ok(report)
+}
+
+/// One page parsed: records to store, rows rejected, rows out of scope.
+struct ParsedPage {
+    records: PageRecords,
+    rejected: Vec<Rejected>,
+    read: u64,
+    skipped: u64,
+    cursor: String,
+}
+
+fn parse_page(dataset: Dataset, page: Page, scope: &Scope) -> ParsedPage {
+    let mut rejected = Vec::new();
+    let mut skipped = 0;
+    let read = page.records.len() as u64;
+    macro_rules! parse_all {
+        ($parse:expr, $in_scope:expr) => {{
+            let mut ok = Vec::with_capacity(page.records.len());
+            for rec in page.records {
+                let text = match rec.text {
+                    Ok(t) => t,
+                    Err(reason) => {
+                        rejected.push(Rejected {
+                            locator: rec.locator,
+                            reason,
+                            raw: String::new(),
+                        });
+                        continue;
+                    }
+                };
+                match $parse(&text) {
+                    Ok(p) => {
+                        let p: Parsed<_> = p;
+                        if $in_scope(&p.value) {
+                            ok.push(p);
+                        } else {
+                            skipped += 1;
+                        }
+                    }
+                    Err(reason) => {
+                        rejected.push(Rejected { locator: rec.locator, reason, raw: text })
+                    }
+                }
+            }
+            ok
+        }};
+    }
+    let records = match dataset {
+        Dataset::Contracts => PageRecords::Contracts(parse_all!(parse_contract, |c: &Contract| {
+            scope.contains(c.entity_nit.as_deref())
+        })),
+        Dataset::Documents => PageRecords::Documents(parse_all!(parse_document, |d: &Document| {
+            scope.contains(d.entity_nit.as_deref())
+        })),
+        // Guarantees carry no entity: they are kept, and reach the rules through their contract.
+        Dataset::Guarantees => {
+            PageRecords::Guarantees(parse_all!(parse_guarantee, |_: &Guarantee| true))
+        }
+    };
+    ParsedPage { records, rejected, read, skipped, cursor: page.cursor }
+}
+
+/// Syncs one dataset: resumes an interrupted pass or starts a new one, applies each page
+/// atomically, and marks vanished rows once the pass is complete.
+pub async fn sync_dataset<S: Store, R: Source>(
+    store: &S,
+    source: &R,
+    dataset: Dataset,
+    scope: &Scope,
+    clock: &dyn Clock,
+) -> anyhow::Result<DatasetReport> {
+    let started = Instant::now();
+    let now = clock.now();
+    let (pass_started_at, resume) = match store.sync_state(dataset).await? {
+        Some(state) => {
+            tracing::info!(dataset = dataset.name(), cursor = ?state.cursor, "resuming an interrupted pass");
+            (state.pass_started_at, state.cursor)
+        }
+        None => {
+            store.begin_pass(dataset, now).await?;
+            (now, None)
+        }
+    };
+    let run_id = store.start_sync_run(dataset, source.name(), now).await?;
+    let result = run_pass(store, source, dataset, scope, pass_started_at, resume, run_id).await;
+    let mut counts = match result {
+        Ok(c) => c,
+        Err((counts, e)) => {
+            let msg = format!("{e:#}");
+            store.finish_sync_run(run_id, "failed", &counts, Some(&msg), clock.now()).await?;
+            return Err(e);
+        }
+    };
+    counts.vanished =
+        store.finish_pass(dataset, pass_started_at, &scope.entities, clock.now()).await?;
+    let status = if counts.rejected > 0 { "degraded" } else { "ok" };
+    store.finish_sync_run(run_id, status, &counts, None, clock.now()).await?;
+    tracing::info!(
+        dataset = dataset.name(),
+        read = counts.read,
+        new = counts.new,
+        changed = counts.changed,
+        unchanged = counts.unchanged,
+        vanished = counts.vanished,
+        rejected = counts.rejected,
+        "sync finished"
+    );
+    Ok(DatasetReport {
+        dataset: dataset.name(),
+        counts,
+        seconds: started.elapsed().as_secs_f64(),
+        complete: true,
+    })
+}
+
+async fn run_pass<S: Store, R: Source>(
+    store: &S,
+    source: &R,
+    dataset: Dataset,
+    scope: &Scope,
+    pass_started_at: DateTime<Utc>,
+    resume: Option<String>,
+    run_id: i64,
+) -> Result<SyncCounts, (SyncCounts, anyhow::Error)> {
+    let mut counts = SyncCounts::default();
+    let mut pages = source.pages(dataset, resume);
+    let mut finished = false;
+    while let Some(page) = pages.recv().await {
+        let page = match page {
+            Ok(p) => p,
+            Err(e) => return Err((counts, anyhow::Error::new(e))),
+        };
+        finished = page.last;
+        let scope = scope.clone();
+        // Parsing is the expensive part: off the async threads, overlapping the next read.
+        let parsed =
+            match tokio::task::spawn_blocking(move || parse_page(dataset, page, &scope)).await {
+                Ok(p) => p,
+                Err(e) => return Err((counts, anyhow::anyhow!("parser task failed: {e}"))),
+            };
+        for r in &parsed.rejected {
+            tracing::warn!(dataset = dataset.name(), locator = %r.locator, reason = %r.reason, "row quarantined");
+        }
+        counts.read += parsed.read;
+        counts.skipped += parsed.skipped;
+        counts.rejected += parsed.rejected.len() as u64;
+        counts.pages += 1;
+        let write = PageWrite {
+            dataset,
+            sync_run_id: run_id,
+            records: parsed.records,
+            rejected: parsed.rejected,
+            seen_at: pass_started_at,
+            cursor: parsed.cursor,
+        };
+        match store.apply_page(write).await {
+            Ok(c) => {
+                counts.new += c.new;
+                counts.changed += c.changed;
+                counts.unchanged += c.unchanged;
+            }
+            Err(e) => return Err((counts, anyhow::Error::new(e).context("writing a page"))),
+        }
+        if finished {
+            break;
+        }
+    }
+    if !finished {
+        // The source stopped without saying the pass was complete (a crashed reader): the
+        // committed pages stay, and the next sync resumes after them.
+        return Err((counts, anyhow::anyhow!("the source ended before the end of the dataset")));
+    }
+    Ok(counts)
+}
