@@ -23,7 +23,12 @@ pub struct DatasetReport {
     pub seconds: f64,
     /// Whether the pass read the whole scope (only then are vanished rows marked).
     pub complete: bool,
+    /// Where and why rows were rejected (the first [`MAX_REPORTED`]; all are quarantined).
+    pub rejected_rows: Vec<(String, String)>,
 }
+
+/// Rejected rows listed in a report; the quarantine table keeps them all.
+pub const MAX_REPORTED: usize = 50;
 
 /// Everything one `cierre sync` did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -44,6 +49,18 @@ impl SyncReport {
                 "{:<11} {:>8} {:>7} {:>8} {:>10} {:>9} {:>9} {:>8.2}\n",
                 d.dataset, c.read, c.new, c.changed, c.unchanged, c.vanished, c.rejected, d.seconds
             ));
+        }
+        for d in &self.datasets {
+            for (locator, reason) in &d.rejected_rows {
+                out.push_str(&format!("rejected {} {locator}: {reason}\n", d.dataset));
+            }
+            if d.counts.rejected as usize > d.rejected_rows.len() {
+                out.push_str(&format!(
+                    "… and {} more rejected {} rows: see the quarantine table\n",
+                    d.counts.rejected as usize - d.rejected_rows.len(),
+                    d.dataset
+                ));
+            }
         }
         out
     }
@@ -153,18 +170,17 @@ pub async fn sync_dataset<S: Store, R: Source>(
 ) -> anyhow::Result<DatasetReport> {
     let started = Instant::now();
     let now = clock.now();
-    let (pass_started_at, resume) = match store.sync_state(dataset).await? {
+    let (pass, resume) = match store.sync_state(dataset).await? {
         Some(state) => {
             tracing::info!(dataset = dataset.name(), cursor = ?state.cursor, "resuming an interrupted pass");
-            (state.pass_started_at, state.cursor)
+            (state.pass, state.cursor)
         }
-        None => {
-            store.begin_pass(dataset, now).await?;
-            (now, None)
-        }
+        None => (store.begin_pass(dataset, now).await?, None),
     };
     let run_id = store.start_sync_run(dataset, source.name(), now).await?;
-    let result = run_pass(store, source, dataset, scope, pass_started_at, resume, run_id).await;
+    let mut rejected_rows = Vec::new();
+    let pass_run = PassRun { dataset, pass, seen_at: now, run_id };
+    let result = run_pass(store, source, scope, &pass_run, resume, &mut rejected_rows).await;
     let mut counts = match result {
         Ok(c) => c,
         Err((counts, e)) => {
@@ -173,8 +189,7 @@ pub async fn sync_dataset<S: Store, R: Source>(
             return Err(e);
         }
     };
-    counts.vanished =
-        store.finish_pass(dataset, pass_started_at, &scope.entities, clock.now()).await?;
+    counts.vanished = store.finish_pass(dataset, pass, &scope.entities, clock.now()).await?;
     let status = if counts.rejected > 0 { "degraded" } else { "ok" };
     store.finish_sync_run(run_id, status, &counts, None, clock.now()).await?;
     tracing::info!(
@@ -192,18 +207,27 @@ pub async fn sync_dataset<S: Store, R: Source>(
         counts,
         seconds: started.elapsed().as_secs_f64(),
         complete: true,
+        rejected_rows,
     })
+}
+
+/// Which pass a run of [`run_pass`] belongs to.
+struct PassRun {
+    dataset: Dataset,
+    pass: i64,
+    seen_at: DateTime<Utc>,
+    run_id: i64,
 }
 
 async fn run_pass<S: Store, R: Source>(
     store: &S,
     source: &R,
-    dataset: Dataset,
     scope: &Scope,
-    pass_started_at: DateTime<Utc>,
+    run: &PassRun,
     resume: Option<String>,
-    run_id: i64,
+    rejected_rows: &mut Vec<(String, String)>,
 ) -> Result<SyncCounts, (SyncCounts, anyhow::Error)> {
+    let dataset = run.dataset;
     let mut counts = SyncCounts::default();
     let mut pages = source.pages(dataset, resume);
     let mut finished = false;
@@ -222,6 +246,9 @@ async fn run_pass<S: Store, R: Source>(
             };
         for r in &parsed.rejected {
             tracing::warn!(dataset = dataset.name(), locator = %r.locator, reason = %r.reason, "row quarantined");
+            if rejected_rows.len() < MAX_REPORTED {
+                rejected_rows.push((r.locator.clone(), r.reason.clone()));
+            }
         }
         counts.read += parsed.read;
         counts.skipped += parsed.skipped;
@@ -229,10 +256,11 @@ async fn run_pass<S: Store, R: Source>(
         counts.pages += 1;
         let write = PageWrite {
             dataset,
-            sync_run_id: run_id,
+            sync_run_id: run.run_id,
             records: parsed.records,
             rejected: parsed.rejected,
-            seen_at: pass_started_at,
+            pass: run.pass,
+            seen_at: run.seen_at,
             cursor: parsed.cursor,
         };
         match store.apply_page(write).await {

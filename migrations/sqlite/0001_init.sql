@@ -40,6 +40,9 @@ CREATE TABLE contracts (
     first_seen                  TEXT NOT NULL,
     last_seen                   TEXT NOT NULL,
     last_changed                TEXT NOT NULL,
+    -- The sync pass that last saw the row: rows of the scope with an older pass at the end
+    -- of a complete pass have vanished from the source.
+    seen_pass                   INTEGER NOT NULL DEFAULT 0,
     vanished_at                 TEXT
 );
 CREATE INDEX contracts_nit ON contracts (nit_entidad);
@@ -61,6 +64,7 @@ CREATE TABLE documents (
     first_seen          TEXT NOT NULL,
     last_seen           TEXT NOT NULL,
     last_changed        TEXT NOT NULL,
+    seen_pass           INTEGER NOT NULL DEFAULT 0,
     vanished_at         TEXT
 );
 CREATE INDEX documents_contract ON documents (id_contrato);
@@ -82,6 +86,7 @@ CREATE TABLE guarantees (
     first_seen          TEXT NOT NULL,
     last_seen           TEXT NOT NULL,
     last_changed        TEXT NOT NULL,
+    seen_pass           INTEGER NOT NULL DEFAULT 0,
     vanished_at         TEXT
 );
 CREATE INDEX guarantees_contract ON guarantees (id_contrato);
@@ -90,6 +95,8 @@ CREATE INDEX guarantees_contract ON guarantees (id_contrato);
 -- last committed page instead of starting over.
 CREATE TABLE sync_state (
     dataset             TEXT PRIMARY KEY NOT NULL,
+    -- Passes are numbered: the current one while pass_started_at is set, else the last.
+    pass                INTEGER NOT NULL DEFAULT 0,
     pass_started_at     TEXT,
     cursor              TEXT,
     watermark           TEXT,

@@ -313,6 +313,7 @@ fn find_line(text: &str, key_path: &str) -> Option<usize> {
     let mut array_counts: std::collections::HashMap<String, usize> = Default::default();
     let mut current_index: std::collections::HashMap<String, usize> = Default::default();
     let mut fallback = None;
+    let mut best_depth = 0;
     for (n, line) in text.lines().enumerate() {
         let t = line.trim();
         if let Some(h) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
@@ -338,20 +339,23 @@ fn find_line(text: &str, key_path: &str) -> Option<usize> {
             for part in key.split('.') {
                 path.push((part.trim().to_string(), None));
             }
-            if path.len() >= segments.len()
-                && segments.iter().zip(&path).all(|((sn, si), (pn, pi))| {
-                    sn == pn && (si.is_none() || si == pi || pi.is_none())
-                })
-            {
-                if path.len() == segments.len() {
-                    return Some(n + 1);
-                }
-                fallback.get_or_insert(n + 1);
+            let agrees = segments
+                .iter()
+                .zip(&path)
+                .all(|((sn, si), (pn, pi))| sn == pn && (si.is_none() || si == pi || pi.is_none()));
+            if agrees && path.len() == segments.len() {
+                return Some(n + 1);
+            }
+            // An inline table (`match = { ciudad = … }`) holds the key on this line.
+            if agrees && path.len() < segments.len() && path.len() >= best_depth {
+                best_depth = path.len();
+                fallback = Some(n + 1);
             }
         }
-        // A header that is itself the path (e.g. a whole [[routes]] entry).
-        if t.starts_with('[') {
-            let mut matches = header.len() == segments.len();
+        // A table header on the path (e.g. the `[[routes]]` entry holding a missing key):
+        // the deepest one is the best location when the key itself is not written.
+        if t.starts_with('[') && header.len() <= segments.len() {
+            let mut matches = true;
             let mut prefix = String::new();
             for (part, (sn, si)) in header.iter().zip(&segments) {
                 if !prefix.is_empty() {
@@ -362,8 +366,9 @@ fn find_line(text: &str, key_path: &str) -> Option<usize> {
                     matches = false;
                 }
             }
-            if matches {
-                fallback.get_or_insert(n + 1);
+            if matches && header.len() >= best_depth {
+                best_depth = header.len();
+                fallback = Some(n + 1);
             }
         }
     }

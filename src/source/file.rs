@@ -126,7 +126,10 @@ fn read_file(path: &Path, pager: &mut Pager) -> Result<(), SourceError> {
             message: e.to_string(),
         })?;
         for row in csv {
-            let text = row.result.map(|map| serde_json::Value::Object(map).to_string());
+            let prefix = format!("line {}: ", row.line);
+            let text = row.result.map(|map| serde_json::Value::Object(map).to_string()).map_err(
+                |reason| reason.strip_prefix(&prefix).map(str::to_string).unwrap_or(reason),
+            );
             if !pager.push(RawRecord { locator: format!("line {}", row.line), text }) {
                 break;
             }

@@ -50,6 +50,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Where a dataset's current pass is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncState {
+    /// The number of the pass in progress.
+    pub pass: i64,
     pub pass_started_at: DateTime<Utc>,
     /// The source cursor after the last committed page; `None` before the first page.
     pub cursor: Option<String>,
@@ -78,8 +80,10 @@ pub struct PageWrite {
     pub sync_run_id: i64,
     pub records: PageRecords,
     pub rejected: Vec<Rejected>,
-    /// The pass start: every row seen in this pass gets it as `last_seen`, so rows of the
-    /// scope not seen by the end of the pass are exactly those with an older `last_seen`.
+    /// The pass: every row seen in it is marked with its number, so rows of the scope not
+    /// seen by the end of the pass are exactly those marked with an older one.
+    pub pass: i64,
+    /// When the rows were seen (`last_seen`).
     pub seen_at: DateTime<Utc>,
     pub cursor: String,
 }
@@ -183,12 +187,12 @@ pub trait Store: Send + Sync {
         &self,
         dataset: Dataset,
     ) -> impl Future<Output = StoreResult<Option<SyncState>>> + Send;
-    /// Starts a new pass (forgetting any cursor).
+    /// Starts a new pass (forgetting any cursor) and returns its number.
     fn begin_pass(
         &self,
         dataset: Dataset,
         at: DateTime<Utc>,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    ) -> impl Future<Output = StoreResult<i64>> + Send;
     /// Applies a page in one transaction, cursor included: a page is never half-applied.
     fn apply_page(&self, page: PageWrite) -> impl Future<Output = StoreResult<PageCounts>> + Send;
     /// Ends a complete pass: rows of the scope not seen in it are marked vanished (never
@@ -196,7 +200,7 @@ pub trait Store: Send + Sync {
     fn finish_pass(
         &self,
         dataset: Dataset,
-        pass_started_at: DateTime<Utc>,
+        pass: i64,
         entities: &[String],
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<u64>> + Send;

@@ -197,6 +197,7 @@ impl Table for Guarantee {
 async fn upsert<T: Table>(
     tx: &mut Transaction<'_, Sqlite>,
     rows: &[Parsed<T>],
+    pass: i64,
     seen_at: DateTime<Utc>,
 ) -> StoreResult<PageCounts> {
     // A key repeated within a page counts once: the last occurrence wins.
@@ -246,10 +247,10 @@ async fn upsert<T: Table>(
         }
     }
 
-    let ncols = T::COLUMNS.len() + 6;
+    let ncols = T::COLUMNS.len() + 7;
     for chunk in write.chunks((MAX_PARAMS / ncols).max(1)) {
         let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "INSERT INTO {} ({}, {}, raw, content_hash, first_seen, last_seen, last_changed) ",
+            "INSERT INTO {} ({}, {}, raw, content_hash, first_seen, last_seen, last_changed, seen_pass) ",
             T::TABLE,
             T::KEY,
             T::COLUMNS.join(", ")
@@ -262,11 +263,18 @@ async fn upsert<T: Table>(
                 .push_bind(r.hash.clone())
                 .push_bind(seen_at)
                 .push_bind(seen_at)
-                .push_bind(seen_at);
+                .push_bind(seen_at)
+                .push_bind(pass);
         });
         q.push(format!(" ON CONFLICT ({}) DO UPDATE SET ", T::KEY));
         let mut set = q.separated(", ");
-        for c in T::COLUMNS.iter().chain(&["raw", "content_hash", "last_seen", "last_changed"]) {
+        for c in T::COLUMNS.iter().chain(&[
+            "raw",
+            "content_hash",
+            "last_seen",
+            "last_changed",
+            "seen_pass",
+        ]) {
             set.push(format!("{c} = excluded.{c}"));
         }
         set.push("vanished_at = NULL");
@@ -275,6 +283,8 @@ async fn upsert<T: Table>(
     for chunk in touch.chunks(MAX_PARAMS - 1) {
         let mut q = QueryBuilder::<Sqlite>::new(format!("UPDATE {} SET last_seen = ", T::TABLE));
         q.push_bind(seen_at);
+        q.push(", seen_pass = ");
+        q.push_bind(pass);
         q.push(format!(" WHERE {} IN (", T::KEY));
         let mut sep = q.separated(", ");
         for &i in chunk {
@@ -420,36 +430,42 @@ impl Store for SqliteStore {
     }
 
     async fn sync_state(&self, dataset: Dataset) -> StoreResult<Option<SyncState>> {
-        let row = sqlx::query("SELECT pass_started_at, cursor FROM sync_state WHERE dataset = ?")
-            .bind(dataset.name())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT pass, pass_started_at, cursor FROM sync_state WHERE dataset = ?")
+                .bind(dataset.name())
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.and_then(|r| {
-            let started: Option<DateTime<Utc>> = r.get(0);
-            started.map(|pass_started_at| SyncState { pass_started_at, cursor: r.get(1) })
+            let started: Option<DateTime<Utc>> = r.get(1);
+            started.map(|pass_started_at| SyncState {
+                pass: r.get(0),
+                pass_started_at,
+                cursor: r.get(2),
+            })
         }))
     }
 
-    async fn begin_pass(&self, dataset: Dataset, at: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO sync_state (dataset, pass_started_at, cursor, updated_at) VALUES (?, ?, NULL, ?) \
-             ON CONFLICT (dataset) DO UPDATE SET pass_started_at = excluded.pass_started_at, \
-             cursor = NULL, updated_at = excluded.updated_at",
+    async fn begin_pass(&self, dataset: Dataset, at: DateTime<Utc>) -> StoreResult<i64> {
+        let pass: i64 = sqlx::query_scalar(
+            "INSERT INTO sync_state (dataset, pass, pass_started_at, cursor, updated_at) VALUES (?, 1, ?, NULL, ?) \
+             ON CONFLICT (dataset) DO UPDATE SET pass = sync_state.pass + 1, \
+             pass_started_at = excluded.pass_started_at, cursor = NULL, updated_at = excluded.updated_at \
+             RETURNING pass",
         )
         .bind(dataset.name())
         .bind(at)
         .bind(at)
-        .execute(&self.pool)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(())
+        Ok(pass)
     }
 
     async fn apply_page(&self, page: PageWrite) -> StoreResult<PageCounts> {
         let mut tx = self.pool.begin().await?;
         let counts = match &page.records {
-            PageRecords::Contracts(rows) => upsert(&mut tx, rows, page.seen_at).await?,
-            PageRecords::Documents(rows) => upsert(&mut tx, rows, page.seen_at).await?,
-            PageRecords::Guarantees(rows) => upsert(&mut tx, rows, page.seen_at).await?,
+            PageRecords::Contracts(rows) => upsert(&mut tx, rows, page.pass, page.seen_at).await?,
+            PageRecords::Documents(rows) => upsert(&mut tx, rows, page.pass, page.seen_at).await?,
+            PageRecords::Guarantees(rows) => upsert(&mut tx, rows, page.pass, page.seen_at).await?,
         };
         for r in &page.rejected {
             sqlx::query(
@@ -478,7 +494,7 @@ impl Store for SqliteStore {
     async fn finish_pass(
         &self,
         dataset: Dataset,
-        pass_started_at: DateTime<Utc>,
+        pass: i64,
         entities: &[String],
         at: DateTime<Utc>,
     ) -> StoreResult<u64> {
@@ -486,8 +502,8 @@ impl Store for SqliteStore {
         let table = table_of(dataset);
         let mut q = QueryBuilder::<Sqlite>::new(format!("UPDATE {table} SET vanished_at = "));
         q.push_bind(at);
-        q.push(" WHERE vanished_at IS NULL AND last_seen < ");
-        q.push_bind(pass_started_at);
+        q.push(" WHERE vanished_at IS NULL AND seen_pass < ");
+        q.push_bind(pass);
         if !entities.is_empty() && dataset != Dataset::Guarantees {
             q.push(" AND nit_entidad IN (");
             let mut sep = q.separated(", ");

@@ -1,0 +1,181 @@
+//! The real binary, driven as an administrator would: the README's main command, config
+//! checking, the calendar, and a sync of a corrupt CSV export.
+
+use std::collections::HashSet;
+
+use crate::helpers::{Email, cierre, repo};
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn run_once_on_the_sample_leaves_eml_files_naming_every_closable_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = repo().join("daemon.toml");
+    let contracts = repo().join("examples/secop/contracts.jsonl");
+    let templates = repo().join("templates");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cierre"))
+            .args(["--config", config.to_str().unwrap()])
+            .args(args)
+            .current_dir(dir.path())
+            .env("CIERRE__SOURCE__CONTRACTS_PATH", &contracts)
+            .env("CIERRE__EMAIL__TEMPLATES_DIR", &templates)
+            .env("CIERRE_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let out = run(&["run", "--once", "--as-of", "2026-02-16"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("contracts       1000    1000"), "{}", stdout(&out));
+
+    let emails: Vec<Email> = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .map(|e| Email::parse(&std::fs::read(e.unwrap().path()).unwrap()))
+        .collect();
+    assert!(!emails.is_empty());
+    let all_text: String = emails.iter().map(|e| e.text.as_str()).collect();
+
+    // Every closable finding of the evaluation is in some digest (2026-02-16 is a Monday,
+    // so even the weekly level goes out)…
+    let eval = run(&["evaluate", "--as-of", "2026-02-16", "--format", "jsonl"]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let closable: Vec<String> = stdout(&eval)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|f| f["kind"] == "closable")
+        .map(|f| f["contract_id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(closable.len() > 100, "{}", closable.len());
+    for id in &closable {
+        assert!(all_text.contains(&format!("({id})")), "{id} is in no digest");
+    }
+    // …and no contract the data shows as closed or cancelled is.
+    let sample = std::fs::read_to_string(&contracts).unwrap();
+    let mut closed = HashSet::new();
+    for line in sample.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if matches!(v["estado_contrato"].as_str(), Some("Cerrado" | "Cancelado")) {
+            closed.insert(v["id_contrato"].as_str().unwrap().to_string());
+        }
+    }
+    assert!(closed.len() > 200);
+    for id in &closed {
+        assert!(!all_text.contains(&format!("({id})")), "closed contract {id} in a digest");
+    }
+    // A contract checked by hand: SENA, services, ended 2020-11-24, still "En ejecución".
+    let sena = emails.iter().find(|e| e.to == "contratacion@sena-atlantico.example").unwrap();
+    assert!(sena.text.contains("CO1.PCCNTR.1841076"), "{}", sena.text);
+    assert!(sena.text.contains("Plazo: 12 de enero de 2021"), "{}", sena.text);
+}
+
+#[test]
+fn check_config_reports_every_mistake_with_its_line_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"[[offices]]
+id = "a"
+name = "Oficina A"
+head = { name = "Jefe", email = "no-es-un-correo" }
+chain = [{ role = "director", name = "D", email = "d@entidad.gov.co" }, { role = "control_interno", name = "C", email = "c@entidad.gov.co" }]
+
+[[routes]]
+office = "inexistente"
+match = { nit_entidad = "1" }
+
+[schedule]
+sync = "cada mañana"
+"#,
+    )
+    .unwrap();
+    let out = cierre(dir.path(), &["--config", path.to_str().unwrap(), "check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("3 error(s)"), "{err}");
+    assert!(err.contains("bad.toml:4: offices[0].head.email"), "{err}");
+    assert!(err.contains("bad.toml:8: routes[0].office: no office has id `inexistente`"), "{err}");
+    assert!(err.contains("bad.toml:12: schedule.sync"), "{err}");
+
+    let good = cierre(&repo(), &["--config", "daemon.toml", "check-config"]);
+    assert!(good.status.success(), "{}", stderr(&good));
+}
+
+#[test]
+fn calendar_commands_print_holidays_and_business_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cierre(dir.path(), &["calendar", "holidays", "2025"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let days: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    assert_eq!(days.len(), 17);
+    assert_eq!(days[0], "2025-01-01");
+    assert!(days.contains(&"2025-04-18".to_string()));
+    // Holy Week 2025: Thursday 17 and Friday 18 are holidays → (Apr 14, Apr 21] has 3.
+    let out = cierre(dir.path(), &["calendar", "business-days", "2025-04-14", "2025-04-21"]);
+    assert_eq!(stdout(&out).trim(), "3");
+    let out = cierre(dir.path(), &["calendar", "business-days", "2025-04-21", "2025-04-14"]);
+    assert_eq!(stdout(&out).trim(), "-3");
+}
+
+#[test]
+fn a_csv_export_with_corrupt_rows_syncs_the_others_and_names_the_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = repo().join("examples/secop/contracts.portal-export.20.csv");
+    let mut reader = csv::Reader::from_path(&source).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    let fin = headers.iter().position(|h| h == "Fecha de Fin del Contrato").unwrap();
+    let records: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), 20);
+
+    // Write the export back with record 5 cut short and record 12's end date mangled,
+    // noting the line each record starts on.
+    let mut buf = Vec::new();
+    let mut lines = Vec::new();
+    {
+        let mut w = csv::Writer::from_writer(&mut buf);
+        w.write_record(&headers).unwrap();
+        w.flush().unwrap();
+    }
+    for (i, rec) in records.iter().enumerate() {
+        lines.push(buf.iter().filter(|b| **b == b'\n').count() + 1);
+        let mut w = csv::WriterBuilder::new().flexible(true).from_writer(&mut buf);
+        match i {
+            5 => w.write_record(rec.iter().take(12)).unwrap(),
+            12 => {
+                let mut fields: Vec<String> = rec.iter().map(str::to_string).collect();
+                fields[fin] = "31/31/2023".into();
+                w.write_record(&fields).unwrap();
+            }
+            _ => w.write_record(rec).unwrap(),
+        }
+        w.flush().unwrap();
+    }
+    let csv_path = dir.path().join("export.csv");
+    std::fs::write(&csv_path, &buf).unwrap();
+    let config = dir.path().join("daemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[source]\nkind = \"file\"\ncontracts_path = \"{}\"\n[email]\nfrom = \"c <c@example.gov.co>\"\noutbox_dir = \"outbox\"\ntemplates_dir = \"{}\"\nmax_attempts = 3\n",
+            csv_path.display(),
+            repo().join("templates").display()
+        ),
+    )
+    .unwrap();
+    let out = cierre(dir.path(), &["--config", config.to_str().unwrap(), "sync"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("contracts         20      18"), "{text}");
+    assert!(text.contains(&format!("rejected contracts line {}: expected", lines[5])), "{text}");
+    assert!(text.contains(&format!("rejected contracts line {}:", lines[12])), "{text}");
+    assert!(text.contains("31/31/2023"), "{text}");
+
+    let status = cierre(dir.path(), &["--config", config.to_str().unwrap(), "status"]);
+    assert!(stdout(&status).contains("contracts   18 stored"), "{}", stdout(&status));
+}

@@ -1,0 +1,100 @@
+//! Configuration: every bad fixture is refused with the error it names, good ones load,
+//! the environment overrides the file, and secrets never show.
+
+use std::path::PathBuf;
+
+use crate::helpers::{load, repo};
+use cierre::config::{self, SmtpTls, SourceKind};
+
+fn fixtures(kind: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("tests/fixtures/config").join(kind))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn every_bad_fixture_is_refused_with_the_error_it_expects() {
+    let bad = fixtures("bad");
+    assert!(bad.len() >= 8);
+    for path in bad {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expected = text.lines().next().unwrap().strip_prefix("# expect: ").unwrap();
+        let result = load(&path);
+        let errors = result.expect_err(&format!("{} should be refused", path.display()));
+        // Errors name the file as given; compare relative to the fixtures folder.
+        let base = format!("{}/", repo().join("tests/fixtures/config").display());
+        let all = errors.to_string().replace(&base, "");
+        assert!(all.contains(expected), "{}:\nexpected {expected}\ngot {all}", path.display());
+    }
+}
+
+#[test]
+fn good_fixtures_load_with_their_values() {
+    for path in fixtures("good") {
+        load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    let s = load(&repo().join("tests/fixtures/config/good/full.toml")).unwrap();
+    assert_eq!(s.source.kind, SourceKind::Socrata);
+    assert_eq!(s.source.entities, ["899999034", "899999239"]);
+    assert_eq!(s.source.page_size, 50_000);
+    assert!(s.calendar.is_business_day(crate::helpers::date("2026-11-21")), "a Saturday");
+    assert!(!s.calendar.is_business_day(crate::helpers::date("2026-12-24")));
+    let smtp = s.email.smtp.as_ref().unwrap();
+    assert_eq!((smtp.tls, smtp.port), (SmtpTls::Implicit, 465));
+    assert_eq!(s.routes[0].matchers.len(), 2);
+    assert!(s.routes[0].continue_);
+    assert_eq!(
+        s.levels.iter().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+        ["vencido", "urgente", "aviso"]
+    );
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let s = load(&repo().join("tests/fixtures/config/good/full.toml")).unwrap();
+    let debug = format!("{s:?}");
+    for secret in [
+        "token-de-prueba",
+        "s3creta-smtp",
+        "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "token-http-secreto",
+    ] {
+        assert!(!debug.contains(secret), "{secret} leaked");
+    }
+}
+
+#[test]
+fn the_environment_overrides_the_file_and_lists_are_comma_separated() {
+    let path = repo().join("tests/fixtures/config/good/full.toml");
+    let env = vec![
+        ("CIERRE__SOURCE__ENTITIES".to_string(), "800100200,900300400".to_string()),
+        ("CIERRE__SOURCE__PAGE_SIZE".to_string(), "1000".to_string()),
+        ("CIERRE__EMAIL__SMTP__PORT".to_string(), "2525".to_string()),
+        ("CIERRE__HTTP__TOKEN".to_string(), "12345".to_string()),
+        ("OTHER_VARIABLE".to_string(), "ignored".to_string()),
+    ];
+    let s = config::load_from(&path, true, env).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.source.entities, ["800100200", "900300400"]);
+    assert_eq!(s.source.page_size, 1000);
+    assert_eq!(s.email.smtp.unwrap().port, 2525);
+    use secrecy::ExposeSecret;
+    assert_eq!(s.http.token.unwrap().expose_secret(), "12345");
+
+    let bad = vec![("CIERRE__SCHEDULE__NOTIFY".to_string(), "nunca".to_string())];
+    let e = config::load_from(&path, true, bad).unwrap_err().to_string();
+    assert!(e.contains("schedule.notify: `nunca`"), "{e}");
+}
+
+#[test]
+fn without_a_file_the_built_in_defaults_are_valid() {
+    let s = config::load_from(&PathBuf::from("/nonexistent/daemon.toml"), false, vec![]).unwrap();
+    assert_eq!(s.store_url, "sqlite://cierre.db");
+    assert_eq!(s.source.base_url.as_str(), "https://www.datos.gov.co/");
+    assert_eq!(s.http.listen.to_string(), "127.0.0.1:9464");
+    assert_eq!(s.schedule.timezone, chrono_tz::America::Bogota);
+    // Asked for explicitly, a missing file is an error.
+    assert!(config::load_from(&PathBuf::from("/nonexistent/daemon.toml"), true, vec![]).is_err());
+}

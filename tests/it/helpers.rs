@@ -1,0 +1,178 @@
+//! `TestApp`: a fresh SQLite store, outbox folder and configuration in a temp dir, with a
+//! fixed clock, driving the same library functions as the CLI.
+
+use std::path::{Path, PathBuf};
+
+use mail_parser::MimeHeaders;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use cierre::app::App;
+use cierre::clock::FixedClock;
+use cierre::config::{self, Settings};
+use cierre::store::SqliteStore;
+
+/// The repository root, where `examples/` and `templates/` are.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The real SECOP II sample of 1,000 contracts shipped in the repository.
+pub fn sample_contracts() -> PathBuf {
+    repo().join("examples/secop/contracts.jsonl")
+}
+
+pub fn date(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+}
+
+pub struct TestApp {
+    pub dir: tempfile::TempDir,
+    pub app: App<SqliteStore>,
+}
+
+impl TestApp {
+    pub fn outbox(&self) -> PathBuf {
+        self.dir.path().join("outbox")
+    }
+
+    /// The `.eml` files written so far, parsed back.
+    pub fn emails(&self) -> Vec<Email> {
+        let Ok(entries) = std::fs::read_dir(self.outbox()) else { return vec![] };
+        let mut out: Vec<Email> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .map(|e| Email::parse(&std::fs::read(e.path()).unwrap()))
+            .collect();
+        out.sort_by(|a, b| a.to.cmp(&b.to));
+        out
+    }
+}
+
+/// What a test needs of an email.
+#[derive(Debug)]
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub message_id: String,
+    pub text: String,
+    pub html: String,
+    pub attachments: Vec<(String, String)>,
+    pub content_type: String,
+}
+
+impl Email {
+    pub fn parse(raw: &[u8]) -> Email {
+        let m = mail_parser::MessageParser::default().parse(raw).expect("a parsable email");
+        let to = m.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or("").to_string();
+        let attachments = m
+            .attachments()
+            .map(|a| {
+                (
+                    a.attachment_name().unwrap_or("").to_string(),
+                    String::from_utf8_lossy(a.contents()).into_owned(),
+                )
+            })
+            .collect();
+        let ct = m
+            .content_type()
+            .map(|c| format!("{}/{}", c.ctype(), c.subtype().unwrap_or("")))
+            .unwrap_or_default();
+        Email {
+            to,
+            subject: m.subject().unwrap_or("").to_string(),
+            message_id: m.message_id().unwrap_or("").to_string(),
+            text: m.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+            html: m.body_html(0).map(|t| t.into_owned()).unwrap_or_default(),
+            attachments,
+            content_type: ct,
+        }
+    }
+}
+
+/// The configuration every test starts from: the file source on `contracts`, offices for
+/// two real entities of the sample, a fallback, the store and outbox in the temp dir.
+pub fn config_text(dir: &Path, contracts: &Path, extra: &str) -> String {
+    format!(
+        r#"
+[store]
+url = "sqlite://{db}"
+
+[source]
+kind = "file"
+contracts_path = "{contracts}"
+page_size = 250
+
+[[offices]]
+id = "sena"
+name = "Contratación SENA"
+head = {{ name = "Jefa SENA", email = "jefa@sena.example" }}
+chain = [
+  {{ role = "director", name = "Director SENA", email = "director@sena.example" }},
+  {{ role = "control_interno", name = "Control Interno SENA", email = "ci@sena.example" }},
+]
+
+[[offices]]
+id = "icbf"
+name = "Contratación ICBF"
+head = {{ name = "Jefe ICBF", email = "jefe@icbf.example" }}
+chain = [
+  {{ role = "director", name = "Director ICBF", email = "director@icbf.example" }},
+  {{ role = "control_interno", name = "Control Interno ICBF", email = "ci@icbf.example" }},
+]
+
+[[routes]]
+office = "sena"
+match = {{ nit_entidad = "899999034" }}
+
+[[routes]]
+office = "icbf"
+match = {{ nit_entidad = "899999239" }}
+
+[routing]
+fallback = {{ name = "Mesa central", email = "central@example.gov.co" }}
+
+[email]
+from = "cierre <cierre@example.gov.co>"
+outbox_dir = "{outbox}"
+templates_dir = "{templates}"
+{extra}
+"#,
+        db = dir.join("cierre.db").display(),
+        contracts = contracts.display(),
+        outbox = dir.join("outbox").display(),
+        templates = repo().join("templates").display(),
+    )
+}
+
+/// Loads a configuration file as the CLI does, with no environment.
+pub fn load(path: &Path) -> Result<Settings, config::ConfigErrors> {
+    config::load_from(path, true, vec![])
+}
+
+/// A fresh app on `contracts` with the clock at noon of `today`.
+pub async fn spawn_app_with(contracts: &Path, today: &str, extra: &str) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("daemon.toml");
+    std::fs::write(&config_path, config_text(dir.path(), contracts, extra)).unwrap();
+    let settings = load(&config_path).unwrap_or_else(|e| panic!("{e}"));
+    let clock = Arc::new(FixedClock::at_date(date(today)));
+    let app = App::open(settings, clock).await.unwrap();
+    TestApp { dir, app }
+}
+
+/// A fresh app on the real sample, as of the day after it was downloaded.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&sample_contracts(), "2026-02-16", "").await
+}
+
+/// Runs the real `cierre` binary in `dir`.
+pub fn cierre(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cierre"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CIERRE_CONFIG")
+        .env("CIERRE_LOG", "warn")
+        .output()
+        .expect("the cierre binary runs")
+}

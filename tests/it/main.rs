@@ -1,0 +1,8 @@
+//! Integration tests: one binary, one module per stage, a fresh store per test.
+
+mod cli;
+mod config;
+mod findings;
+mod helpers;
+mod notify;
+mod sync;

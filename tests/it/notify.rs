@@ -1,0 +1,162 @@
+//! Digests end to end into the file outbox: routing, escalation cadence, one email per
+//! recipient, the parts of each email, and no duplicate however often notify and deliver run.
+
+use crate::helpers::{date, spawn_app, spawn_app_with};
+use cierre::notify::digest;
+use cierre::store::Store;
+
+#[tokio::test]
+async fn each_recipient_gets_one_digest_per_slot_however_often_notify_and_deliver_run() {
+    let t = spawn_app().await;
+    t.app.sync().await.unwrap();
+    let eval = t.app.evaluate(Some(date("2026-02-16"))).await.unwrap();
+    let first = t.app.notify(Some(date("2026-02-16")), false).await.unwrap();
+    // SENA and ICBF: head, director and control interno (all overdue); plus the fallback.
+    assert_eq!(first.digests.len(), 7, "{:?}", first.digests);
+    assert_eq!(first.enqueued, 7);
+    let again = t.app.notify(Some(date("2026-02-16")), false).await.unwrap();
+    assert_eq!((again.enqueued, again.already_queued), (0, 7));
+
+    let d = t.app.deliver().await.unwrap();
+    assert_eq!((d.sent, d.retrying, d.dead), (7, 0, 0));
+    assert_eq!(t.app.deliver().await.unwrap().sent, 0, "nothing is sent twice");
+    let emails = t.emails();
+    assert_eq!(emails.len(), 7);
+    let counts = t.app.store.outbox_counts().await.unwrap();
+    assert_eq!((counts.sent, counts.pending), (7, 0));
+
+    // The fallback holds exactly the findings of entities no route names.
+    let routed = ["899999034", "899999239"];
+    let fallback = emails.iter().find(|e| e.to == "central@example.gov.co").unwrap();
+    let sena = emails.iter().find(|e| e.to == "jefa@sena.example").unwrap();
+    let mut unrouted = 0;
+    for f in &eval.findings {
+        let c = t.app.store.contract(&f.contract_id).await.unwrap().unwrap();
+        let tag = format!("({})", f.contract_id);
+        let is_sena = c.entity_nit.as_deref() == Some("899999034");
+        assert_eq!(sena.text.contains(&tag), is_sena, "{tag}");
+        let is_routed = routed.contains(&c.entity_nit.as_deref().unwrap_or(""));
+        assert_eq!(fallback.text.contains(&tag), !is_routed, "{tag}");
+        unrouted += usize::from(!is_routed);
+    }
+    assert_eq!(first.unrouted as usize, unrouted);
+}
+
+#[tokio::test]
+async fn a_digest_email_is_multipart_spanish_with_a_csv_and_a_stable_message_id() {
+    let t = spawn_app().await;
+    t.app.sync().await.unwrap();
+    t.app.evaluate(Some(date("2026-02-16"))).await.unwrap();
+    t.app.notify(Some(date("2026-02-16")), false).await.unwrap();
+    t.app.deliver().await.unwrap();
+    let emails = t.emails();
+    let e = emails.iter().find(|e| e.to == "jefa@sena.example").unwrap();
+    assert_eq!(e.content_type, "multipart/mixed");
+    // One "Plazo:" line per row; one closable finding per contract.
+    let n = e.text.matches("\n  Plazo: ").count();
+    assert!(n > 20, "{n}");
+    assert_eq!(e.subject, format!("SECOP II: {n} contratos requieren acción, {n} vencidos"));
+    assert!(e.text.starts_with("Buen día, Jefa SENA:"), "{}", &e.text[..80]);
+    assert!(e.text.contains("Circular Externa 002 de 2023"));
+    assert!(
+        e.html.contains("<html lang=\"es\">") && e.html.contains("Expedientes que deben cerrarse")
+    );
+    let (name, csv) = &e.attachments[0];
+    assert_eq!(name, "hallazgos-secop-2026-02-16.csv");
+    assert!(csv.starts_with('\u{feff}'), "BOM for Excel");
+    let rows = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes())
+        .records()
+        .map(|r| r.unwrap())
+        .collect::<Vec<_>>();
+    assert_eq!(rows.len(), n);
+    assert!(rows.iter().all(|r| r[0] == *"vencido" && r[1] == *"closable"));
+    assert!(csv.contains("Prestación de servicios profesionales"), "accents survive");
+
+    let from = t.app.settings.email.from.clone();
+    let to = cierre::config::Person {
+        name: "Jefa SENA".into(),
+        email: "jefa@sena.example".parse().unwrap(),
+    };
+    let expected = digest::message_id(&from, &to, date("2026-02-16"));
+    assert_eq!(format!("<{}>", e.message_id), expected);
+    // Rendering the same slot again gives the same Message-ID.
+    let (_, _, message) =
+        t.app.digest("jefa@sena.example", Some(date("2026-02-16"))).await.unwrap().unwrap();
+    let again = crate::helpers::Email::parse(&message.formatted());
+    assert_eq!(again.message_id, e.message_id);
+}
+
+#[tokio::test]
+async fn the_weekly_level_waits_for_its_weekday_and_daily_levels_reach_the_director() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"id_contrato":"CO1.PCCNTR.900","nit_entidad":"899999034","estado_contrato":"terminado","tipo_de_contrato":"Prestación de servicios","fecha_de_fin_del_contrato":"2026-01-30T00:00:00.000","liquidaci_n":"No"}
+"#,
+    )
+    .unwrap();
+    let t = spawn_app_with(&file, "2026-02-03", "").await;
+    t.app.sync().await.unwrap();
+    // Tuesday 2026-02-03: the finding is "aviso", whose digest goes out on Mondays.
+    t.app.evaluate(Some(date("2026-02-03"))).await.unwrap();
+    let r = t.app.notify(Some(date("2026-02-03")), false).await.unwrap();
+    assert!(r.digests.is_empty());
+    // Monday 2026-02-09: the head alone.
+    t.app.evaluate(Some(date("2026-02-09"))).await.unwrap();
+    let r = t.app.notify(Some(date("2026-02-09")), false).await.unwrap();
+    assert_eq!(r.digests, [("jefa@sena.example".to_string(), 1)]);
+    // Ten business days before the deadline, daily, to the head and the director.
+    let deadline = cierre::calendar::Calendar::colombia().add_business_days(date("2026-01-31"), 30);
+    let day = cierre::calendar::Calendar::colombia().add_business_days(deadline, -5);
+    t.app.evaluate(Some(day)).await.unwrap();
+    let r = t.app.notify(Some(day), true).await.unwrap();
+    let mut to: Vec<&str> = r.digests.iter().map(|(t, _)| t.as_str()).collect();
+    to.sort();
+    assert_eq!(to, ["director@sena.example", "jefa@sena.example"]);
+    assert_eq!(r.enqueued, 0, "a dry run queues nothing");
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_retried_later_and_sent_once() {
+    let t = spawn_app().await;
+    t.app.sync().await.unwrap();
+    t.app.evaluate(Some(date("2026-02-16"))).await.unwrap();
+    t.app.notify(Some(date("2026-02-16")), false).await.unwrap();
+    // The outbox folder cannot be written: a file stands where the folder should be.
+    std::fs::write(t.outbox(), "not a folder").unwrap();
+    let mut settings = t.app.settings.clone();
+    settings.email.outbox_dir = t.outbox().join("sub");
+    let broken =
+        cierre::app::App { settings, store: t.app.store.clone(), clock: t.app.clock.clone() };
+    assert!(broken.deliver().await.is_err(), "the folder cannot be created");
+    std::fs::remove_file(t.outbox()).unwrap();
+    std::fs::create_dir(t.outbox()).unwrap();
+    // Writable folder but read-only: every send fails and is retried later, none lost.
+    let mut perms = std::fs::metadata(t.outbox()).unwrap().permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(t.outbox(), perms.clone()).unwrap();
+    let is_root = std::fs::write(t.outbox().join("probe"), "x").is_ok();
+    if !is_root {
+        let d = t.app.deliver().await.unwrap();
+        assert_eq!((d.sent, d.retrying), (0, 7));
+        assert_eq!(t.app.deliver().await.unwrap().sent, 0, "not due yet");
+    } else {
+        std::fs::remove_file(t.outbox().join("probe")).unwrap();
+    }
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(t.outbox(), perms).unwrap();
+    // Hours later, the retries go out, once each.
+    let later = std::sync::Arc::new(cierre::clock::FixedClock(
+        t.app.clock.now() + chrono::Duration::hours(7),
+    ));
+    let app = cierre::app::App {
+        settings: t.app.settings.clone(),
+        store: t.app.store.clone(),
+        clock: later,
+    };
+    assert_eq!(app.deliver().await.unwrap().sent, 7);
+    assert_eq!(t.emails().len(), 7);
+    assert_eq!(app.deliver().await.unwrap().sent, 0);
+}

@@ -1,0 +1,161 @@
+//! Sync into a real SQLite file: change detection, vanished rows, quarantine, scope, and a
+//! pass interrupted mid-file that resumes after its last committed page.
+
+use std::path::Path;
+
+use crate::helpers::{sample_contracts, spawn_app_with};
+use cierre::source::Dataset;
+use cierre::store::Store;
+
+fn sample_lines() -> Vec<String> {
+    std::fs::read_to_string(sample_contracts()).unwrap().lines().map(str::to_string).collect()
+}
+
+fn write(path: &Path, lines: &[String]) {
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+#[tokio::test]
+async fn a_second_sync_of_unchanged_data_changes_nothing_and_a_change_is_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("contracts.jsonl");
+    let mut lines = sample_lines();
+    write(&file, &lines);
+    let t = spawn_app_with(&file, "2026-02-16", "").await;
+
+    let first = t.app.sync().await.unwrap();
+    let c = &first.datasets[0].counts;
+    assert_eq!((c.read, c.new, c.changed, c.unchanged, c.rejected), (1000, 1000, 0, 0, 0));
+    assert_eq!(t.app.store.count_rows(Dataset::Contracts, false).await.unwrap(), 1000);
+
+    let second = t.app.sync().await.unwrap();
+    let c = &second.datasets[0].counts;
+    assert_eq!((c.new, c.changed, c.unchanged, c.vanished), (0, 0, 1000, 0));
+
+    // One contract gets closed at the source; another disappears from it.
+    let mut v: serde_json::Value = serde_json::from_str(&lines[10]).unwrap();
+    let changed_id = v["id_contrato"].as_str().unwrap().to_string();
+    v["estado_contrato"] = "Cerrado".into();
+    lines[10] = v.to_string();
+    let gone: serde_json::Value = serde_json::from_str(&lines.remove(20)).unwrap();
+    write(&file, &lines);
+    let third = t.app.sync().await.unwrap();
+    let c = &third.datasets[0].counts;
+    assert_eq!((c.new, c.changed, c.unchanged, c.vanished), (0, 1, 998, 1));
+    let stored = t.app.store.contract(&changed_id).await.unwrap().unwrap();
+    assert_eq!(stored.state.as_deref(), Some("Cerrado"));
+    // Vanished rows are marked, never deleted.
+    assert_eq!(t.app.store.count_rows(Dataset::Contracts, false).await.unwrap(), 999);
+    assert_eq!(t.app.store.count_rows(Dataset::Contracts, true).await.unwrap(), 1000);
+
+    let fourth = t.app.sync().await.unwrap();
+    let c = &fourth.datasets[0].counts;
+    assert_eq!((c.new, c.changed, c.vanished), (0, 0, 0), "the change is reported once");
+
+    // The vanished row coming back is a change, and it is live again.
+    lines.push(gone.to_string());
+    write(&file, &lines);
+    let fifth = t.app.sync().await.unwrap();
+    assert_eq!(fifth.datasets[0].counts.changed, 1);
+    assert_eq!(t.app.store.count_rows(Dataset::Contracts, false).await.unwrap(), 1000);
+}
+
+#[tokio::test]
+async fn malformed_rows_are_quarantined_with_reason_and_raw_text_and_the_rest_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("contracts.jsonl");
+    let mut lines: Vec<String> = sample_lines().into_iter().take(50).collect();
+    lines.insert(7, "{\"id_contrato\": \"CO1.PCCNTR.X\", \"fecha_de_firma\": \"ayer\"}".into());
+    lines.insert(30, "{esto no es json".into());
+    lines.insert(40, "{\"estado_contrato\": \"Cerrado\"}".into());
+    write(&file, &lines);
+    let t = spawn_app_with(&file, "2026-02-16", "").await;
+    let r = t.app.sync().await.unwrap();
+    let c = &r.datasets[0].counts;
+    assert_eq!((c.read, c.new, c.rejected), (53, 50, 3));
+    let q = t.app.store.quarantined(Dataset::Contracts).await.unwrap();
+    assert_eq!(q.len(), 3);
+    assert_eq!(q[0].locator, "line 8");
+    assert!(q[0].reason.contains("fecha_de_firma: `ayer` is not a date"), "{}", q[0].reason);
+    assert!(q[0].raw.contains("CO1.PCCNTR.X"));
+    assert_eq!(q[1].locator, "line 31");
+    assert!(q[1].reason.starts_with("not a JSON object"));
+    assert_eq!(q[2].locator, "line 41");
+    assert!(q[2].reason.contains("id_contrato is missing"));
+    assert_eq!(t.app.store.count_rows(Dataset::Contracts, false).await.unwrap(), 50);
+}
+
+#[tokio::test]
+async fn rows_outside_the_configured_entities_are_skipped() {
+    let t = spawn_app_with(&sample_contracts(), "2026-02-16", "").await;
+    let mut settings = t.app.settings.clone();
+    settings.source.entities = vec!["899999034".into(), "899999239".into()];
+    let app = cierre::app::App { settings, store: t.app.store.clone(), clock: t.app.clock.clone() };
+    let r = app.sync().await.unwrap();
+    let c = &r.datasets[0].counts;
+    assert_eq!(c.new, 68 + 25);
+    assert_eq!(c.skipped, 1000 - 93);
+}
+
+#[tokio::test]
+async fn an_interrupted_pass_resumes_after_its_last_committed_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("contracts.json");
+    let lines = sample_lines();
+    // A JSON array cut off after 600 records: the reader fails mid-file (page size 250).
+    let truncated = format!("[{}, {{\"id_contrato\": \"CO1", lines[..600].join(",\n"));
+    std::fs::write(&file, truncated).unwrap();
+    let t = spawn_app_with(&file, "2026-02-16", "").await;
+    let err = t.app.sync().await.unwrap_err();
+    assert!(format!("{err:#}").contains("not a valid JSON file"), "{err:#}");
+    // Two whole pages were committed, with the cursor after them; nothing vanished.
+    assert_eq!(t.app.store.count_rows(Dataset::Contracts, true).await.unwrap(), 500);
+    let state = t.app.store.sync_state(Dataset::Contracts).await.unwrap().unwrap();
+    assert_eq!(state.cursor.as_deref(), Some("500"));
+
+    // The export is complete again: the next sync reads only what follows the cursor.
+    std::fs::write(&file, format!("[{}]", lines.join(",\n"))).unwrap();
+    let r = t.app.sync().await.unwrap();
+    let c = &r.datasets[0].counts;
+    assert_eq!((c.read, c.new, c.vanished), (500, 500, 0));
+    assert_eq!(t.app.store.count_rows(Dataset::Contracts, true).await.unwrap(), 1000);
+    assert!(t.app.store.sync_state(Dataset::Contracts).await.unwrap().is_none(), "pass finished");
+
+    // And a fresh pass over the same data finds every row unchanged.
+    let again = t.app.sync().await.unwrap();
+    assert_eq!(again.datasets[0].counts.unchanged, 1000);
+}
+
+#[tokio::test]
+async fn documents_and_guarantees_sync_from_soda_json_deduplicated_by_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("documents.json");
+    std::fs::write(
+        &docs,
+        r#"[
+ {"id_documento": "1001", "n_mero_de_contrato": "CO1.PCCNTR.1841076", "proceso": "CO1.BDOS.1", "nombre_archivo": "ACTA DE INICIO.pdf", "extensi_n": ".pdf", "descripci_n": "Acta de inicio", "fecha_carga": "2020-03-02T10:00:00.000", "nit_entidad": "899999034"},
+ {"id_documento": "1002", "n_mero_de_contrato": "CO1.PCCNTR.1841076", "nombre_archivo": "ESTUDIOS PREVIOS.pdf", "fecha_carga": "2020-02-20T08:00:00.000", "nit_entidad": "899999034"},
+ {"id_documento": "1001", "proceso": "CO1.BDOS.1", "nombre_archivo": "ACTA DE INICIO.pdf", "fecha_carga": "2020-03-02T10:00:00.000", "nit_entidad": "899999034"}
+]"#,
+    )
+    .unwrap();
+    let guarantees = dir.path().join("guarantees.jsonl");
+    std::fs::write(
+        &guarantees,
+        "{\"id_contrato\": \"CO1.PCCNTR.1841076\", \"numeropoliza\": \"45-44-101\", \"tipopoliza\": \"Cumplimiento\", \"subtipopoliza\": \"Calidad del servicio\", \"fechafinpoliza\": \"2021-05-24T00:00:00.000\", \"estado\": \"Aprobada\", \"valor\": \"4603167\"}\n{\"numeropoliza\": \"sin contrato\"}\n",
+    )
+    .unwrap();
+    let t = spawn_app_with(&sample_contracts(), "2026-02-16", "").await;
+    let mut settings = t.app.settings.clone();
+    settings.source.documents_path = Some(docs);
+    settings.source.guarantees_path = Some(guarantees);
+    let app = cierre::app::App { settings, store: t.app.store.clone(), clock: t.app.clock.clone() };
+    let r = app.sync().await.unwrap();
+    let names: Vec<&str> = r.datasets.iter().map(|d| d.dataset).collect();
+    assert_eq!(names, ["contracts", "documents", "guarantees"]);
+    assert_eq!(r.datasets[1].counts.read, 3);
+    assert_eq!(app.store.count_rows(Dataset::Documents, false).await.unwrap(), 2);
+    assert_eq!(r.datasets[2].counts.new, 1);
+    assert_eq!(r.datasets[2].counts.rejected, 1);
+    assert_eq!(app.store.count_rows(Dataset::Guarantees, false).await.unwrap(), 1);
+}
