@@ -90,8 +90,20 @@ pub fn level_label(level: &str) -> String {
 }
 
 /// Loads the templates: each from `dir` when the administrator put one there, else the
-/// built-in copy.
+/// built-in copy. Fails on the first template that cannot be read or parsed.
 pub fn environment(dir: &Path) -> Result<Environment<'static>, (String, String)> {
+    let mut first_error = None;
+    let env = load(dir, &mut |name, msg| {
+        first_error.get_or_insert((name, msg));
+    });
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(env),
+    }
+}
+
+/// Reads and parses every template, reporting each one that cannot be read or parsed.
+fn load(dir: &Path, report: &mut dyn FnMut(String, String)) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_syntax(syntax());
     for (name, builtin) in TEMPLATES {
@@ -100,12 +112,15 @@ pub fn environment(dir: &Path) -> Result<Environment<'static>, (String, String)>
             Ok(s) => s,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => builtin.to_string(),
             Err(e) => {
-                return Err((name.to_string(), format!("cannot read {}: {e}", path.display())));
+                report(name.to_string(), format!("cannot read {}: {e}", path.display()));
+                continue;
             }
         };
-        env.add_template_owned(name, source).map_err(|e| (name.to_string(), describe(&e)))?;
+        if let Err(e) = env.add_template_owned(name, source) {
+            report(name.to_string(), describe(&e));
+        }
     }
-    Ok(env)
+    env
 }
 
 /// Block tags on their own lines leave no blank lines behind (Jinja's trim/lstrip blocks).
@@ -127,22 +142,7 @@ fn describe(e: &minijinja::Error) -> String {
 /// Reports every template that is missing, unreadable, or does not parse or render (with a
 /// sample digest), for `check-config`.
 pub fn check_templates(dir: &Path, report: &mut dyn FnMut(String, String)) {
-    let mut env = Environment::new();
-    env.set_syntax(syntax());
-    for (name, builtin) in TEMPLATES {
-        let path = dir.join(name);
-        let source = match std::fs::read_to_string(&path) {
-            Ok(s) => s,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => builtin.to_string(),
-            Err(e) => {
-                report(name.to_string(), format!("cannot read {}: {e}", path.display()));
-                continue;
-            }
-        };
-        if let Err(e) = env.add_template_owned(name, source) {
-            report(name.to_string(), describe(&e));
-        }
-    }
+    let env = load(dir, report);
     let sample = sample_digest();
     for (name, _) in TEMPLATES {
         if let Ok(t) = env.get_template(name)
