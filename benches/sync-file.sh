@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Benchmark: `cierre sync` from a JSON Lines file of N contracts shaped like the real ones
+# (the 1,000-row sample repeated with distinct ids), then a second sync of the same file
+# (all unchanged), then `cierre evaluate`. Prints seconds, rows/s and peak RSS of each.
+# Usage: benches/sync-file.sh [ROWS]   (default 100000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rows=${1:-100000}
+cargo build --release --quiet
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+python3 - "$rows" "$work/contracts.jsonl" <<'PY'
+import json, sys
+n, out = int(sys.argv[1]), sys.argv[2]
+sample = [json.loads(l) for l in open("examples/secop/contracts.jsonl")]
+with open(out, "w") as f:
+    for i in range(n):
+        v = dict(sample[i % len(sample)])
+        v["id_contrato"] = f'{v["id_contrato"]}-{i // len(sample)}'
+        f.write(json.dumps(v, ensure_ascii=False) + "\n")
+PY
+bin=$PWD/target/release/cierre
+export CIERRE__SOURCE__CONTRACTS_PATH=$work/contracts.jsonl CIERRE__STORE__URL=sqlite://$work/bench.db
+export CIERRE__EMAIL__TEMPLATES_DIR=$PWD/templates CIERRE_LOG=warn
+measure() {
+  local label=$1; shift
+  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err"; exit 1; }
+  read -r secs kb <"$work/time"
+  awk -v l="$label" -v n="$rows" -v s="$secs" -v kb="$kb" \
+    'BEGIN { printf "%-22s %8d rows %7.2f s %9.0f rows/s  peak RSS %6.1f MB\n", l, n, s, n / s, kb / 1024 }'
+}
+measure "sync (all new)" "$bin" --config daemon.toml sync
+measure "sync (all unchanged)" "$bin" --config daemon.toml sync
+measure "evaluate" "$bin" --config daemon.toml evaluate --as-of 2026-02-16 --format jsonl
