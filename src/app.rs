@@ -74,7 +74,7 @@ impl<S: Store> App<S> {
                     contracts: s.contracts_path.clone(),
                     documents: s.documents_path.clone(),
                     guarantees: s.guarantees_path.clone(),
-                    page_size: s.page_size.min(5_000) as usize,
+                    page_size: s.page_size.min(2_000) as usize,
                 };
                 sync::sync_all(&self.store, &source, &scope, self.clock.as_ref()).await
             }

@@ -220,6 +220,11 @@ pub fn fold(s: &str) -> String {
 
 /// Values SECOP II uses to mean "unknown".
 pub fn is_sentinel(s: &str) -> bool {
+    // Every sentinel is short: skip folding the long values (objects, names), which are
+    // most of a record's text.
+    if s.len() > 20 {
+        return false;
+    }
     matches!(
         fold(s).as_str(),
         "" | "no definido" | "n/d" | "nd" | "sin descripcion" | "no d" | "null" | "none"

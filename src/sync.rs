@@ -106,6 +106,7 @@ struct ParsedPage {
     read: u64,
     skipped: u64,
     cursor: String,
+    last: bool,
 }
 
 fn parse_page(dataset: Dataset, page: Page, scope: &Scope) -> ParsedPage {
@@ -156,7 +157,36 @@ fn parse_page(dataset: Dataset, page: Page, scope: &Scope) -> ParsedPage {
             PageRecords::Guarantees(parse_all!(parse_guarantee, |_: &Guarantee| true))
         }
     };
-    ParsedPage { records, rejected, read, skipped, cursor: page.cursor }
+    ParsedPage { records, rejected, read, skipped, cursor: page.cursor, last: page.last }
+}
+
+/// Parses pages on a blocking thread as they arrive, one page ahead of the writer: parsing
+/// the next page overlaps writing the current one.
+fn parse_stage(
+    dataset: Dataset,
+    mut pages: tokio::sync::mpsc::Receiver<Result<Page, crate::source::SourceError>>,
+    scope: Scope,
+) -> tokio::sync::mpsc::Receiver<anyhow::Result<ParsedPage>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let scope = std::sync::Arc::new(scope);
+        while let Some(page) = pages.recv().await {
+            let parsed = match page {
+                Ok(page) => {
+                    let scope = scope.clone();
+                    tokio::task::spawn_blocking(move || parse_page(dataset, page, &scope))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("parser task failed: {e}"))
+                }
+                Err(e) => Err(anyhow::Error::new(e)),
+            };
+            let stop = parsed.is_err();
+            if tx.send(parsed).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Syncs one dataset: resumes an interrupted pass or starts a new one, applies each page
@@ -229,21 +259,14 @@ async fn run_pass<S: Store, R: Source>(
 ) -> Result<SyncCounts, (SyncCounts, anyhow::Error)> {
     let dataset = run.dataset;
     let mut counts = SyncCounts::default();
-    let mut pages = source.pages(dataset, resume);
+    let mut parsed_pages = parse_stage(dataset, source.pages(dataset, resume), scope.clone());
     let mut finished = false;
-    while let Some(page) = pages.recv().await {
-        let page = match page {
+    while let Some(parsed) = parsed_pages.recv().await {
+        let parsed = match parsed {
             Ok(p) => p,
-            Err(e) => return Err((counts, anyhow::Error::new(e))),
+            Err(e) => return Err((counts, e)),
         };
-        finished = page.last;
-        let scope = scope.clone();
-        // Parsing is the expensive part: off the async threads, overlapping the next read.
-        let parsed =
-            match tokio::task::spawn_blocking(move || parse_page(dataset, page, &scope)).await {
-                Ok(p) => p,
-                Err(e) => return Err((counts, anyhow::anyhow!("parser task failed: {e}"))),
-            };
+        finished = parsed.last;
         for r in &parsed.rejected {
             tracing::warn!(dataset = dataset.name(), locator = %r.locator, reason = %r.reason, "row quarantined");
             if rejected_rows.len() < MAX_REPORTED {

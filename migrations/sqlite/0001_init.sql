@@ -46,7 +46,6 @@ CREATE TABLE contracts (
     vanished_at                 TEXT
 );
 CREATE INDEX contracts_nit ON contracts (nit_entidad);
-CREATE INDEX contracts_last_seen ON contracts (last_seen);
 
 -- Documents of `dmgg-8hin` (and its yearly predecessors), deduplicated by id_documento.
 CREATE TABLE documents (
