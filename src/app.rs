@@ -13,8 +13,8 @@ use crate::clock::Clock;
 use crate::config::{Settings, SourceKind};
 use crate::findings::{self, Evaluation};
 use crate::notify::digest::{self, Digest, Rendered};
-use crate::notify::email::Mailer;
-use crate::notify::outbox::{self, DeliveryReport};
+use crate::notify::outbox::{self, Channels, DeliveryReport};
+use crate::notify::webhook::Event;
 use crate::notify::{self, NotifyReport};
 use crate::source::file::FileSource;
 use crate::store::{JobRun, SqliteStore, Store};
@@ -65,7 +65,35 @@ impl<S: Store> App<S> {
         as_of.unwrap_or_else(|| self.clock.today(self.settings.schedule.timezone))
     }
 
+    /// One sync, announced to webhook consumers (`sync.completed` / `sync.failed`).
     pub async fn sync(&self) -> anyhow::Result<SyncReport> {
+        let started = self.clock.now();
+        let result = self.sync_only().await;
+        if !self.settings.webhooks.is_empty() {
+            let now = self.clock.now();
+            let identity = format!("{}", started.timestamp_micros());
+            let event = match &result {
+                Ok(report) => Event::new(
+                    "sync.completed",
+                    &identity,
+                    now,
+                    serde_json::json!({ "started_at": started, "datasets": report.datasets }),
+                ),
+                Err(e) => Event::new(
+                    "sync.failed",
+                    &identity,
+                    now,
+                    serde_json::json!({ "started_at": started, "error": format!("{e:#}") }),
+                ),
+            };
+            for item in event.items(&self.settings.webhooks) {
+                self.store.enqueue(&item, now).await.context("queueing the sync event")?;
+            }
+        }
+        result
+    }
+
+    async fn sync_only(&self) -> anyhow::Result<SyncReport> {
         let s = &self.settings.source;
         let scope = Scope { entities: s.entities.clone() };
         match s.kind {
@@ -100,15 +128,8 @@ impl<S: Store> App<S> {
     }
 
     pub async fn deliver(&self) -> anyhow::Result<DeliveryReport> {
-        let mailer = Mailer::from_settings(&self.settings.email)?;
-        outbox::deliver(
-            &self.store,
-            &mailer,
-            &self.settings.email.from.email,
-            self.settings.email.max_attempts,
-            self.clock.as_ref(),
-        )
-        .await
+        let channels = Channels::from_settings(&self.settings)?;
+        outbox::deliver(&self.store, &self.settings, &channels, self.clock.as_ref()).await
     }
 
     /// One recipient's digest for `as_of`, rendered, without touching the outbox.

@@ -8,8 +8,12 @@ use anyhow::Context;
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use serde_json::json;
+
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::domain::Contract;
+use crate::notify::webhook::Event;
 use crate::rules::{DataQuality, Engine, urgency};
 use crate::store::{FindingChanges, Store};
 
@@ -94,6 +98,11 @@ pub async fn evaluate<S: Store>(
 
     let mut eval = Evaluation { as_of: Some(as_of), ..Default::default() };
     let mut changes = FindingChanges::default();
+    // Webhook events of the changes, queued in the same transaction as the changes.
+    let mut events = Vec::new();
+    let now = clock.now();
+    let hooks = &settings.webhooks;
+    let event = |type_, identity: String, data| Event::new(type_, &identity, now, data);
     let mut after: Option<String> = None;
     loop {
         let page =
@@ -102,13 +111,31 @@ pub async fn evaluate<S: Store>(
         after = Some(last.id.clone());
         for contract in &page {
             for f in engine.evaluate(contract, as_of, &mut eval.data_quality) {
+                let (c, k, s) = f.key();
                 match open.remove(&f.key()) {
-                    None => changes.opened.push(f.clone()),
+                    None => {
+                        if !hooks.is_empty() {
+                            let data =
+                                json!({ "finding": &f, "contract": contract_json(contract) });
+                            let e = event("finding.opened", format!("{c}|{k}|{s}|{as_of}"), data);
+                            events.extend(e.items(hooks));
+                        }
+                        changes.opened.push(f.clone());
+                    }
                     Some(stored) if stored.finding.level != f.level => {
                         let before = urgency(&settings.levels, &stored.finding.level);
-                        let now = urgency(&settings.levels, &f.level);
-                        let event = if now < before { "escalated" } else { "deescalated" };
-                        changes.relevelled.push((stored.id, f.clone(), event));
+                        let after = urgency(&settings.levels, &f.level);
+                        let kind = if after < before { "escalated" } else { "deescalated" };
+                        if kind == "escalated" && !hooks.is_empty() {
+                            let data = json!({
+                                "finding": &f,
+                                "previous_level": &stored.finding.level,
+                                "contract": contract_json(contract),
+                            });
+                            let id = format!("{c}|{k}|{s}|{}|{as_of}", f.level);
+                            events.extend(event("finding.escalated", id, data).items(hooks));
+                        }
+                        changes.relevelled.push((stored.id, f.clone(), kind));
                     }
                     Some(stored) if stored.finding != f => {
                         changes.refreshed.push((stored.id, f.clone()))
@@ -120,13 +147,23 @@ pub async fn evaluate<S: Store>(
         }
     }
     // Whatever is still open was not concluded again: its condition no longer holds.
-    changes.resolved = open.values().map(|f| f.id).collect();
-    changes.resolved.sort_unstable();
+    let mut resolved: Vec<&StoredFinding> = open.values().collect();
+    resolved.sort_by_key(|f| f.id);
+    if !hooks.is_empty() {
+        for stored in &resolved {
+            let f = &stored.finding;
+            let (c, k, s) = f.key();
+            let data = json!({ "finding": f, "resolved_on": as_of, "opened_on": stored.opened_on });
+            let id = format!("{c}|{k}|{s}|{}|{as_of}", stored.opened_on);
+            events.extend(event("finding.resolved", id, data).items(hooks));
+        }
+    }
+    changes.resolved = resolved.iter().map(|f| f.id).collect();
 
     eval.opened = changes.opened.len();
     eval.escalated = changes.relevelled.iter().filter(|(_, _, e)| *e == "escalated").count();
     eval.resolved = changes.resolved.len();
-    store.apply_findings(&changes, as_of, clock.now()).await.context("recording findings")?;
+    store.apply_findings(&changes, &events, as_of, now).await.context("recording findings")?;
     eval.findings.sort_by(|a, b| {
         urgency(&settings.levels, &a.level)
             .cmp(&urgency(&settings.levels, &b.level))
@@ -143,4 +180,19 @@ pub async fn evaluate<S: Store>(
         "evaluation finished"
     );
     Ok(eval)
+}
+
+/// The contract as webhook consumers see it.
+pub fn contract_json(c: &Contract) -> serde_json::Value {
+    json!({
+        "id_contrato": c.id,
+        "referencia_del_contrato": c.reference,
+        "nit_entidad": c.entity_nit,
+        "nombre_entidad": c.entity_name,
+        "estado_contrato": c.state,
+        "tipo_de_contrato": c.contract_type,
+        "fecha_de_fin_del_contrato": c.ends_on,
+        "nombre_supervisor": c.supervisor_name,
+        "url": c.url,
+    })
 }

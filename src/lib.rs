@@ -23,3 +23,4 @@ pub mod rules;
 pub mod source;
 pub mod store;
 pub mod sync;
+pub mod tls;

@@ -175,6 +175,8 @@ CREATE TABLE outbox (
     channel             TEXT NOT NULL,
     target              TEXT NOT NULL,
     subject             TEXT,
+    -- Email Message-ID, or webhook-id: the same on every attempt of the item.
+    message_id          TEXT,
     payload             TEXT NOT NULL,
     status              TEXT NOT NULL,
     attempts            INTEGER NOT NULL DEFAULT 0,
@@ -185,6 +187,16 @@ CREATE TABLE outbox (
     sent_at             TEXT
 );
 CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+
+-- Delivery health per target (recipient address or webhook URL): a target failing
+-- persistently is suspended, so its items wait instead of burning their attempts.
+CREATE TABLE endpoints (
+    target               TEXT PRIMARY KEY NOT NULL,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    suspended_until      TEXT,
+    last_error           TEXT,
+    updated_at           TEXT NOT NULL
+);
 
 -- Each job run, keyed so one scheduled slot runs once.
 CREATE TABLE job_runs (

@@ -56,6 +56,7 @@ pub struct Settings {
     pub fallback: Option<Person>,
     pub levels: Vec<Level>,
     pub email: EmailSettings,
+    pub delivery: DeliverySettings,
     pub webhooks: Vec<Webhook>,
     pub http: HttpSettings,
     pub schedule: ScheduleSettings,
@@ -171,6 +172,8 @@ pub struct SmtpSettings {
     pub username: Option<String>,
     pub password: Option<SecretString>,
     pub timeout: std::time::Duration,
+    /// A private CA certificate (PEM) to trust, read at validation.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -178,8 +181,20 @@ pub struct EmailSettings {
     pub from: lettre::message::Mailbox,
     pub outbox_dir: PathBuf,
     pub templates_dir: PathBuf,
-    pub max_attempts: u32,
     pub smtp: Option<SmtpSettings>,
+}
+
+/// How the outbox is drained.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Attempts before an item is dead-lettered.
+    pub max_attempts: u32,
+    /// How long a claim holds before another deliverer may take the item over.
+    pub lease: std::time::Duration,
+    /// Consecutive failures after which a target is suspended.
+    pub suspend_after_failures: u32,
+    pub suspend_for: std::time::Duration,
+    pub webhook_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone)]

@@ -58,7 +58,13 @@ every = "daily"
 from = "cierre <cierre@localhost>"
 outbox_dir = "outbox"
 templates_dir = "templates"
+
+[delivery]
 max_attempts = 8
+lease_secs = 300
+suspend_after_failures = 10
+suspend_minutes = 60
+webhook_timeout_secs = 10
 
 [http]
 listen = "127.0.0.1:9464"
@@ -85,6 +91,7 @@ pub struct Raw {
     pub routing: RawRouting,
     pub escalation: RawEscalation,
     pub email: RawEmail,
+    pub delivery: RawDelivery,
     #[serde(default)]
     pub webhooks: Vec<RawWebhook>,
     pub http: RawHttp,
@@ -200,8 +207,16 @@ pub struct RawEmail {
     pub from: String,
     pub outbox_dir: PathBuf,
     pub templates_dir: PathBuf,
-    pub max_attempts: i64,
     pub smtp: Option<RawSmtp>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawDelivery {
+    pub max_attempts: i64,
+    pub lease_secs: i64,
+    pub suspend_after_failures: i64,
+    pub suspend_minutes: i64,
+    pub webhook_timeout_secs: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +227,8 @@ pub struct RawSmtp {
     pub username: Option<String>,
     pub password: Option<SecretString>,
     pub timeout_secs: Option<i64>,
+    /// PEM file of a private certificate authority to trust (besides the public ones).
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -278,8 +278,17 @@ pub fn validate(
             None
         }
     };
-    if !(1..=100).contains(&raw.email.max_attempts) {
-        e.add("email.max_attempts", format!("{} is not between 1 and 100", raw.email.max_attempts));
+    let d = &raw.delivery;
+    for (key, value, range) in [
+        ("delivery.max_attempts", d.max_attempts, 1..=100),
+        ("delivery.lease_secs", d.lease_secs, 5..=86_400),
+        ("delivery.suspend_after_failures", d.suspend_after_failures, 1..=1000),
+        ("delivery.suspend_minutes", d.suspend_minutes, 1..=10_080),
+        ("delivery.webhook_timeout_secs", d.webhook_timeout_secs, 1..=300),
+    ] {
+        if !range.contains(&value) {
+            e.add(key, format!("{value} is not between {} and {}", range.start(), range.end()));
+        }
     }
     let smtp = raw.email.smtp.as_ref().map(|s| {
         let tls = match s.tls.as_deref().unwrap_or("starttls") {
@@ -309,6 +318,17 @@ pub fn validate(
         if s.password.is_some() && s.username.is_none() {
             e.add("email.smtp.username", "required when a password is set");
         }
+        let ca_pem = s.ca_file.as_ref().and_then(|path| match std::fs::read(path) {
+            Ok(pem) if pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") => Some(pem),
+            Ok(_) => {
+                e.add("email.smtp.ca_file", format!("{} holds no PEM certificate", path.display()));
+                None
+            }
+            Err(err) => {
+                e.add("email.smtp.ca_file", format!("cannot read {}: {err}", path.display()));
+                None
+            }
+        });
         let timeout = s.timeout_secs.unwrap_or(30);
         if !(1..=600).contains(&timeout) {
             e.add("email.smtp.timeout_secs", format!("{timeout} is not between 1 and 600"));
@@ -320,6 +340,7 @@ pub fn validate(
             username: s.username.clone(),
             password: s.password.clone(),
             timeout: Duration::from_secs(timeout.clamp(1, 600) as u64),
+            ca_pem,
         }
     });
     crate::notify::digest::check_templates(&raw.email.templates_dir, &mut |name, msg| {
@@ -428,8 +449,14 @@ pub fn validate(
             from,
             outbox_dir: raw.email.outbox_dir,
             templates_dir: raw.email.templates_dir,
-            max_attempts: raw.email.max_attempts as u32,
             smtp,
+        },
+        delivery: DeliverySettings {
+            max_attempts: d.max_attempts as u32,
+            lease: Duration::from_secs(d.lease_secs as u64),
+            suspend_after_failures: d.suspend_after_failures as u32,
+            suspend_for: Duration::from_secs(d.suspend_minutes as u64 * 60),
+            webhook_timeout: Duration::from_secs(d.webhook_timeout_secs as u64),
         },
         webhooks,
         http: HttpSettings { listen, token: raw.http.token },

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 
@@ -58,12 +59,23 @@ impl Mailer {
                 transport: AsyncFileTransport::new(&email.outbox_dir),
             });
         };
-        let builder = match smtp.tls {
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host),
-            SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host)?,
-            SmtpTls::Implicit => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host)?,
+        crate::tls::install_crypto_provider();
+        let tls = |wrap: fn(TlsParameters) -> Tls| -> Result<Tls, SendError> {
+            let mut params = TlsParameters::builder(smtp.host.clone());
+            if let Some(pem) = &smtp.ca_pem {
+                params = params.add_root_certificate(Certificate::from_pem(pem)?);
+            }
+            Ok(wrap(params.build_rustls()?))
         };
-        let mut builder = builder.port(smtp.port).timeout(Some(smtp.timeout));
+        let tls = match smtp.tls {
+            SmtpTls::None => Tls::None,
+            SmtpTls::StartTls => tls(Tls::Required)?,
+            SmtpTls::Implicit => tls(Tls::Wrapper)?,
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.host)
+            .port(smtp.port)
+            .tls(tls)
+            .timeout(Some(smtp.timeout));
         if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
             builder = builder
                 .credentials(Credentials::new(user.clone(), password.expose_secret().to_string()));

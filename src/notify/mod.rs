@@ -141,6 +141,7 @@ pub async fn notify<S: Store>(
             channel: "email".into(),
             target: d.to.email.to_string(),
             subject: Some(rendered.subject.clone()),
+            message_id: Some(digest::message_id(&settings.email.from, &d.to, slot)),
             payload: String::from_utf8_lossy(&message.formatted()).into_owned(),
         };
         if store.enqueue(&item, clock.now()).await? {

@@ -1,18 +1,21 @@
-//! Notify, delivery: drains the durable outbox — claims due items with a lease, sends each,
-//! records it as sent, or schedules a retry with exponential backoff and jitter, and
-//! dead-letters it once the attempt budget is spent. Delivery is at-least-once: an item is
-//! recorded as sent only after the send succeeded, and never sent again once recorded.
+//! Notify, delivery: drains the durable outbox — claims due items with a lease, sends each
+//! (email or webhook), records it as sent, or schedules a retry with exponential backoff and
+//! jitter (honouring `Retry-After`), dead-letters it once the attempt budget is spent, and
+//! suspends a target that keeps failing. Delivery is at-least-once: an item is recorded as
+//! sent only after the send succeeded, and never sent again once recorded.
 
-use chrono::Duration;
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
 use lettre::address::Envelope;
 use serde::Serialize;
 
 use crate::clock::Clock;
+use crate::config::Settings;
 use crate::notify::email::Mailer;
+use crate::notify::webhook::WebhookClient;
 use crate::store::{OutboxItem, Store};
 
-/// How long a claim holds before another deliverer may take the item over.
-const LEASE: Duration = Duration::minutes(5);
 /// Items claimed per round.
 const BATCH: u32 = 50;
 
@@ -22,10 +25,23 @@ pub struct DeliveryReport {
     pub sent: u64,
     pub retrying: u64,
     pub dead: u64,
+    /// Targets suspended during this drain.
+    pub suspended: Vec<String>,
 }
 
-/// The delay before attempt `attempts + 1`: 1 min, 2, 4… capped at 6 h, ±20 % jitter so
-/// that many items failing together do not retry together.
+/// Why one send failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub message: String,
+    /// Whether trying again later can help (a 4xx other than 408/429, a 5xx SMTP reply or a
+    /// malformed item cannot).
+    pub retryable: bool,
+    /// When the receiver asked to be retried (`Retry-After`).
+    pub retry_after: Option<std::time::Duration>,
+}
+
+/// The delay before the attempt after `attempts` failed ones: 1 min, 2, 4… capped at 6 h,
+/// ±20 % jitter so that many items failing together do not retry together.
 pub fn backoff(attempts: i64) -> Duration {
     let exp = attempts.clamp(1, 20) as u32 - 1;
     let base = 60i64.saturating_mul(1i64 << exp.min(12)).min(6 * 3600);
@@ -33,39 +49,125 @@ pub fn backoff(attempts: i64) -> Duration {
     Duration::seconds(base + jitter as i64)
 }
 
-/// Delivers every due item once; items failing are left for a later drain.
+/// The channels an item can go out on.
+pub struct Channels {
+    pub mailer: Mailer,
+    pub webhooks: WebhookClient,
+}
+
+impl Channels {
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Channels> {
+        Ok(Channels {
+            mailer: Mailer::from_settings(&settings.email)?,
+            webhooks: WebhookClient::new(settings.delivery.webhook_timeout)
+                .map_err(anyhow::Error::msg)?,
+        })
+    }
+}
+
+/// Sends one item, without recording anything.
+pub async fn send_item(
+    channels: &Channels,
+    settings: &Settings,
+    item: &OutboxItem,
+    now: DateTime<Utc>,
+) -> Result<(), Failure> {
+    let permanent = |message: String| Failure { message, retryable: false, retry_after: None };
+    match item.channel.as_str() {
+        "email" => {
+            let to: lettre::Address = item
+                .target
+                .parse()
+                .map_err(|e| permanent(format!("bad recipient {}: {e}", item.target)))?;
+            let envelope = Envelope::new(Some(settings.email.from.email.clone()), vec![to])
+                .map_err(|e| permanent(e.to_string()))?;
+            channels.mailer.send(&envelope, item.payload.as_bytes()).await.map_err(|e| Failure {
+                message: e.to_string(),
+                retryable: e.retryable(),
+                retry_after: None,
+            })
+        }
+        "webhook" => {
+            let Some(endpoint) = settings.webhooks.iter().find(|w| w.url.as_str() == item.target)
+            else {
+                return Err(permanent(format!(
+                    "{} is no longer a configured webhook",
+                    item.target
+                )));
+            };
+            let id = item.message_id.as_deref().unwrap_or(&item.idempotency_key);
+            channels.webhooks.post(endpoint, id, &item.payload, now).await.map_err(|e| Failure {
+                message: e.message,
+                retryable: e.retryable,
+                retry_after: e.retry_after,
+            })
+        }
+        other => Err(permanent(format!("no channel `{other}`"))),
+    }
+}
+
+/// Delivers every due item once; failing items are left for a later drain.
 pub async fn deliver<S: Store>(
     store: &S,
-    mailer: &Mailer,
-    from: &lettre::Address,
-    max_attempts: u32,
+    settings: &Settings,
+    channels: &Channels,
     clock: &dyn Clock,
 ) -> anyhow::Result<DeliveryReport> {
+    let d = &settings.delivery;
+    let lease = Duration::from_std(d.lease).unwrap_or(Duration::minutes(5));
+    let suspend_for = Duration::from_std(d.suspend_for).unwrap_or(Duration::hours(1));
     let mut report = DeliveryReport::default();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
+    // Targets suspended during this drain, and until when.
+    let mut suspended: HashMap<String, DateTime<Utc>> = HashMap::new();
     loop {
         let now = clock.now();
-        let items = store.claim_due(now, now + LEASE, BATCH).await?;
-        // An item retried within this same drain (due again at once) is left for the next.
+        let items = store.claim_due(now, now + lease, BATCH).await?;
+        // An item retried within this same drain (due again at once) waits for the next.
         let fresh: Vec<OutboxItem> = items.into_iter().filter(|i| seen.insert(i.id)).collect();
         if fresh.is_empty() {
             break;
         }
         for item in fresh {
-            match send(mailer, from, &item).await {
+            if let Some(until) = suspended.get(&item.target) {
+                // Claimed before its target was suspended: put it back, attempt unspent.
+                store.release(item.id, *until).await?;
+                continue;
+            }
+            let now = clock.now();
+            match send_item(channels, settings, &item, now).await {
                 Ok(()) => {
                     store.mark_sent(item.id, clock.now()).await?;
+                    store.record_endpoint(&item.target, None, None, now).await?;
                     report.sent += 1;
                 }
-                Err((message, retryable)) => {
-                    let dead = !retryable || item.attempts >= max_attempts as i64;
-                    let retry_at = (!dead).then(|| clock.now() + backoff(item.attempts));
-                    store.mark_failed(item.id, &message, retry_at).await?;
+                Err(f) => {
+                    let health =
+                        store.record_endpoint(&item.target, Some(&f.message), None, now).await?;
+                    let mut retry_at = now + backoff(item.attempts);
+                    if let Some(after) = f.retry_after.and_then(|a| Duration::from_std(a).ok()) {
+                        retry_at = retry_at.max(now + after);
+                    }
+                    if health.consecutive_failures >= d.suspend_after_failures as i64 {
+                        let until = now + suspend_for;
+                        store
+                            .record_endpoint(&item.target, Some(&f.message), Some(until), now)
+                            .await?;
+                        tracing::error!(target_ = %item.target, failures = health.consecutive_failures, %until, error = %f.message,
+                            "delivery target suspended after repeated failures; check it, its items wait");
+                        suspended.insert(item.target.clone(), until);
+                        report.suspended.push(item.target.clone());
+                        retry_at = retry_at.max(until);
+                    }
+                    let dead = !f.retryable || item.attempts >= d.max_attempts as i64;
+                    store.mark_failed(item.id, &f.message, (!dead).then_some(retry_at)).await?;
                     if dead {
-                        tracing::error!(target_ = %item.target, key = %item.idempotency_key, error = %message, "notification dead-lettered");
+                        tracing::error!(channel = %item.channel, target_ = %item.target, key = %item.idempotency_key,
+                            attempts = item.attempts, error = %f.message, "notification dead-lettered");
                         report.dead += 1;
                     } else {
-                        tracing::warn!(target_ = %item.target, key = %item.idempotency_key, error = %message, ?retry_at, "delivery failed; will retry");
+                        tracing::warn!(channel = %item.channel, target_ = %item.target, key = %item.idempotency_key,
+                            error = %f.message, %retry_at, "delivery failed; will retry");
                         report.retrying += 1;
                     }
                 }
@@ -73,28 +175,6 @@ pub async fn deliver<S: Store>(
         }
     }
     Ok(report)
-}
-
-async fn send(
-    mailer: &Mailer,
-    from: &lettre::Address,
-    item: &OutboxItem,
-) -> Result<(), (String, bool)> {
-    match item.channel.as_str() {
-        "email" => {
-            let to: lettre::Address = item
-                .target
-                .parse()
-                .map_err(|e| (format!("bad recipient {}: {e}", item.target), false))?;
-            let envelope =
-                Envelope::new(Some(from.clone()), vec![to]).map_err(|e| (e.to_string(), false))?;
-            mailer
-                .send(&envelope, item.payload.as_bytes())
-                .await
-                .map_err(|e| (e.to_string(), e.retryable()))
-        }
-        other => Err((format!("no channel `{other}` in this version"), false)),
-    }
 }
 
 #[cfg(test)]

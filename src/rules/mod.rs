@@ -2,6 +2,7 @@
 //! [`Rule`]; the engine runs them all, computes deadlines in business days and sets the
 //! escalation level of every finding.
 
+pub mod classify;
 pub mod closable;
 
 use std::collections::BTreeMap;

@@ -134,9 +134,14 @@ pub struct FindingChanges {
 #[derive(Debug, Clone)]
 pub struct NewOutboxItem {
     pub idempotency_key: String,
+    /// `email` or `webhook`.
     pub channel: String,
+    /// The recipient address or the endpoint URL.
     pub target: String,
     pub subject: Option<String>,
+    /// Email Message-ID or webhook-id: the same on every attempt.
+    pub message_id: Option<String>,
+    /// The formatted email, or the webhook body.
     pub payload: String,
 }
 
@@ -148,9 +153,20 @@ pub struct OutboxItem {
     pub channel: String,
     pub target: String,
     pub subject: Option<String>,
+    pub message_id: Option<String>,
     pub payload: String,
     pub status: String,
     pub attempts: i64,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+}
+
+/// A target's delivery health.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointHealth {
+    pub target: String,
+    pub consecutive_failures: i64,
+    pub suspended_until: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
 }
 
@@ -237,9 +253,12 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = StoreResult<Vec<Contract>>> + Send;
     fn contract(&self, id: &str) -> impl Future<Output = StoreResult<Option<Contract>>> + Send;
     fn open_findings(&self) -> impl Future<Output = StoreResult<Vec<StoredFinding>>> + Send;
+    /// Records the changes and queues their notifications (`events`) in one transaction, so
+    /// a change is never recorded without its webhook events, nor the other way round.
     fn apply_findings(
         &self,
         changes: &FindingChanges,
+        events: &[NewOutboxItem],
         on: NaiveDate,
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<()>> + Send;
@@ -256,7 +275,8 @@ pub trait Store: Send + Sync {
         item: &NewOutboxItem,
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
-    /// Claims up to `limit` due items (pending, or sending with an expired lease).
+    /// Claims up to `limit` due items (pending, or sending with an expired lease), skipping
+    /// targets suspended at `now`.
     fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -265,6 +285,8 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = StoreResult<Vec<OutboxItem>>> + Send;
     fn mark_sent(&self, id: i64, at: DateTime<Utc>)
     -> impl Future<Output = StoreResult<()>> + Send;
+    /// Gives a claimed item back unsent, its attempt not counted, due again at `at`.
+    fn release(&self, id: i64, at: DateTime<Utc>) -> impl Future<Output = StoreResult<()>> + Send;
     /// Records a failed attempt: retried at `retry_at`, or dead when `None`.
     fn mark_failed(
         &self,
@@ -272,6 +294,16 @@ pub trait Store: Send + Sync {
         error: &str,
         retry_at: Option<DateTime<Utc>>,
     ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Notes a delivery outcome for a target: success resets it; a failure counts, and
+    /// suspends the target until `suspend_until` when given. Returns the new health.
+    fn record_endpoint(
+        &self,
+        target: &str,
+        error: Option<&str>,
+        suspend_until: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<EndpointHealth>> + Send;
+    fn endpoints(&self) -> impl Future<Output = StoreResult<Vec<EndpointHealth>>> + Send;
     fn outbox_counts(&self) -> impl Future<Output = StoreResult<OutboxCounts>> + Send;
     fn outbox_items(&self) -> impl Future<Output = StoreResult<Vec<OutboxItem>>> + Send;
 

@@ -384,6 +384,15 @@ fn finding_from_row(r: &SqliteRow) -> StoreResult<StoredFinding> {
     })
 }
 
+fn endpoint_from_row(r: &SqliteRow) -> EndpointHealth {
+    EndpointHealth {
+        target: r.get("target"),
+        consecutive_failures: r.get("consecutive_failures"),
+        suspended_until: r.get("suspended_until"),
+        last_error: r.get("last_error"),
+    }
+}
+
 fn outbox_from_row(r: &SqliteRow) -> OutboxItem {
     OutboxItem {
         id: r.get("id"),
@@ -391,11 +400,36 @@ fn outbox_from_row(r: &SqliteRow) -> OutboxItem {
         channel: r.get("channel"),
         target: r.get("target"),
         subject: r.get("subject"),
+        message_id: r.get("message_id"),
         payload: r.get("payload"),
         status: r.get("status"),
         attempts: r.get("attempts"),
+        next_attempt_at: r.get("next_attempt_at"),
         last_error: r.get("last_error"),
     }
+}
+
+async fn insert_outbox(
+    tx: &mut Transaction<'_, Sqlite>,
+    item: &NewOutboxItem,
+    at: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "INSERT INTO outbox (idempotency_key, channel, target, subject, message_id, payload, \
+         status, attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?) \
+         ON CONFLICT (idempotency_key) DO NOTHING",
+    )
+    .bind(&item.idempotency_key)
+    .bind(&item.channel)
+    .bind(&item.target)
+    .bind(&item.subject)
+    .bind(&item.message_id)
+    .bind(&item.payload)
+    .bind(at)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 async fn insert_event(
@@ -626,10 +660,14 @@ impl Store for SqliteStore {
     async fn apply_findings(
         &self,
         changes: &FindingChanges,
+        events: &[NewOutboxItem],
         on: NaiveDate,
         at: DateTime<Utc>,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
+        for item in events {
+            insert_outbox(&mut tx, item, at).await?;
+        }
         for f in &changes.opened {
             let row = sqlx::query(
                 "INSERT INTO findings (contract_id, kind, stage, status, since, deadline, \
@@ -714,21 +752,10 @@ impl Store for SqliteStore {
     }
 
     async fn enqueue(&self, item: &NewOutboxItem, at: DateTime<Utc>) -> StoreResult<bool> {
-        let done = sqlx::query(
-            "INSERT INTO outbox (idempotency_key, channel, target, subject, payload, status, \
-             attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?) \
-             ON CONFLICT (idempotency_key) DO NOTHING",
-        )
-        .bind(&item.idempotency_key)
-        .bind(&item.channel)
-        .bind(&item.target)
-        .bind(&item.subject)
-        .bind(&item.payload)
-        .bind(at)
-        .bind(at)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let mut tx = self.pool.begin().await?;
+        let inserted = insert_outbox(&mut tx, item, at).await?;
+        tx.commit().await?;
+        Ok(inserted)
     }
 
     async fn claim_due(
@@ -742,8 +769,9 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "UPDATE outbox SET status = 'sending', claimed_until = ?1, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox WHERE \
-               (status = 'pending' AND next_attempt_at <= ?2) OR \
-               (status = 'sending' AND claimed_until <= ?2) \
+               ((status = 'pending' AND next_attempt_at <= ?2) OR \
+                (status = 'sending' AND claimed_until <= ?2)) \
+               AND target NOT IN (SELECT target FROM endpoints WHERE suspended_until > ?2) \
              ORDER BY id LIMIT ?3) RETURNING *",
         )
         .bind(lease_until)
@@ -759,6 +787,18 @@ impl Store for SqliteStore {
     async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
         sqlx::query(
             "UPDATE outbox SET status = 'sent', sent_at = ?, claimed_until = NULL, last_error = NULL WHERE id = ?",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn release(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'pending', attempts = MAX(attempts - 1, 0), \
+             claimed_until = NULL, next_attempt_at = ? WHERE id = ? AND status = 'sending'",
         )
         .bind(at)
         .bind(id)
@@ -785,6 +825,46 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    async fn record_endpoint(
+        &self,
+        target: &str,
+        error: Option<&str>,
+        suspend_until: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<EndpointHealth> {
+        let row = match error {
+            None => sqlx::query(
+                "INSERT INTO endpoints (target, consecutive_failures, updated_at) VALUES (?, 0, ?) \
+                 ON CONFLICT (target) DO UPDATE SET consecutive_failures = 0, suspended_until = NULL, \
+                 last_error = NULL, updated_at = excluded.updated_at RETURNING *",
+            )
+            .bind(target)
+            .bind(at)
+            .fetch_one(&self.pool)
+            .await?,
+            Some(error) => sqlx::query(
+                "INSERT INTO endpoints (target, consecutive_failures, suspended_until, last_error, updated_at) \
+                 VALUES (?, 1, ?, ?, ?) ON CONFLICT (target) DO UPDATE SET \
+                 consecutive_failures = endpoints.consecutive_failures + 1, \
+                 suspended_until = COALESCE(excluded.suspended_until, endpoints.suspended_until), \
+                 last_error = excluded.last_error, updated_at = excluded.updated_at RETURNING *",
+            )
+            .bind(target)
+            .bind(suspend_until)
+            .bind(error)
+            .bind(at)
+            .fetch_one(&self.pool)
+            .await?,
+        };
+        Ok(endpoint_from_row(&row))
+    }
+
+    async fn endpoints(&self) -> StoreResult<Vec<EndpointHealth>> {
+        let rows =
+            sqlx::query("SELECT * FROM endpoints ORDER BY target").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(endpoint_from_row).collect())
     }
 
     async fn outbox_counts(&self) -> StoreResult<OutboxCounts> {

@@ -162,7 +162,7 @@ fn a_csv_export_with_corrupt_rows_syncs_the_others_and_names_the_bad_lines() {
     std::fs::write(
         &config,
         format!(
-            "[source]\nkind = \"file\"\ncontracts_path = \"{}\"\n[email]\nfrom = \"c <c@example.gov.co>\"\noutbox_dir = \"outbox\"\ntemplates_dir = \"{}\"\nmax_attempts = 3\n",
+            "[source]\nkind = \"file\"\ncontracts_path = \"{}\"\n[email]\nfrom = \"c <c@example.gov.co>\"\noutbox_dir = \"outbox\"\ntemplates_dir = \"{}\"\n[delivery]\nmax_attempts = 3\n",
             csv_path.display(),
             repo().join("templates").display()
         ),
