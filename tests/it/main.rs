@@ -5,4 +5,5 @@ mod config;
 mod findings;
 mod helpers;
 mod notify;
+mod smtp;
 mod sync;

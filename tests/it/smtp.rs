@@ -1,0 +1,270 @@
+//! Digests over a real SMTP server on loopback (aiosmtpd, started by the test): STARTTLS
+//! with authentication and a private CA, implicit TLS, an outage, a crash between send and
+//! record, and a refused recipient.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+use chrono::Duration;
+use cierre::app::App;
+use cierre::clock::FixedClock;
+use cierre::notify::digest;
+use cierre::notify::outbox::{self, Channels};
+use cierre::store::{SqliteStore, Store};
+
+use crate::helpers::{Email, date, repo, spawn_app_with};
+
+/// An aiosmtpd server in a child process, killed on drop.
+pub struct SmtpServer {
+    child: Child,
+    pub out: tempfile::TempDir,
+}
+
+impl SmtpServer {
+    pub fn start(port: u16, args: &[&str]) -> SmtpServer {
+        let out = tempfile::tempdir().unwrap();
+        let mut child = Command::new("python3")
+            .arg(repo().join("tests/support/smtp_server.py"))
+            .args(["--port", &port.to_string(), "--out", out.path().to_str().unwrap()])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 with aiosmtpd (pip install aiosmtpd)");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "the SMTP server did not start");
+        SmtpServer { child, out }
+    }
+
+    /// Messages received, in order, with their envelope recipients.
+    pub fn received(&self) -> Vec<(String, Email, Vec<u8>)> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(self.out.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|p| {
+                let raw = std::fs::read(p).unwrap();
+                let rcpt = std::fs::read_to_string(p.with_extension("rcpt")).unwrap();
+                (rcpt, Email::parse(&raw), raw)
+            })
+            .collect()
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A private CA and a certificate it signed for localhost: (ca.pem, cert.pem, key.pem).
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(vec![]).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let paths = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+fn smtp_section(port: u16, tls: &str, ca: Option<&Path>, auth: bool) -> String {
+    let mut s = format!(
+        "[email.smtp]\nhost = \"localhost\"\nport = {port}\ntls = \"{tls}\"\ntimeout_secs = 5\n"
+    );
+    if let Some(ca) = ca {
+        s.push_str(&format!("ca_file = \"{}\"\n", ca.display()));
+    }
+    if auth {
+        s.push_str("username = \"cierre\"\npassword = \"clave-secreta\"\n");
+    }
+    s
+}
+
+/// The app on the real sample, with digests prepared for 2026-02-16 and not yet sent.
+async fn app_with_digests(extra: &str) -> crate::helpers::TestApp {
+    let t = spawn_app_with(&crate::helpers::sample_contracts(), "2026-02-16", extra).await;
+    t.app.sync().await.unwrap();
+    t.app.evaluate(Some(date("2026-02-16"))).await.unwrap();
+    let r = t.app.notify(Some(date("2026-02-16")), false).await.unwrap();
+    assert_eq!(r.enqueued, 7);
+    t
+}
+
+fn later(app: &App<SqliteStore>, by: Duration) -> App<SqliteStore> {
+    App {
+        settings: app.settings.clone(),
+        store: app.store.clone(),
+        clock: Arc::new(FixedClock(app.clock.now() + by)),
+    }
+}
+
+#[tokio::test]
+async fn digests_arrive_over_starttls_with_authentication_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path());
+    let port = free_port();
+    let server = SmtpServer::start(
+        port,
+        &[
+            "--starttls",
+            cert.to_str().unwrap(),
+            key.to_str().unwrap(),
+            "--auth",
+            "cierre:clave-secreta",
+        ],
+    );
+    let t = app_with_digests(&smtp_section(port, "starttls", Some(&ca), true)).await;
+    let d = t.app.deliver().await.unwrap();
+    assert_eq!((d.sent, d.retrying, d.dead), (7, 0, 0));
+
+    let received = server.received();
+    assert_eq!(received.len(), 7);
+    let mut rcpts: Vec<&str> = received.iter().map(|(r, _, _)| r.as_str()).collect();
+    rcpts.sort();
+    rcpts.dedup();
+    assert_eq!(rcpts.len(), 7, "one digest per recipient");
+    let (_, sena, raw) = received.iter().find(|(r, _, _)| r == "jefa@sena.example").unwrap();
+    assert_eq!(sena.content_type, "multipart/mixed");
+    assert!(String::from_utf8_lossy(raw).contains("multipart/alternative"));
+    assert!(sena.subject.contains("requieren acción"), "{}", sena.subject);
+    assert!(sena.text.contains("Prestación de servicios") || sena.text.contains("PRESTACIÓN"));
+    assert!(sena.text.contains("días hábiles") || sena.text.contains("día(s) hábil(es)"));
+    assert!(sena.html.contains("Expedientes que deben cerrarse"));
+    assert_eq!(sena.attachments.len(), 1);
+    assert!(sena.attachments[0].1.contains("id_contrato"));
+    let to = cierre::config::Person {
+        name: "Jefa SENA".into(),
+        email: "jefa@sena.example".parse().unwrap(),
+    };
+    assert_eq!(
+        format!("<{}>", sena.message_id),
+        digest::message_id(&t.app.settings.email.from, &to, date("2026-02-16"))
+    );
+    // Nothing left to send.
+    assert_eq!(t.app.deliver().await.unwrap().sent, 0);
+    assert_eq!(server.received().len(), 7);
+}
+
+#[tokio::test]
+async fn digests_arrive_over_implicit_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(dir.path());
+    let port = free_port();
+    let server =
+        SmtpServer::start(port, &["--implicit", cert.to_str().unwrap(), key.to_str().unwrap()]);
+    let t = app_with_digests(&smtp_section(port, "implicit", Some(&ca), false)).await;
+    let d = t.app.deliver().await.unwrap();
+    assert_eq!((d.sent, d.dead), (7, 0));
+    assert_eq!(server.received().len(), 7);
+}
+
+#[tokio::test]
+async fn an_untrusted_certificate_is_refused_and_retried_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, cert, key) = certificates(dir.path());
+    let port = free_port();
+    let server =
+        SmtpServer::start(port, &["--starttls", cert.to_str().unwrap(), key.to_str().unwrap()]);
+    // No ca_file: the private CA is not trusted.
+    let t = app_with_digests(&smtp_section(port, "starttls", None, false)).await;
+    let d = t.app.deliver().await.unwrap();
+    assert_eq!((d.sent, d.retrying), (0, 7));
+    assert!(server.received().is_empty());
+}
+
+#[tokio::test]
+async fn an_smtp_outage_delays_the_digests_and_each_arrives_once() {
+    let port = free_port();
+    let t = app_with_digests(&smtp_section(port, "none", None, false)).await;
+    // Nobody listens: every digest waits for a retry.
+    let d = t.app.deliver().await.unwrap();
+    assert_eq!((d.sent, d.retrying, d.dead), (0, 7, 0));
+    let items = t.app.store.outbox_items().await.unwrap();
+    assert!(items.iter().all(|i| i.status == "pending" && i.next_attempt_at > t.app.clock.now()));
+    assert!(
+        items[0].last_error.as_deref().unwrap_or("").contains("onnect"),
+        "{:?}",
+        items[0].last_error
+    );
+
+    let server = SmtpServer::start(port, &[]);
+    // Not due yet: nothing is sent before the backoff ends.
+    assert_eq!(t.app.deliver().await.unwrap().sent, 0);
+    let app = later(&t.app, Duration::hours(1));
+    assert_eq!(app.deliver().await.unwrap().sent, 7);
+    assert_eq!(app.deliver().await.unwrap().sent, 0);
+    let received = server.received();
+    assert_eq!(received.len(), 7);
+    let mut ids: Vec<&str> = received.iter().map(|(_, e, _)| e.message_id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 7);
+}
+
+#[tokio::test]
+async fn a_crash_between_send_and_record_resends_that_digest_only_with_the_same_message_id() {
+    let port = free_port();
+    let server = SmtpServer::start(port, &[]);
+    let t = app_with_digests(&smtp_section(port, "none", None, false)).await;
+    // A deliverer claims everything, sends one digest, and dies before recording it.
+    let now = t.app.clock.now();
+    let claimed = t.app.store.claim_due(now, now + Duration::minutes(5), 100).await.unwrap();
+    assert_eq!(claimed.len(), 7);
+    let channels = Channels::from_settings(&t.app.settings).unwrap();
+    outbox::send_item(&channels, &t.app.settings, &claimed[0], now).await.unwrap();
+    assert_eq!(server.received().len(), 1);
+
+    // While the lease holds, nobody else takes the items.
+    assert_eq!(t.app.deliver().await.unwrap().sent, 0);
+    // After it, the next deliverer sends all seven: one of them a second time.
+    let app = later(&t.app, Duration::minutes(6));
+    assert_eq!(app.deliver().await.unwrap().sent, 7);
+    assert_eq!(app.deliver().await.unwrap().sent, 0, "recorded as sent: never again");
+    let received = server.received();
+    assert_eq!(received.len(), 8);
+    let first = &received[0].1;
+    let again: Vec<_> =
+        received[1..].iter().filter(|(_, e, _)| e.message_id == first.message_id).collect();
+    assert_eq!(again.len(), 1, "the re-sent digest carries the same Message-ID");
+    assert_eq!(again[0].1.text, first.text);
+}
+
+#[tokio::test]
+async fn a_refused_recipient_is_dead_lettered_and_the_others_arrive() {
+    let port = free_port();
+    let server = SmtpServer::start(port, &["--reject-rcpt", "ci@icbf.example"]);
+    let t = app_with_digests(&smtp_section(port, "none", None, false)).await;
+    let d = t.app.deliver().await.unwrap();
+    assert_eq!((d.sent, d.retrying, d.dead), (6, 0, 1));
+    assert_eq!(server.received().len(), 6);
+    let dead: Vec<_> = t
+        .app
+        .store
+        .outbox_items()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.status == "dead")
+        .collect();
+    assert_eq!(dead[0].target, "ci@icbf.example");
+    assert!(dead[0].last_error.as_deref().unwrap().contains("550"), "{:?}", dead[0].last_error);
+}
