@@ -70,7 +70,6 @@ pub async fn send_item(
     channels: &Channels,
     settings: &Settings,
     item: &OutboxItem,
-    now: DateTime<Utc>,
 ) -> Result<(), Failure> {
     let permanent = |message: String| Failure { message, retryable: false, retry_after: None };
     match item.channel.as_str() {
@@ -96,10 +95,11 @@ pub async fn send_item(
                 )));
             };
             let id = item.message_id.as_deref().unwrap_or(&item.idempotency_key);
-            channels.webhooks.post(endpoint, id, &item.payload, now).await.map_err(|e| Failure {
-                message: e.message,
-                retryable: e.retryable,
-                retry_after: e.retry_after,
+            // The signature's timestamp is the real send time, whatever the injected clock
+            // says: receivers check it against their own clocks to refuse replays.
+            let sent_at = Utc::now();
+            channels.webhooks.post(endpoint, id, &item.payload, sent_at).await.map_err(|e| {
+                Failure { message: e.message, retryable: e.retryable, retry_after: e.retry_after }
             })
         }
         other => Err(permanent(format!("no channel `{other}`"))),
@@ -135,24 +135,21 @@ pub async fn deliver<S: Store>(
                 continue;
             }
             let now = clock.now();
-            match send_item(channels, settings, &item, now).await {
+            match send_item(channels, settings, &item).await {
                 Ok(()) => {
                     store.mark_sent(item.id, clock.now()).await?;
-                    store.record_endpoint(&item.target, None, None, now).await?;
+                    store.record_endpoint(&item.target, None, now).await?;
                     report.sent += 1;
                 }
                 Err(f) => {
-                    let health =
-                        store.record_endpoint(&item.target, Some(&f.message), None, now).await?;
+                    let health = store.record_endpoint(&item.target, Some(&f.message), now).await?;
                     let mut retry_at = now + backoff(item.attempts);
                     if let Some(after) = f.retry_after.and_then(|a| Duration::from_std(a).ok()) {
                         retry_at = retry_at.max(now + after);
                     }
                     if health.consecutive_failures >= d.suspend_after_failures as i64 {
                         let until = now + suspend_for;
-                        store
-                            .record_endpoint(&item.target, Some(&f.message), Some(until), now)
-                            .await?;
+                        store.suspend_endpoint(&item.target, until).await?;
                         tracing::error!(target_ = %item.target, failures = health.consecutive_failures, %until, error = %f.message,
                             "delivery target suspended after repeated failures; check it, its items wait");
                         suspended.insert(item.target.clone(), until);

@@ -294,15 +294,20 @@ pub trait Store: Send + Sync {
         error: &str,
         retry_at: Option<DateTime<Utc>>,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Notes a delivery outcome for a target: success resets it; a failure counts, and
-    /// suspends the target until `suspend_until` when given. Returns the new health.
+    /// Notes a delivery outcome for a target: success resets it, a failure counts. Returns
+    /// the new health.
     fn record_endpoint(
         &self,
         target: &str,
         error: Option<&str>,
-        suspend_until: Option<DateTime<Utc>>,
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<EndpointHealth>> + Send;
+    /// Suspends a target: its items are not claimed before `until`.
+    fn suspend_endpoint(
+        &self,
+        target: &str,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     fn endpoints(&self) -> impl Future<Output = StoreResult<Vec<EndpointHealth>>> + Send;
     fn outbox_counts(&self) -> impl Future<Output = StoreResult<OutboxCounts>> + Send;
     fn outbox_items(&self) -> impl Future<Output = StoreResult<Vec<OutboxItem>>> + Send;

@@ -831,7 +831,6 @@ impl Store for SqliteStore {
         &self,
         target: &str,
         error: Option<&str>,
-        suspend_until: Option<DateTime<Utc>>,
         at: DateTime<Utc>,
     ) -> StoreResult<EndpointHealth> {
         let row = match error {
@@ -845,20 +844,27 @@ impl Store for SqliteStore {
             .fetch_one(&self.pool)
             .await?,
             Some(error) => sqlx::query(
-                "INSERT INTO endpoints (target, consecutive_failures, suspended_until, last_error, updated_at) \
-                 VALUES (?, 1, ?, ?, ?) ON CONFLICT (target) DO UPDATE SET \
+                "INSERT INTO endpoints (target, consecutive_failures, last_error, updated_at) \
+                 VALUES (?, 1, ?, ?) ON CONFLICT (target) DO UPDATE SET \
                  consecutive_failures = endpoints.consecutive_failures + 1, \
-                 suspended_until = COALESCE(excluded.suspended_until, endpoints.suspended_until), \
                  last_error = excluded.last_error, updated_at = excluded.updated_at RETURNING *",
             )
             .bind(target)
-            .bind(suspend_until)
             .bind(error)
             .bind(at)
             .fetch_one(&self.pool)
             .await?,
         };
         Ok(endpoint_from_row(&row))
+    }
+
+    async fn suspend_endpoint(&self, target: &str, until: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE endpoints SET suspended_until = ? WHERE target = ?")
+            .bind(until)
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn endpoints(&self) -> StoreResult<Vec<EndpointHealth>> {

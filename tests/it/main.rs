@@ -7,3 +7,4 @@ mod helpers;
 mod notify;
 mod smtp;
 mod sync;
+mod webhooks;
