@@ -261,6 +261,21 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
                 "outbox      pending {}, sending {}, sent {}, dead {}",
                 c.pending, c.sending, c.sent, c.dead
             )?;
+            let now = chrono::Utc::now();
+            for e in app.store.endpoints().await? {
+                let state = match e.suspended_until {
+                    Some(until) if until > now => format!("SUSPENDED until {until}"),
+                    _ if e.consecutive_failures > 0 => "failing".to_string(),
+                    _ => continue,
+                };
+                writeln!(
+                    out,
+                    "endpoint    {} {state}: {} consecutive failure(s), last: {}",
+                    e.target,
+                    e.consecutive_failures,
+                    e.last_error.as_deref().unwrap_or("")
+                )?;
+            }
         }
         Command::Calendar { .. } | Command::CheckConfig => unreachable!("handled above"),
     }

@@ -195,6 +195,8 @@ pub struct DeliverySettings {
     pub suspend_after_failures: u32,
     pub suspend_for: std::time::Duration,
     pub webhook_timeout: std::time::Duration,
+    /// Sends in flight at once.
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -65,6 +65,7 @@ lease_secs = 300
 suspend_after_failures = 10
 suspend_minutes = 60
 webhook_timeout_secs = 10
+concurrency = 8
 
 [http]
 listen = "127.0.0.1:9464"
@@ -217,6 +218,7 @@ pub struct RawDelivery {
     pub suspend_after_failures: i64,
     pub suspend_minutes: i64,
     pub webhook_timeout_secs: i64,
+    pub concurrency: i64,
 }
 
 #[derive(Debug, Deserialize)]

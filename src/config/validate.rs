@@ -285,6 +285,7 @@ pub fn validate(
         ("delivery.suspend_after_failures", d.suspend_after_failures, 1..=1000),
         ("delivery.suspend_minutes", d.suspend_minutes, 1..=10_080),
         ("delivery.webhook_timeout_secs", d.webhook_timeout_secs, 1..=300),
+        ("delivery.concurrency", d.concurrency, 1..=64),
     ] {
         if !range.contains(&value) {
             e.add(key, format!("{value} is not between {} and {}", range.start(), range.end()));
@@ -457,6 +458,7 @@ pub fn validate(
             suspend_after_failures: d.suspend_after_failures as u32,
             suspend_for: Duration::from_secs(d.suspend_minutes as u64 * 60),
             webhook_timeout: Duration::from_secs(d.webhook_timeout_secs as u64),
+            concurrency: d.concurrency.clamp(1, 64) as usize,
         },
         webhooks,
         http: HttpSettings { listen, token: raw.http.token },

@@ -106,20 +106,92 @@ pub async fn send_item(
     }
 }
 
-/// Delivers every due item once; failing items are left for a later drain.
+/// What happened to one item.
+enum Outcome {
+    Sent,
+    Retrying,
+    Dead,
+    /// Put back unsent: its target was suspended meanwhile.
+    Released,
+}
+
+/// State shared by the concurrent sends of one drain.
+struct Drain<'a, S> {
+    store: &'a S,
+    settings: &'a Settings,
+    channels: &'a Channels,
+    clock: &'a dyn Clock,
+    /// Targets suspended during this drain, and until when: a std Mutex, never held across
+    /// an await.
+    suspended: std::sync::Mutex<HashMap<String, DateTime<Utc>>>,
+}
+
+impl<S: Store> Drain<'_, S> {
+    fn suspended_until(&self, target: &str) -> Option<DateTime<Utc>> {
+        self.suspended.lock().expect("not poisoned").get(target).copied()
+    }
+
+    async fn process(&self, item: OutboxItem) -> anyhow::Result<(Outcome, Option<String>)> {
+        let (store, d) = (self.store, &self.settings.delivery);
+        if let Some(until) = self.suspended_until(&item.target) {
+            // Claimed before its target was suspended: put it back, attempt unspent.
+            store.release(item.id, until).await?;
+            return Ok((Outcome::Released, None));
+        }
+        let now = self.clock.now();
+        let f = match send_item(self.channels, self.settings, &item).await {
+            Ok(()) => {
+                store.mark_sent(item.id, self.clock.now()).await?;
+                store.record_endpoint(&item.target, None, now).await?;
+                return Ok((Outcome::Sent, None));
+            }
+            Err(f) => f,
+        };
+        let health = store.record_endpoint(&item.target, Some(&f.message), now).await?;
+        let mut retry_at = now + backoff(item.attempts);
+        if let Some(after) = f.retry_after.and_then(|a| Duration::from_std(a).ok()) {
+            retry_at = retry_at.max(now + after);
+        }
+        let mut newly_suspended = None;
+        if health.consecutive_failures >= d.suspend_after_failures as i64
+            && self.suspended_until(&item.target).is_none()
+        {
+            let until = now + Duration::from_std(d.suspend_for).unwrap_or(Duration::hours(1));
+            store.suspend_endpoint(&item.target, until).await?;
+            tracing::error!(target_ = %item.target, failures = health.consecutive_failures, %until, error = %f.message,
+                "delivery target suspended after repeated failures; check it, its items wait");
+            self.suspended.lock().expect("not poisoned").insert(item.target.clone(), until);
+            newly_suspended = Some(item.target.clone());
+            retry_at = retry_at.max(until);
+        }
+        let dead = !f.retryable || item.attempts >= d.max_attempts as i64;
+        store.mark_failed(item.id, &f.message, (!dead).then_some(retry_at)).await?;
+        if dead {
+            tracing::error!(channel = %item.channel, target_ = %item.target, key = %item.idempotency_key,
+                attempts = item.attempts, error = %f.message, "notification dead-lettered");
+            Ok((Outcome::Dead, newly_suspended))
+        } else {
+            tracing::warn!(channel = %item.channel, target_ = %item.target, key = %item.idempotency_key,
+                error = %f.message, %retry_at, "delivery failed; will retry");
+            Ok((Outcome::Retrying, newly_suspended))
+        }
+    }
+}
+
+/// Delivers every due item once, `delivery.concurrency` at a time; failing items are left
+/// for a later drain.
 pub async fn deliver<S: Store>(
     store: &S,
     settings: &Settings,
     channels: &Channels,
     clock: &dyn Clock,
 ) -> anyhow::Result<DeliveryReport> {
-    let d = &settings.delivery;
-    let lease = Duration::from_std(d.lease).unwrap_or(Duration::minutes(5));
-    let suspend_for = Duration::from_std(d.suspend_for).unwrap_or(Duration::hours(1));
+    use futures_util::StreamExt;
+
+    let lease = Duration::from_std(settings.delivery.lease).unwrap_or(Duration::minutes(5));
+    let drain = Drain { store, settings, channels, clock, suspended: Default::default() };
     let mut report = DeliveryReport::default();
     let mut seen = HashSet::new();
-    // Targets suspended during this drain, and until when.
-    let mut suspended: HashMap<String, DateTime<Utc>> = HashMap::new();
     loop {
         let now = clock.now();
         let items = store.claim_due(now, now + lease, BATCH).await?;
@@ -128,47 +200,18 @@ pub async fn deliver<S: Store>(
         if fresh.is_empty() {
             break;
         }
-        for item in fresh {
-            if let Some(until) = suspended.get(&item.target) {
-                // Claimed before its target was suspended: put it back, attempt unspent.
-                store.release(item.id, *until).await?;
-                continue;
+        let mut results = futures_util::stream::iter(fresh)
+            .map(|item| drain.process(item))
+            .buffer_unordered(settings.delivery.concurrency.max(1));
+        while let Some(result) = results.next().await {
+            let (outcome, suspended) = result?;
+            match outcome {
+                Outcome::Sent => report.sent += 1,
+                Outcome::Retrying => report.retrying += 1,
+                Outcome::Dead => report.dead += 1,
+                Outcome::Released => {}
             }
-            let now = clock.now();
-            match send_item(channels, settings, &item).await {
-                Ok(()) => {
-                    store.mark_sent(item.id, clock.now()).await?;
-                    store.record_endpoint(&item.target, None, now).await?;
-                    report.sent += 1;
-                }
-                Err(f) => {
-                    let health = store.record_endpoint(&item.target, Some(&f.message), now).await?;
-                    let mut retry_at = now + backoff(item.attempts);
-                    if let Some(after) = f.retry_after.and_then(|a| Duration::from_std(a).ok()) {
-                        retry_at = retry_at.max(now + after);
-                    }
-                    if health.consecutive_failures >= d.suspend_after_failures as i64 {
-                        let until = now + suspend_for;
-                        store.suspend_endpoint(&item.target, until).await?;
-                        tracing::error!(target_ = %item.target, failures = health.consecutive_failures, %until, error = %f.message,
-                            "delivery target suspended after repeated failures; check it, its items wait");
-                        suspended.insert(item.target.clone(), until);
-                        report.suspended.push(item.target.clone());
-                        retry_at = retry_at.max(until);
-                    }
-                    let dead = !f.retryable || item.attempts >= d.max_attempts as i64;
-                    store.mark_failed(item.id, &f.message, (!dead).then_some(retry_at)).await?;
-                    if dead {
-                        tracing::error!(channel = %item.channel, target_ = %item.target, key = %item.idempotency_key,
-                            attempts = item.attempts, error = %f.message, "notification dead-lettered");
-                        report.dead += 1;
-                    } else {
-                        tracing::warn!(channel = %item.channel, target_ = %item.target, key = %item.idempotency_key,
-                            error = %f.message, %retry_at, "delivery failed; will retry");
-                        report.retrying += 1;
-                    }
-                }
-            }
+            report.suspended.extend(suspended);
         }
     }
     Ok(report)

@@ -115,6 +115,19 @@ async fn the_weekly_level_waits_for_its_weekday_and_daily_levels_reach_the_direc
     to.sort();
     assert_eq!(to, ["director@sena.example", "jefa@sena.example"]);
     assert_eq!(r.enqueued, 0, "a dry run queues nothing");
+    // Daily: the next business day again (a Tuesday or any other weekday).
+    let next = cierre::calendar::Calendar::colombia().add_business_days(day, 1);
+    t.app.evaluate(Some(next)).await.unwrap();
+    assert_eq!(t.app.notify(Some(next), true).await.unwrap().digests.len(), 2);
+    // Overdue: control interno joins, every day.
+    let overdue = cierre::calendar::Calendar::colombia().add_business_days(deadline, 1);
+    let e = t.app.evaluate(Some(overdue)).await.unwrap();
+    assert_eq!(e.findings[0].level, "vencido");
+    let r = t.app.notify(Some(overdue), false).await.unwrap();
+    let mut to: Vec<&str> = r.digests.iter().map(|(t, _)| t.as_str()).collect();
+    to.sort();
+    assert_eq!(to, ["ci@sena.example", "director@sena.example", "jefa@sena.example"]);
+    assert_eq!(r.enqueued, 3);
 }
 
 #[tokio::test]

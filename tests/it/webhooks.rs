@@ -252,7 +252,7 @@ async fn an_endpoint_failing_persistently_is_suspended_and_its_items_wait() {
     let (t, dir) = app_with(
         hooks,
         "2026-02-02",
-        "[delivery]\nsuspend_after_failures = 2\nsuspend_minutes = 120\n",
+        "[delivery]\nsuspend_after_failures = 2\nsuspend_minutes = 120\nconcurrency = 1\n",
     )
     .await;
     // Three events: two syncs and the opening.
