@@ -202,7 +202,7 @@ impl<S: Store> App<S> {
 }
 
 /// A job's result as JSON for the run history, without the per-finding detail.
-fn summarize<T: Serialize>(v: &T) -> serde_json::Value {
+pub fn summarize<T: Serialize>(v: &T) -> serde_json::Value {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::Object(mut m)) => {
             m.remove("findings");

@@ -22,9 +22,9 @@ struct Cli {
     /// The configuration file.
     #[arg(long, global = true, env = "CIERRE_CONFIG", default_value = "daemon.toml")]
     config: PathBuf,
-    /// Log format on standard error.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    /// Log format on standard error (default: `log.format` of the configuration).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -102,7 +102,6 @@ enum CalendarCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
     let explicit = std::env::args_os()
         .any(|a| a == "--config" || a.to_string_lossy().starts_with("--config="))
         || std::env::var_os("CIERRE_CONFIG").is_some();
@@ -113,6 +112,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let log_format = cli.log_format.unwrap_or(match settings.log_format {
+        config::LogFormat::Text => LogFormat::Text,
+        config::LogFormat::Json => LogFormat::Json,
+    });
+    init_tracing(log_format);
     if let Command::CheckConfig = cli.command {
         println!("{}: configuration is valid", cli.config.display());
         return ExitCode::SUCCESS;
@@ -124,6 +128,16 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Command::Run { once: false, .. } = cli.command {
+        let path = cli.config.clone();
+        return match runtime.block_on(run_daemon(settings, path)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let result = runtime.block_on(async {
         tokio::select! {
             r = execute(cli.command, settings) => r,
@@ -141,6 +155,29 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The daemon, with SIGTERM/SIGINT as its shutdown and SIGHUP as its reload signal.
+async fn run_daemon(settings: Settings, config_path: PathBuf) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            if reload_tx.send(()).await.is_err() {
+                break;
+            }
+        }
+    });
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        }
+    };
+    cierre::daemon::run(settings, config_path, Arc::new(SystemClock), shutdown, reload_rx).await
 }
 
 fn init_tracing(format: LogFormat) {
@@ -191,12 +228,7 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
                 r.delivery.dead
             )?;
         }
-        Command::Run { once: false, .. } => {
-            eprintln!(
-                "error: the scheduled daemon is not available in this version; use `cierre run --once` from cron or a systemd timer"
-            );
-            return Ok(ExitCode::from(2));
-        }
+        Command::Run { once: false, .. } => unreachable!("the daemon is started above"),
         Command::Sync => {
             let r = app.sync().await?;
             write!(out, "{}", r.render())?;
@@ -250,6 +282,35 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
         Command::Status => {
             use cierre::source::Dataset;
             use cierre::store::Store;
+            let daemon = cierre::scheduler::Daemon::new(
+                app.settings.clone(),
+                app.store.clone(),
+                app.clock.clone(),
+            );
+            writeln!(out, "{:<8} {:<22} {:<26} last run", "job", "schedule", "next run")?;
+            for j in daemon.job_status().await? {
+                let next = j
+                    .next_run
+                    .map(|t| t.with_timezone(&app.settings.schedule.timezone).to_rfc3339());
+                let last = j
+                    .last_run
+                    .map(|r| {
+                        format!(
+                            "{} {} ({})",
+                            r.scheduled_for,
+                            r.outcome,
+                            r.error.unwrap_or_default()
+                        )
+                    })
+                    .unwrap_or_else(|| "never".into());
+                writeln!(
+                    out,
+                    "{:<8} {:<22} {:<26} {last}",
+                    j.job,
+                    j.schedule,
+                    next.unwrap_or_default()
+                )?;
+            }
             for d in [Dataset::Contracts, Dataset::Documents, Dataset::Guarantees] {
                 let live = app.store.count_rows(d, false).await?;
                 let all = app.store.count_rows(d, true).await?;

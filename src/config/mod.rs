@@ -59,6 +59,7 @@ pub struct Settings {
     pub delivery: DeliverySettings,
     pub webhooks: Vec<Webhook>,
     pub http: HttpSettings,
+    pub log_format: LogFormat,
     pub schedule: ScheduleSettings,
 }
 
@@ -209,7 +210,16 @@ pub struct Webhook {
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
+    /// Bearer token for the endpoints that change state; without one they answer 401.
     pub token: Option<SecretString>,
+    /// `/readyz` fails when the last complete sync is older than this.
+    pub ready_max_sync_age: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone)]
@@ -218,6 +228,12 @@ pub struct ScheduleSettings {
     pub sync: String,
     pub notify: String,
     pub deliver: String,
+    /// A periodic fresh pass over the whole scope.
+    pub resync: String,
+    /// Run once, at start, each job whose latest slot was missed while down.
+    pub catch_up: bool,
+    /// How long SIGTERM waits for running jobs before abandoning them.
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// Where a config file value came from, for error locations.

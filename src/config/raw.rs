@@ -69,12 +69,19 @@ concurrency = 8
 
 [http]
 listen = "127.0.0.1:9464"
+ready_max_sync_age_hours = 36
+
+[log]
+format = "text"
 
 [schedule]
 timezone = "America/Bogota"
 sync = "0 0 6 * * *"
 notify = "0 0 7 * * Mon-Fri"
 deliver = "0 */5 * * * *"
+resync = "0 0 3 * * Sun"
+catch_up = true
+shutdown_grace_secs = 30
 "#;
 
 /// The whole file as written.
@@ -96,7 +103,13 @@ pub struct Raw {
     #[serde(default)]
     pub webhooks: Vec<RawWebhook>,
     pub http: RawHttp,
+    pub log: RawLog,
     pub schedule: RawSchedule,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawLog {
+    pub format: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -245,6 +258,7 @@ pub struct RawWebhook {
 pub struct RawHttp {
     pub listen: String,
     pub token: Option<SecretString>,
+    pub ready_max_sync_age_hours: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -253,4 +267,7 @@ pub struct RawSchedule {
     pub sync: String,
     pub notify: String,
     pub deliver: String,
+    pub resync: String,
+    pub catch_up: bool,
+    pub shutdown_grace_secs: i64,
 }

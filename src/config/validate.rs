@@ -399,11 +399,33 @@ pub fn validate(
         ("schedule.sync", &raw.schedule.sync),
         ("schedule.notify", &raw.schedule.notify),
         ("schedule.deliver", &raw.schedule.deliver),
+        ("schedule.resync", &raw.schedule.resync),
     ] {
-        if let Err(msg) = check_cron(expr) {
+        if let Err(msg) = crate::scheduler::parse_cron(expr) {
             e.add(key, format!("`{expr}` is not a cron expression with seconds: {msg}"));
         }
     }
+
+    if !(1..=3600).contains(&raw.schedule.shutdown_grace_secs) {
+        e.add(
+            "schedule.shutdown_grace_secs",
+            format!("{} is not between 1 and 3600", raw.schedule.shutdown_grace_secs),
+        );
+    }
+    if !(1..=24 * 365).contains(&raw.http.ready_max_sync_age_hours) {
+        e.add(
+            "http.ready_max_sync_age_hours",
+            format!("{} is not between 1 and 8760", raw.http.ready_max_sync_age_hours),
+        );
+    }
+    let log_format = match raw.log.format.as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            e.add("log.format", format!("`{other}` is not one of: text, json"));
+            LogFormat::Text
+        }
+    };
 
     if !e.list.is_empty() {
         return Err(ConfigErrors(e.list));
@@ -461,12 +483,22 @@ pub fn validate(
             concurrency: d.concurrency.clamp(1, 64) as usize,
         },
         webhooks,
-        http: HttpSettings { listen, token: raw.http.token },
+        http: HttpSettings {
+            listen,
+            token: raw.http.token,
+            ready_max_sync_age: Duration::from_secs(
+                raw.http.ready_max_sync_age_hours as u64 * 3600,
+            ),
+        },
+        log_format,
         schedule: ScheduleSettings {
             timezone,
             sync: raw.schedule.sync,
             notify: raw.schedule.notify,
             deliver: raw.schedule.deliver,
+            resync: raw.schedule.resync,
+            catch_up: raw.schedule.catch_up,
+            shutdown_grace: Duration::from_secs(raw.schedule.shutdown_grace_secs as u64),
         },
     })
 }
@@ -513,20 +545,4 @@ fn is_dataset_id(id: &str) -> bool {
     b.len() == 9
         && b[4] == b'-'
         && b.iter().enumerate().all(|(i, c)| i == 4 || c.is_ascii_lowercase() || c.is_ascii_digit())
-}
-
-/// A cron expression with seconds (six or seven fields), as the scheduler reads them.
-pub fn check_cron(expr: &str) -> Result<(), String> {
-    let fields = expr.split_whitespace().count();
-    if !(6..=7).contains(&fields) {
-        return Err(format!(
-            "expected 6 or 7 fields (sec min hour day month weekday [year]), found {fields}"
-        ));
-    }
-    croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Required)
-        .build()
-        .parse(expr)
-        .map(|_| ())
-        .map_err(|err| err.to_string())
 }

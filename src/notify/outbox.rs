@@ -27,6 +27,8 @@ pub struct DeliveryReport {
     pub dead: u64,
     /// Targets suspended during this drain.
     pub suspended: Vec<String>,
+    /// Failed attempts (retrying or dead) by channel.
+    pub failures: std::collections::BTreeMap<String, u64>,
 }
 
 /// Why one send failed.
@@ -131,7 +133,13 @@ impl<S: Store> Drain<'_, S> {
         self.suspended.lock().expect("not poisoned").get(target).copied()
     }
 
-    async fn process(&self, item: OutboxItem) -> anyhow::Result<(Outcome, Option<String>)> {
+    async fn process(&self, item: OutboxItem) -> anyhow::Result<(Outcome, String, Option<String>)> {
+        let channel = item.channel.clone();
+        let (outcome, suspended) = self.attempt(item).await?;
+        Ok((outcome, channel, suspended))
+    }
+
+    async fn attempt(&self, item: OutboxItem) -> anyhow::Result<(Outcome, Option<String>)> {
         let (store, d) = (self.store, &self.settings.delivery);
         if let Some(until) = self.suspended_until(&item.target) {
             // Claimed before its target was suspended: put it back, attempt unspent.
@@ -204,12 +212,15 @@ pub async fn deliver<S: Store>(
             .map(|item| drain.process(item))
             .buffer_unordered(settings.delivery.concurrency.max(1));
         while let Some(result) = results.next().await {
-            let (outcome, suspended) = result?;
+            let (outcome, channel, suspended) = result?;
             match outcome {
                 Outcome::Sent => report.sent += 1,
                 Outcome::Retrying => report.retrying += 1,
                 Outcome::Dead => report.dead += 1,
                 Outcome::Released => {}
+            }
+            if matches!(outcome, Outcome::Retrying | Outcome::Dead) {
+                *report.failures.entry(channel).or_default() += 1;
             }
             report.suspended.extend(suspended);
         }

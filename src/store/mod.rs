@@ -180,7 +180,7 @@ pub struct OutboxCounts {
 }
 
 /// One run of a job, for the run history.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct JobRun {
     pub job: String,
     /// The slot the run belongs to: one run per (job, slot).
@@ -314,4 +314,29 @@ pub trait Store: Send + Sync {
 
     // --- runs
     fn record_run(&self, run: &JobRun) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Claims a scheduled slot: true when this caller is the one to run it (the row
+    /// `UNIQUE (job, scheduled_for)` makes a slot run once, across replicas too).
+    fn claim_run(
+        &self,
+        job: &str,
+        slot: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Runs left `running` by a process that died are marked `abandoned`; returns how many.
+    fn abandon_running(&self, at: DateTime<Utc>) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// The latest slot of `job` in the history.
+    fn last_slot(
+        &self,
+        job: &str,
+    ) -> impl Future<Output = StoreResult<Option<DateTime<Utc>>>> + Send;
+    /// The latest run of each job.
+    fn last_runs(&self) -> impl Future<Output = StoreResult<Vec<JobRun>>> + Send;
+    /// The most recent runs, newest first.
+    fn runs(&self, limit: u32) -> impl Future<Output = StoreResult<Vec<JobRun>>> + Send;
+    /// When the last sync of contracts that completed its pass finished.
+    fn last_sync_success(&self) -> impl Future<Output = StoreResult<Option<DateTime<Utc>>>> + Send;
+    /// Open findings counted by kind and level.
+    fn findings_summary(
+        &self,
+    ) -> impl Future<Output = StoreResult<Vec<(String, String, u64)>>> + Send;
 }

@@ -384,6 +384,23 @@ fn finding_from_row(r: &SqliteRow) -> StoreResult<StoredFinding> {
     })
 }
 
+fn run_from_row(r: &SqliteRow) -> JobRun {
+    let counts: Option<String> = r.get("counts");
+    JobRun {
+        job: r.get("job"),
+        scheduled_for: r.get("scheduled_for"),
+        started_at: r.get("started_at"),
+        finished_at: r
+            .get::<Option<DateTime<Utc>>, _>("finished_at")
+            .unwrap_or_else(|| r.get("started_at")),
+        outcome: r.get("outcome"),
+        counts: counts
+            .and_then(|c| serde_json::from_str(&c).ok())
+            .unwrap_or(serde_json::Value::Null),
+        error: r.get("error"),
+    }
+}
+
 fn endpoint_from_row(r: &SqliteRow) -> EndpointHealth {
     EndpointHealth {
         target: r.get("target"),
@@ -894,6 +911,80 @@ impl Store for SqliteStore {
     async fn outbox_items(&self) -> StoreResult<Vec<OutboxItem>> {
         let rows = sqlx::query("SELECT * FROM outbox ORDER BY id").fetch_all(&self.pool).await?;
         Ok(rows.iter().map(outbox_from_row).collect())
+    }
+
+    async fn claim_run(
+        &self,
+        job: &str,
+        slot: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO job_runs (job, scheduled_for, started_at, outcome) VALUES (?, ?, ?, 'running') \
+             ON CONFLICT (job, scheduled_for) DO NOTHING",
+        )
+        .bind(job)
+        .bind(slot)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn abandon_running(&self, at: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "UPDATE job_runs SET outcome = 'abandoned', finished_at = ?, \
+             error = 'the process stopped before the run finished' WHERE outcome = 'running'",
+        )
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn last_slot(&self, job: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        let slot: Option<DateTime<Utc>> =
+            sqlx::query_scalar("SELECT MAX(scheduled_for) FROM job_runs WHERE job = ?")
+                .bind(job)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(slot)
+    }
+
+    async fn last_runs(&self) -> StoreResult<Vec<JobRun>> {
+        let rows = sqlx::query(
+            "SELECT r.* FROM job_runs r JOIN (SELECT job, MAX(started_at) AS s FROM job_runs GROUP BY job) l \
+             ON r.job = l.job AND r.started_at = l.s ORDER BY r.job",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(run_from_row).collect())
+    }
+
+    async fn runs(&self, limit: u32) -> StoreResult<Vec<JobRun>> {
+        let rows = sqlx::query("SELECT * FROM job_runs ORDER BY started_at DESC, id DESC LIMIT ?")
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(run_from_row).collect())
+    }
+
+    async fn last_sync_success(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        let at: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT MAX(finished_at) FROM sync_runs WHERE dataset = 'contracts' AND status IN ('ok', 'degraded')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(at)
+    }
+
+    async fn findings_summary(&self) -> StoreResult<Vec<(String, String, u64)>> {
+        let rows = sqlx::query(
+            "SELECT kind, level, COUNT(*) FROM findings WHERE status = 'open' GROUP BY kind, level ORDER BY kind, level",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get::<i64, _>(2) as u64)).collect())
     }
 
     async fn record_run(&self, run: &JobRun) -> StoreResult<()> {

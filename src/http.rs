@@ -1,0 +1,269 @@
+//! Admin HTTP API (loopback by default): health, readiness, Prometheus metrics, JSON views
+//! of runs, findings and the outbox, a digest preview, and bearer-protected triggers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::NaiveDate;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::App;
+use crate::notify::routing;
+use crate::scheduler::{Daemon, JOBS};
+use crate::store::Store;
+
+/// The routes, on the daemon's state.
+pub fn router<S: Store + Clone + 'static>(daemon: Arc<Daemon<S>>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz::<S>))
+        .route("/metrics", get(metrics::<S>))
+        .route("/api/status", get(status::<S>))
+        .route("/api/runs", get(runs::<S>))
+        .route("/api/findings", get(findings::<S>))
+        .route("/api/outbox", get(outbox::<S>))
+        .route("/api/digest", get(digest_preview::<S>))
+        .route("/api/jobs/{job}/run", post(trigger::<S>))
+        .with_state(daemon)
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "admin API request failed");
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": e.to_string() }))).into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz<S: Store + Clone + 'static>(State(d): State<Arc<Daemon<S>>>) -> Response {
+    let mut reasons = Vec::new();
+    if let Err(e) = d.store.count_rows(crate::source::Dataset::Contracts, false).await {
+        reasons.push(format!("store unreachable: {e}"));
+    }
+    let max_age = d.settings().http.ready_max_sync_age;
+    let last = d.store.last_sync_success().await.ok().flatten();
+    match last {
+        None => reasons.push("no complete sync yet".to_string()),
+        Some(at) => {
+            let age = d.clock.now() - at;
+            if age.to_std().is_ok_and(|a| a > max_age) {
+                reasons.push(format!(
+                    "last complete sync at {at} is older than {} h",
+                    max_age.as_secs() / 3600
+                ));
+            }
+        }
+    }
+    let body = json!({ "ready": reasons.is_empty(), "last_sync": last, "reasons": reasons });
+    let code = if reasons.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body)).into_response()
+}
+
+async fn metrics<S: Store + Clone + 'static>(State(d): State<Arc<Daemon<S>>>) -> Response {
+    match d.metrics.render(&d.store).await {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+            text,
+        )
+            .into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+async fn status<S: Store + Clone + 'static>(State(d): State<Arc<Daemon<S>>>) -> Response {
+    let jobs = match d.job_status().await {
+        Ok(j) => j,
+        Err(e) => return internal(e),
+    };
+    let outbox = match d.store.outbox_counts().await {
+        Ok(c) => c,
+        Err(e) => return internal(e),
+    };
+    let endpoints = d.store.endpoints().await.unwrap_or_default();
+    Json(json!({
+        "jobs": jobs,
+        "outbox": { "pending": outbox.pending, "sending": outbox.sending, "sent": outbox.sent, "dead": outbox.dead },
+        "endpoints": endpoints.iter().map(|e| json!({
+            "target": e.target,
+            "consecutive_failures": e.consecutive_failures,
+            "suspended_until": e.suspended_until,
+            "last_error": e.last_error,
+        })).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct RunsQuery {
+    limit: Option<u32>,
+}
+
+async fn runs<S: Store + Clone + 'static>(
+    State(d): State<Arc<Daemon<S>>>,
+    Query(q): Query<RunsQuery>,
+) -> Response {
+    match d.store.runs(q.limit.unwrap_or(100).min(1000)).await {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct FindingsQuery {
+    kind: Option<String>,
+    level: Option<String>,
+    /// An office id: findings routed to it.
+    office: Option<String>,
+    /// A `nit_entidad`.
+    entity: Option<String>,
+}
+
+async fn findings<S: Store + Clone + 'static>(
+    State(d): State<Arc<Daemon<S>>>,
+    Query(q): Query<FindingsQuery>,
+) -> Response {
+    let settings = d.settings();
+    let open = match d.store.open_findings().await {
+        Ok(f) => f,
+        Err(e) => return internal(e),
+    };
+    let office = match &q.office {
+        Some(id) => match settings.offices.iter().position(|o| &o.id == id) {
+            Some(i) => Some(i),
+            None => {
+                return (
+                    StatusCode::NOT_FOUND,
+                    Json(json!({ "error": format!("no office `{id}`") })),
+                )
+                    .into_response();
+            }
+        },
+        None => None,
+    };
+    let mut out = Vec::new();
+    let mut contracts = HashMap::new();
+    for f in open {
+        let f = f.finding;
+        if q.kind.as_ref().is_some_and(|k| *k != f.kind)
+            || q.level.as_ref().is_some_and(|l| *l != f.level)
+        {
+            continue;
+        }
+        if q.entity.is_some() || office.is_some() {
+            if !contracts.contains_key(&f.contract_id) {
+                let c = match d.store.contract(&f.contract_id).await {
+                    Ok(c) => c,
+                    Err(e) => return internal(e),
+                };
+                contracts.insert(f.contract_id.clone(), c);
+            }
+            let Some(Some(c)) = contracts.get(&f.contract_id) else { continue };
+            if q.entity.as_ref().is_some_and(|e| c.entity_nit.as_ref() != Some(e)) {
+                continue;
+            }
+            if office.is_some_and(|o| !routing::route(&settings.routes, c).contains(&o)) {
+                continue;
+            }
+        }
+        out.push(f);
+    }
+    Json(out).into_response()
+}
+
+#[derive(Deserialize)]
+struct OutboxQuery {
+    status: Option<String>,
+}
+
+async fn outbox<S: Store + Clone + 'static>(
+    State(d): State<Arc<Daemon<S>>>,
+    Query(q): Query<OutboxQuery>,
+) -> Response {
+    match d.store.outbox_items().await {
+        Ok(items) => Json(
+            items
+                .into_iter()
+                .filter(|i| q.status.as_ref().is_none_or(|s| *s == i.status))
+                .map(|i| {
+                    json!({
+                        "id": i.id, "key": i.idempotency_key, "channel": i.channel, "target": i.target,
+                        "subject": i.subject, "status": i.status, "attempts": i.attempts,
+                        "next_attempt_at": i.next_attempt_at, "last_error": i.last_error,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct DigestQuery {
+    to: String,
+    as_of: Option<NaiveDate>,
+}
+
+async fn digest_preview<S: Store + Clone + 'static>(
+    State(d): State<Arc<Daemon<S>>>,
+    Query(q): Query<DigestQuery>,
+) -> Response {
+    let app =
+        App { settings: (*d.settings()).clone(), store: d.store.clone(), clock: d.clock.clone() };
+    match app.digest(&q.to, q.as_of).await {
+        Ok(Some((_, rendered, _))) => Html(rendered.html).into_response(),
+        Ok(None) => {
+            (StatusCode::NOT_FOUND, format!("no digest for {} that day\n", q.to)).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+/// Whether the request carries the configured bearer token. Without a configured token,
+/// nothing is authorised.
+fn authorised(headers: &HeaderMap, token: Option<&secrecy::SecretString>) -> bool {
+    let Some(token) = token else { return false };
+    let Some(given) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some(given) = given.strip_prefix("Bearer ") else { return false };
+    // Compare in constant time: the token is a secret.
+    let (a, b) = (given.as_bytes(), token.expose_secret().as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn trigger<S: Store + Clone + 'static>(
+    State(d): State<Arc<Daemon<S>>>,
+    Path(job): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorised(&headers, d.settings().http.token.as_ref()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "a valid bearer token is required\n",
+        )
+            .into_response();
+    }
+    let Some(job) = JOBS.iter().find(|j| **j == job) else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no job `{job}`"), "jobs": JOBS })),
+        )
+            .into_response();
+    };
+    // A manual run is its own slot: the second it was asked for.
+    let now = d.clock.now();
+    let slot = chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+    let daemon = d.clone();
+    tokio::spawn(async move { daemon.run_slot(job, slot).await });
+    (StatusCode::ACCEPTED, Json(json!({ "job": job, "slot": slot }))).into_response()
+}

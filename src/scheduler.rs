@@ -1,0 +1,420 @@
+//! Scheduler: drives the jobs (sync → evaluate, notify → deliver, deliver, resync) on the
+//! cron schedules of `daemon.toml`. tokio-cron-scheduler is only the clock: every firing is
+//! turned into a slot (the cron instant it belongs to), claimed in the run history so that
+//! one slot runs once, refused while the same job is still running, and recorded with its
+//! outcome. Slots missed while the daemon was down are caught up once at start.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use croner::Cron;
+use serde::Serialize;
+
+use crate::app::App;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::store::{JobRun, Store};
+
+/// The jobs, by the names used in `schedule.*`, the run history and the HTTP API.
+pub const JOBS: [&str; 4] = ["sync", "notify", "deliver", "resync"];
+
+/// Parses a cron expression exactly as tokio-cron-scheduler does (seconds required, day of
+/// month and day of week both required when both are given), so what `check-config`
+/// accepts is what runs.
+pub fn parse_cron(expr: &str) -> Result<Cron, String> {
+    let fields = expr.split_whitespace().count();
+    if !(6..=7).contains(&fields) {
+        return Err(format!(
+            "expected 6 or 7 fields (sec min hour day month weekday [year]), found {fields}"
+        ));
+    }
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .dom_and_dow(true)
+        .build()
+        .parse(expr)
+        .map_err(|e| e.to_string())
+}
+
+/// The slot a firing at `now` belongs to: the latest cron instant at or before `now`.
+pub fn slot_at(cron: &Cron, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    // Cron instants are whole seconds: a firing a few milliseconds late is still that slot.
+    let now = DateTime::from_timestamp(now.timestamp(), 0)?;
+    cron.find_previous_occurrence(&now.with_timezone(&tz), true).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// The first cron instant strictly after `t`.
+pub fn next_after(cron: &Cron, tz: Tz, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    cron.find_next_occurrence(&t.with_timezone(&tz), false).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// The most recent slot in (`last`, `now`]: the one catch-up run owed after downtime, or
+/// `None` when nothing was missed.
+pub fn missed_slot(
+    cron: &Cron,
+    tz: Tz,
+    last: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    slot_at(cron, tz, now).filter(|slot| *slot > last)
+}
+
+/// The cron expression of a job in the settings.
+pub fn expression<'a>(settings: &'a Settings, job: &str) -> Option<&'a str> {
+    let s = &settings.schedule;
+    match job {
+        "sync" => Some(&s.sync),
+        "notify" => Some(&s.notify),
+        "deliver" => Some(&s.deliver),
+        "resync" => Some(&s.resync),
+        _ => None,
+    }
+}
+
+/// What asking for a slot to run came to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcome {
+    /// The job ran: `ok` or `failed`.
+    Ran {
+        outcome: String,
+    },
+    /// The slot had already run (here or, with a shared store, on another replica).
+    AlreadyRan,
+    /// The same job was still running: this firing is refused.
+    Overlap,
+    /// The daemon is shutting down and takes no new work.
+    Stopping,
+    /// Not a day this job runs on (digests go out on business days only).
+    Skipped {
+        reason: String,
+    },
+    UnknownJob,
+}
+
+/// The daemon's state: what every firing, HTTP request and signal works on.
+pub struct Daemon<S: Store + Clone + 'static> {
+    /// Replaced whole on SIGHUP: readers take a snapshot, so a reload never changes the
+    /// settings under a running job. A std lock: never held across an await.
+    settings: RwLock<Arc<Settings>>,
+    pub store: S,
+    pub clock: Arc<dyn Clock>,
+    /// One lock per job: a job never runs twice at once in this process.
+    locks: HashMap<&'static str, tokio::sync::Mutex<()>>,
+    pub metrics: Metrics,
+    /// Cleared when shutdown begins: no new work is claimed after that.
+    accepting: AtomicBool,
+}
+
+impl<S: Store + Clone + 'static> Daemon<S> {
+    pub fn new(settings: Settings, store: S, clock: Arc<dyn Clock>) -> Arc<Daemon<S>> {
+        Arc::new(Daemon {
+            settings: RwLock::new(Arc::new(settings)),
+            store,
+            clock,
+            locks: JOBS.iter().map(|j| (*j, tokio::sync::Mutex::new(()))).collect(),
+            metrics: Metrics::new(),
+            accepting: AtomicBool::new(true),
+        })
+    }
+
+    /// The settings in force now.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.read().expect("not poisoned").clone()
+    }
+
+    /// Puts validated settings in force: later firings and requests use them.
+    pub fn reload(&self, settings: Settings) {
+        *self.settings.write().expect("not poisoned") = Arc::new(settings);
+    }
+
+    /// Stops claiming work.
+    pub fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::SeqCst);
+    }
+
+    pub fn is_accepting(&self) -> bool {
+        self.accepting.load(Ordering::SeqCst)
+    }
+
+    /// True while any job runs.
+    pub fn busy(&self) -> bool {
+        self.locks.values().any(|l| l.try_lock().is_err())
+    }
+
+    /// Runs `job` for `slot` unless the slot already ran, the job is running, or the daemon
+    /// is stopping; records the run.
+    pub async fn run_slot(&self, job: &str, slot: DateTime<Utc>) -> RunOutcome {
+        let Some(lock) = self.locks.get(job) else { return RunOutcome::UnknownJob };
+        if !self.is_accepting() {
+            return RunOutcome::Stopping;
+        }
+        let Ok(_guard) = lock.try_lock() else {
+            tracing::warn!(job, %slot, "the previous run is still going: this slot is refused");
+            self.metrics.record_outcome(job, "overlap");
+            return RunOutcome::Overlap;
+        };
+        let started_at = self.clock.now();
+        match self.store.claim_run(job, slot, started_at).await {
+            Ok(true) => {}
+            Ok(false) => return RunOutcome::AlreadyRan,
+            Err(e) => {
+                tracing::error!(job, %slot, error = %e, "cannot claim the run");
+                return RunOutcome::Ran { outcome: "failed".into() };
+            }
+        }
+        let settings = self.settings();
+        let timer = Instant::now();
+        let span = tracing::info_span!("job", job, %slot);
+        tracing::info!(parent: &span, "job started");
+        let result = self.execute(job, settings).await;
+        let elapsed = timer.elapsed();
+        let finished_at = started_at
+            + chrono::Duration::from_std(elapsed).unwrap_or_else(|_| chrono::Duration::zero());
+        let (outcome, counts, error) = match &result {
+            Ok(Some(counts)) => ("ok", counts.clone(), None),
+            Ok(None) => ("skipped", serde_json::Value::Null, None),
+            Err(e) => ("failed", serde_json::Value::Null, Some(format!("{e:#}"))),
+        };
+        match &error {
+            Some(e) => tracing::error!(parent: &span, error = %e, "job failed"),
+            None => {
+                tracing::info!(parent: &span, outcome, seconds = elapsed.as_secs_f64(), "job finished")
+            }
+        }
+        self.metrics.record_run(job, outcome, elapsed, finished_at);
+        let run = JobRun {
+            job: job.to_string(),
+            scheduled_for: slot,
+            started_at,
+            finished_at,
+            outcome: outcome.to_string(),
+            counts,
+            error,
+        };
+        if let Err(e) = self.store.record_run(&run).await {
+            tracing::error!(job, %slot, error = %e, "cannot record the run");
+        }
+        match result {
+            Ok(None) => RunOutcome::Skipped { reason: "not a business day".into() },
+            _ => RunOutcome::Ran { outcome: outcome.to_string() },
+        }
+    }
+
+    /// The work of each job. `Ok(None)`: skipped on purpose.
+    async fn execute(
+        &self,
+        job: &str,
+        settings: Arc<Settings>,
+    ) -> anyhow::Result<Option<serde_json::Value>> {
+        let app = App {
+            settings: (*settings).clone(),
+            store: self.store.clone(),
+            clock: self.clock.clone(),
+        };
+        match job {
+            "sync" | "resync" => {
+                if job == "resync" {
+                    // A periodic fresh pass: forget any interrupted pass and read it all.
+                    for dataset in [
+                        crate::source::Dataset::Contracts,
+                        crate::source::Dataset::Documents,
+                        crate::source::Dataset::Guarantees,
+                    ] {
+                        self.store.begin_pass(dataset, self.clock.now()).await?;
+                    }
+                }
+                let sync = app.sync().await?;
+                let contracts: u64 = sync
+                    .datasets
+                    .iter()
+                    .filter(|d| d.dataset == "contracts")
+                    .map(|d| d.counts.read)
+                    .sum();
+                self.metrics.contracts_synced.set(contracts as i64);
+                let eval = app.evaluate(None).await.context("evaluating after the sync")?;
+                Ok(Some(serde_json::json!({
+                    "sync": to_json(&sync),
+                    "findings": eval.findings.len(),
+                    "opened": eval.opened,
+                    "escalated": eval.escalated,
+                    "resolved": eval.resolved,
+                })))
+            }
+            "notify" => {
+                let today = app.as_of(None);
+                if !settings.calendar.is_business_day(today) {
+                    tracing::info!(%today, "not a business day: no digests");
+                    return Ok(None);
+                }
+                let notify = app.notify(Some(today), false).await?;
+                let delivery = app.deliver().await?;
+                self.metrics.record_delivery(&delivery);
+                Ok(Some(
+                    serde_json::json!({ "notify": to_json(&notify), "delivery": to_json(&delivery) }),
+                ))
+            }
+            "deliver" => {
+                let delivery = app.deliver().await?;
+                self.metrics.record_delivery(&delivery);
+                Ok(Some(to_json(&delivery)))
+            }
+            other => anyhow::bail!("no job `{other}`"),
+        }
+    }
+
+    /// Runs each job once whose latest slot was missed while the daemon was down (not once
+    /// per missed slot). A job that never ran has missed nothing.
+    pub async fn catch_up(&self) -> anyhow::Result<Vec<(String, DateTime<Utc>, RunOutcome)>> {
+        let settings = self.settings();
+        let now = self.clock.now();
+        let mut done = Vec::new();
+        for job in JOBS {
+            let Some(expr) = expression(&settings, job) else { continue };
+            let cron = parse_cron(expr).map_err(anyhow::Error::msg)?;
+            let Some(last) = self.store.last_slot(job).await? else { continue };
+            if let Some(slot) = missed_slot(&cron, settings.schedule.timezone, last, now) {
+                tracing::info!(job, %slot, %last, "catching up a slot missed while down");
+                let outcome = self.run_slot(job, slot).await;
+                done.push((job.to_string(), slot, outcome));
+            }
+        }
+        Ok(done)
+    }
+
+    /// Each job's schedule, next run and last run, for `cierre status` and the HTTP API.
+    pub async fn job_status(&self) -> anyhow::Result<Vec<JobStatus>> {
+        let settings = self.settings();
+        let now = self.clock.now();
+        let last = self.store.last_runs().await?;
+        Ok(JOBS
+            .iter()
+            .map(|job| {
+                let expr = expression(&settings, job).unwrap_or_default().to_string();
+                let next = parse_cron(&expr)
+                    .ok()
+                    .and_then(|c| next_after(&c, settings.schedule.timezone, now));
+                JobStatus {
+                    job: job.to_string(),
+                    schedule: expr,
+                    timezone: settings.schedule.timezone.to_string(),
+                    next_run: next,
+                    last_run: last.iter().find(|r| r.job == *job).cloned(),
+                }
+            })
+            .collect())
+    }
+}
+
+/// One job as `cierre status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobStatus {
+    pub job: String,
+    pub schedule: String,
+    pub timezone: String,
+    pub next_run: Option<DateTime<Utc>>,
+    pub last_run: Option<JobRun>,
+}
+
+/// A job report for the run history, without per-finding detail.
+fn to_json<T: Serialize>(v: &T) -> serde_json::Value {
+    crate::app::summarize(v)
+}
+
+/// Registers every job with tokio-cron-scheduler in the configured time zone; each firing
+/// runs its slot on the daemon. Returns the started scheduler.
+pub async fn start<S: Store + Clone + 'static>(
+    daemon: &Arc<Daemon<S>>,
+) -> anyhow::Result<tokio_cron_scheduler::JobScheduler> {
+    let settings = daemon.settings();
+    let tz = settings.schedule.timezone;
+    let scheduler =
+        tokio_cron_scheduler::JobScheduler::new().await.context("starting the scheduler")?;
+    for job in JOBS {
+        let expr = expression(&settings, job).unwrap_or_default().to_string();
+        let cron = parse_cron(&expr).map_err(anyhow::Error::msg)?;
+        let daemon = daemon.clone();
+        let cron_job = tokio_cron_scheduler::Job::new_async_tz(expr.as_str(), tz, move |_, _| {
+            let daemon = daemon.clone();
+            let cron = cron.clone();
+            Box::pin(async move {
+                let now = daemon.clock.now();
+                if let Some(slot) = slot_at(&cron, tz, now) {
+                    // The job runs on its own task: a long sync never delays other firings.
+                    tokio::spawn(async move { daemon.run_slot(job, slot).await });
+                }
+            })
+        })
+        .with_context(|| format!("schedule.{job} = {expr}"))?;
+        scheduler.add(cron_job).await.with_context(|| format!("scheduling {job}"))?;
+    }
+    scheduler.start().await.context("starting the scheduler")?;
+    Ok(scheduler)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn six_in_the_morning_in_bogota_is_eleven_utc() {
+        let cron = parse_cron("0 0 6 * * *").unwrap();
+        let tz = chrono_tz::America::Bogota;
+        assert_eq!(
+            next_after(&cron, tz, utc("2026-11-21T10:00:00Z")),
+            Some(utc("2026-11-21T11:00:00Z"))
+        );
+        assert_eq!(
+            next_after(&cron, tz, utc("2026-11-21T11:00:00Z")),
+            Some(utc("2026-11-22T11:00:00Z"))
+        );
+        assert_eq!(
+            slot_at(&cron, tz, utc("2026-11-21T11:00:00.400Z")),
+            Some(utc("2026-11-21T11:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn weekday_schedules_skip_the_weekend() {
+        let cron = parse_cron("0 0 7 * * Mon-Fri").unwrap();
+        let tz = chrono_tz::America::Bogota;
+        // Friday 2026-11-20 07:00 Bogotá → next is Monday the 23rd.
+        assert_eq!(
+            next_after(&cron, tz, utc("2026-11-20T12:00:00Z")),
+            Some(utc("2026-11-23T12:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn three_days_down_owe_one_catch_up_for_the_latest_slot() {
+        let cron = parse_cron("0 0 6 * * *").unwrap();
+        let tz = chrono_tz::America::Bogota;
+        let last = utc("2026-11-18T11:00:00Z");
+        assert_eq!(
+            missed_slot(&cron, tz, last, utc("2026-11-21T15:00:00Z")),
+            Some(utc("2026-11-21T11:00:00Z"))
+        );
+        // Nothing missed when the last run is the latest slot.
+        assert_eq!(
+            missed_slot(&cron, tz, utc("2026-11-21T11:00:00Z"), utc("2026-11-21T15:00:00Z")),
+            None
+        );
+    }
+
+    #[test]
+    fn expressions_without_seconds_are_refused() {
+        assert!(parse_cron("0 6 * * *").is_err());
+        assert!(parse_cron("0 0 6 * * Lun").is_err());
+        assert!(parse_cron("*/5 * * * * *").is_ok());
+    }
+}
