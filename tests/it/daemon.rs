@@ -1,0 +1,453 @@
+//! The daemon: slots claimed once, overlaps refused, missed slots caught up once, business
+//! days respected (controlled clock); and the real binary — health, readiness, metrics, the
+//! token check, SIGHUP reloads, and SIGTERM in the middle of a sync.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use cierre::clock::FixedClock;
+use cierre::scheduler::{Daemon, RunOutcome};
+use cierre::source::Dataset;
+use cierre::store::{JobRun, SqliteStore, Store};
+
+use crate::helpers::{config_text, sample_contracts, spawn_app_with};
+
+fn utc(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// A JSON Lines file of `n` contracts shaped like the real ones (distinct ids).
+fn big_file(dir: &Path, n: usize) -> PathBuf {
+    let sample: Vec<serde_json::Value> = std::fs::read_to_string(sample_contracts())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut out = String::new();
+    for i in 0..n {
+        let mut v = sample[i % sample.len()].clone();
+        v["id_contrato"] =
+            format!("{}-{}", v["id_contrato"].as_str().unwrap(), i / sample.len()).into();
+        out.push_str(&v.to_string());
+        out.push('\n');
+    }
+    let path = dir.join(format!("big-{n}.jsonl"));
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+async fn daemon_at(now: &str) -> (crate::helpers::TestApp, Arc<Daemon<SqliteStore>>) {
+    let t = spawn_app_with(&sample_contracts(), "2026-11-21", "").await;
+    let clock = Arc::new(FixedClock(utc(now)));
+    let d = Daemon::new(t.app.settings.clone(), t.app.store.clone(), clock);
+    (t, d)
+}
+
+fn ran(outcome: &str) -> RunOutcome {
+    RunOutcome::Ran { outcome: outcome.into() }
+}
+
+#[tokio::test]
+async fn a_slot_runs_once_and_is_recorded_with_its_counts() {
+    let (t, d) = daemon_at("2026-11-21T11:00:00.300Z").await;
+    let slot = utc("2026-11-21T11:00:00Z");
+    assert_eq!(d.run_slot("sync", slot).await, ran("ok"));
+    assert_eq!(d.run_slot("sync", slot).await, RunOutcome::AlreadyRan);
+    let runs = t.app.store.runs(10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (runs[0].job.as_str(), runs[0].outcome.as_str(), runs[0].scheduled_for),
+        ("sync", "ok", slot)
+    );
+    assert_eq!(runs[0].counts["sync"]["datasets"][0]["read"], 1000);
+    assert!(runs[0].counts["findings"].as_u64().unwrap() > 100);
+    assert_eq!(d.run_slot("nope", slot).await, RunOutcome::UnknownJob);
+}
+
+#[tokio::test]
+async fn a_job_still_running_refuses_the_next_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = big_file(dir.path(), 20_000);
+    let t = spawn_app_with(&file, "2026-11-21", "").await;
+    let d = Daemon::new(t.app.settings.clone(), t.app.store.clone(), t.app.clock.clone());
+    let first = tokio::spawn({
+        let d = d.clone();
+        async move { d.run_slot("sync", utc("2026-11-21T11:00:00Z")).await }
+    });
+    let started = Instant::now();
+    while !d.busy() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the first run never started");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(d.run_slot("sync", utc("2026-11-22T11:00:00Z")).await, RunOutcome::Overlap);
+    // Other jobs are not blocked by a running sync.
+    assert_eq!(d.run_slot("deliver", utc("2026-11-21T11:05:00Z")).await, ran("ok"));
+    assert_eq!(first.await.unwrap(), ran("ok"));
+    let metrics = d.metrics.render(&t.app.store).await.unwrap();
+    assert!(
+        metrics.contains(r#"cierre_job_runs_total{job="sync",outcome="overlap"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn slots_missed_while_down_are_caught_up_once_each_job() {
+    let (t, d) = daemon_at("2026-11-21T15:02:00Z").await;
+    // The daemon last ran three days ago; `notify` has never run.
+    for (job, slot) in [("sync", "2026-11-18T11:00:00Z"), ("deliver", "2026-11-18T15:00:00Z")] {
+        let at = utc(slot);
+        let run = JobRun {
+            job: job.into(),
+            scheduled_for: at,
+            started_at: at,
+            finished_at: at,
+            outcome: "ok".into(),
+            counts: serde_json::Value::Null,
+            error: None,
+        };
+        t.app.store.record_run(&run).await.unwrap();
+    }
+    let done = d.catch_up().await.unwrap();
+    let done: Vec<(String, DateTime<Utc>, RunOutcome)> = done;
+    assert_eq!(
+        done,
+        [
+            ("sync".to_string(), utc("2026-11-21T11:00:00Z"), ran("ok")),
+            ("deliver".to_string(), utc("2026-11-21T15:00:00Z"), ran("ok")),
+        ]
+    );
+    assert!(d.catch_up().await.unwrap().is_empty(), "nothing is owed any more");
+    let runs = t.app.store.runs(100).await.unwrap();
+    assert_eq!(runs.iter().filter(|r| r.job == "sync").count(), 2);
+    assert_eq!(runs.iter().filter(|r| r.job == "notify").count(), 0);
+}
+
+#[tokio::test]
+async fn digests_go_out_on_business_days_only() {
+    // Monday 2026-12-07 is a business day; Tuesday 2026-12-08 is a holiday.
+    let (_t, d) = daemon_at("2026-12-08T12:00:30Z").await;
+    let out = d.run_slot("notify", utc("2026-12-08T12:00:00Z")).await;
+    assert_eq!(out, RunOutcome::Skipped { reason: "not a business day".into() });
+    let (_t, d) = daemon_at("2026-12-07T12:00:30Z").await;
+    assert_eq!(d.run_slot("notify", utc("2026-12-07T12:00:00Z")).await, ran("ok"));
+}
+
+/// The real `cierre run`, killed on drop, with its log lines collected.
+struct Process {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    base: String,
+    pub config: PathBuf,
+}
+
+impl Process {
+    fn start(dir: &Path, contracts: &Path, extra: &str) -> Process {
+        let port = crate::smtp::free_port();
+        let config = dir.join("daemon.toml");
+        let text = config_text(dir, contracts, extra)
+            + &format!(
+                "\n[http]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"s3creto\"\n\n[schedule]\nsync = \"0 0 6 1 1 *\"\nnotify = \"0 0 7 1 1 *\"\ndeliver = \"0 0 8 1 1 *\"\nshutdown_grace_secs = 1\n"
+            );
+        std::fs::write(&config, text).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cierre"))
+            .args(["--config", config.to_str().unwrap(), "run"])
+            .current_dir(dir)
+            .env("CIERRE_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let p = Process { child, log, base: format!("http://127.0.0.1:{port}"), config };
+        p.wait_for(|| p.get("/healthz").is_some_and(|(s, _)| s == 200), "the admin API to come up");
+        p
+    }
+
+    fn client() -> http_client::Client {
+        http_client::Client
+    }
+
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        Self::client().get(&format!("{}{path}", self.base))
+    }
+
+    fn post(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        Self::client().post(&format!("{}{path}", self.base), token).expect("the daemon answers")
+    }
+
+    fn logged(&self, text: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(text))
+    }
+
+    fn wait_for(&self, mut ok: impl FnMut() -> bool, what: &str) {
+        let started = Instant::now();
+        while !ok() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "timed out waiting for {what}; log:\n{}",
+                self.log.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit code and how long it took.
+    fn terminate(mut self) -> (Option<i32>, Duration) {
+        self.signal("TERM");
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), started.elapsed());
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "the daemon did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if self.child.kill().is_ok() {
+            self.child.wait().ok();
+        }
+    }
+}
+
+/// A tiny blocking HTTP client over a plain TCP socket, so the process tests need no
+/// runtime of their own.
+mod http_client {
+    use std::io::{Read, Write};
+
+    pub struct Client;
+
+    impl Client {
+        fn request(&self, method: &str, url: &str, token: Option<&str>) -> Option<(u16, String)> {
+            let rest = url.strip_prefix("http://")?;
+            let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
+            let mut s = std::net::TcpStream::connect(host).ok()?;
+            let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+            write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n").ok()?;
+            let mut buf = String::new();
+            s.read_to_string(&mut buf).ok()?;
+            let code = buf.split_whitespace().nth(1)?.parse().ok()?;
+            let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+            Some((code, body))
+        }
+
+        pub fn get(&self, url: &str) -> Option<(u16, String)> {
+            self.request("GET", url, None)
+        }
+
+        pub fn post(&self, url: &str, token: Option<&str>) -> Option<(u16, String)> {
+            self.request("POST", url, token)
+        }
+    }
+}
+
+fn unchunk(body: &str) -> String {
+    // axum answers `Transfer-Encoding: chunked` for streamed bodies: keep the data lines.
+    let mut out = String::new();
+    let mut lines = body.split("\r\n");
+    while let Some(size) = lines.next() {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            return body.to_string();
+        };
+        if n == 0 {
+            break;
+        }
+        let mut chunk = String::new();
+        for l in lines.by_ref() {
+            chunk.push_str(l);
+            if chunk.len() >= n {
+                break;
+            }
+            chunk.push_str("\r\n");
+        }
+        out.push_str(&chunk);
+    }
+    out
+}
+
+#[test]
+fn the_daemon_serves_health_readiness_metrics_and_guards_its_triggers() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Process::start(dir.path(), &sample_contracts(), "");
+    let (code, body) = p.get("/readyz").unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("no complete sync yet"));
+
+    assert_eq!(p.post("/api/jobs/sync/run", None).0, 401);
+    assert_eq!(p.post("/api/jobs/sync/run", Some("otro")).0, 401);
+    assert_eq!(p.post("/api/jobs/nope/run", Some("s3creto")).0, 404);
+    let runs = |p: &Process| unchunk(&p.get("/api/runs").unwrap().1);
+    assert_eq!(runs(&p).trim(), "[]", "a refused trigger changes nothing");
+    assert_eq!(p.post("/api/jobs/sync/run", Some("s3creto")).0, 202);
+    p.wait_for(|| runs(&p).contains(r#""outcome":"ok""#), "the triggered sync to finish");
+    assert_eq!(p.get("/readyz").unwrap().0, 200);
+
+    let metrics = unchunk(&p.get("/metrics").unwrap().1);
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in:\n{metrics}"))
+    };
+    assert_eq!(value(r#"cierre_job_runs_total{job="sync",outcome="ok"}"#), 1.0);
+    assert_eq!(value("cierre_contracts_stored "), 1000.0);
+    assert_eq!(value("cierre_contracts_synced "), 1000.0);
+    assert!(value(r#"cierre_findings_open{kind="closable",level="vencido"}"#) > 100.0);
+    assert!(value(r#"cierre_job_last_success_timestamp_seconds{job="sync"}"#) > 1.7e9);
+    assert_eq!(value(r#"cierre_outbox_items{state="dead"}"#), 0.0);
+    assert!(metrics.contains("# TYPE cierre_job_duration_seconds histogram"));
+
+    let sena = unchunk(&p.get("/api/findings?office=sena").unwrap().1);
+    let sena: Vec<serde_json::Value> = serde_json::from_str(&sena).unwrap();
+    assert!(!sena.is_empty());
+    let all = unchunk(&p.get("/api/findings?kind=closable").unwrap().1);
+    let all: Vec<serde_json::Value> = serde_json::from_str(&all).unwrap();
+    assert!(all.len() > sena.len());
+    let (code, html) = p.get("/api/digest?to=jefa@sena.example").unwrap();
+    assert_eq!(code, 200);
+    assert!(html.contains("Expedientes que deben cerrarse"));
+    let status = unchunk(&p.get("/api/status").unwrap().1);
+    assert!(status.contains(r#""schedule":"0 0 6 1 1 *""#), "{status}");
+
+    let (code, took) = p.terminate();
+    assert_eq!(code, Some(0));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+}
+
+#[test]
+fn sighup_puts_a_good_configuration_in_force_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Process::start(dir.path(), &sample_contracts(), "");
+    let original = std::fs::read_to_string(&p.config).unwrap();
+
+    std::fs::write(&p.config, original.replace("[schedule]", "[schedule]\nnonsense = 1")).unwrap();
+    p.signal("HUP");
+    p.wait_for(
+        || p.logged("the new configuration is invalid"),
+        "the bad configuration to be refused",
+    );
+    assert!(p.logged("schedule.nonsense"));
+    let status = unchunk(&p.get("/api/status").unwrap().1);
+    assert!(status.contains(r#""schedule":"0 0 8 1 1 *""#), "the old one still runs: {status}");
+
+    std::fs::write(
+        &p.config,
+        original.replace("deliver = \"0 0 8 1 1 *\"", "deliver = \"0 30 9 * * Mon-Fri\""),
+    )
+    .unwrap();
+    p.signal("HUP");
+    p.wait_for(
+        || unchunk(&p.get("/api/status").unwrap().1).contains(r#""schedule":"0 30 9 * * Mon-Fri""#),
+        "the new schedule",
+    );
+    p.wait_for(|| p.logged("configuration reloaded"), "the reload to finish");
+    assert_eq!(p.get("/healthz").unwrap().0, 200);
+    assert_eq!(p.terminate().0, Some(0));
+}
+
+#[test]
+fn sigterm_during_a_sync_leaves_the_store_consistent_and_the_next_sync_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = big_file(dir.path(), 60_000);
+    let p = Process::start(dir.path(), &file, "");
+    assert_eq!(p.post("/api/jobs/sync/run", Some("s3creto")).0, 202);
+    let db = format!("sqlite://{}", dir.path().join("cierre.db").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(SqliteStore::open(&db)).unwrap();
+    // Wait until some pages are committed, then stop the daemon mid-sync.
+    p.wait_for(
+        || {
+            rt.block_on(store.sync_state(Dataset::Contracts))
+                .unwrap()
+                .is_some_and(|s| s.cursor.is_some())
+        },
+        "the first committed page",
+    );
+    let config = p.config.clone();
+    let (code, took) = p.terminate();
+    assert_eq!(code, Some(0));
+    assert!(took < Duration::from_secs(10), "{took:?}");
+
+    // Every committed page is whole: the rows stored are exactly those before the cursor.
+    let state =
+        rt.block_on(store.sync_state(Dataset::Contracts)).unwrap().expect("pass interrupted");
+    let cursor: u64 = state.cursor.unwrap().parse().unwrap();
+    let stored = rt.block_on(store.count_rows(Dataset::Contracts, true)).unwrap();
+    assert!(stored > 0 && stored < 60_000, "{stored}");
+    assert_eq!(stored, cursor);
+    let runs = rt.block_on(store.runs(10)).unwrap();
+    assert_eq!(runs[0].outcome, "running", "the interrupted run is still marked running");
+
+    // The next sync resumes after the cursor and completes the pass.
+    let out = Command::new(env!("CARGO_BIN_EXE_cierre"))
+        .args(["--config", config.to_str().unwrap(), "sync"])
+        .current_dir(dir.path())
+        .env("CIERRE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let expected = format!("contracts {:>10} {:>7}", 60_000 - cursor, 60_000 - cursor);
+    assert!(text.contains(&expected), "{text}\nexpected {expected}");
+    assert_eq!(rt.block_on(store.count_rows(Dataset::Contracts, true)).unwrap(), 60_000);
+}
+
+#[test]
+fn jobs_fire_on_their_cron_slots_and_logs_can_be_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Process::start(dir.path(), &sample_contracts(), "[log]\nformat = \"json\"\n");
+    // Every two seconds, on even seconds.
+    let text = std::fs::read_to_string(&p.config)
+        .unwrap()
+        .replace("deliver = \"0 0 8 1 1 *\"", "deliver = \"*/2 * * * * *\"");
+    std::fs::write(&p.config, text).unwrap();
+    p.signal("HUP");
+    let deliveries = |p: &Process| -> Vec<serde_json::Value> {
+        let runs: Vec<serde_json::Value> =
+            serde_json::from_str(&unchunk(&p.get("/api/runs").unwrap().1)).unwrap();
+        runs.into_iter().filter(|r| r["job"] == "deliver" && r["outcome"] == "ok").collect()
+    };
+    p.wait_for(|| deliveries(&p).len() >= 3, "three scheduled deliveries");
+    let runs = deliveries(&p);
+    let mut slots: Vec<DateTime<Utc>> =
+        runs.iter().map(|r| r["scheduled_for"].as_str().unwrap().parse().unwrap()).collect();
+    slots.sort();
+    slots.dedup();
+    assert_eq!(slots.len(), runs.len(), "each slot ran once");
+    for s in &slots {
+        assert_eq!(s.timestamp() % 2, 0, "{s} is not on an even second");
+        assert_eq!(s.timestamp_subsec_nanos(), 0);
+    }
+    // Every log line is a JSON object.
+    let log = p.log.lock().unwrap().clone();
+    assert!(log.iter().any(|l| l.contains("job finished")));
+    for line in &log {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v["level"].is_string());
+    }
+    assert_eq!(p.terminate().0, Some(0));
+}
