@@ -51,6 +51,7 @@ pub fn slot_at(cron: &Cron, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>>
 
 /// The first cron instant strictly after `t`.
 pub fn next_after(cron: &Cron, tz: Tz, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let t = DateTime::from_timestamp(t.timestamp(), 0)?;
     cron.find_next_occurrence(&t.with_timezone(&tz), false).ok().map(|t| t.with_timezone(&Utc))
 }
 
