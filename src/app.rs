@@ -17,7 +17,7 @@ use crate::notify::outbox::{self, Channels, DeliveryReport};
 use crate::notify::webhook::Event;
 use crate::notify::{self, NotifyReport};
 use crate::source::file::FileSource;
-use crate::store::{JobRun, SqliteStore, Store};
+use crate::store::{AnyStore, JobRun, Store};
 use crate::sync::{self, Scope, SyncReport};
 
 /// Settings, store and clock: everything a job needs.
@@ -28,18 +28,16 @@ pub struct App<S: Store> {
     pub clock: Arc<dyn Clock>,
 }
 
-/// Opens the store named by `store.url` and applies pending migrations.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<SqliteStore> {
+/// Opens the store named by `store.url` (SQLite or PostgreSQL) and applies pending
+/// migrations.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<AnyStore> {
     let url = &settings.store_url;
-    if url.starts_with("postgres://") {
-        bail!("store.url: the PostgreSQL backend is not available in this version; use sqlite://");
-    }
-    let store = SqliteStore::open(url).await.with_context(|| format!("opening {url}"))?;
+    let store = AnyStore::open(url).await.context("opening the store (store.url)")?;
     store.migrate().await.context("applying migrations")?;
     Ok(store)
 }
 
-impl App<SqliteStore> {
+impl App<AnyStore> {
     pub async fn open(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let store = open_store(&settings).await?;
         Ok(App { settings, store, clock })

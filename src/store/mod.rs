@@ -2,6 +2,7 @@
 //! and their history, the notification outbox and the job runs. One trait, one
 //! implementation per backend (SQLite now; PostgreSQL is the second implementation).
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::future::Future;
@@ -13,6 +14,7 @@ use crate::findings::{Finding, StoredFinding};
 use crate::source::Dataset;
 use crate::source::record::Parsed;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Why a store operation failed, and whether trying again can help.
@@ -339,4 +341,226 @@ pub trait Store: Send + Sync {
     fn findings_summary(
         &self,
     ) -> impl Future<Output = StoreResult<Vec<(String, String, u64)>>> + Send;
+}
+
+/// The store named by `store.url`: `sqlite://…` or `postgres://…`.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl AnyStore {
+    /// Opens the store at `url`, choosing the backend by the scheme.
+    pub async fn open(url: &str) -> StoreResult<AnyStore> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(AnyStore::Postgres(PgStore::open(url).await?))
+        } else {
+            Ok(AnyStore::Sqlite(SqliteStore::open(url).await?))
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            AnyStore::Sqlite(_) => "sqlite",
+            AnyStore::Postgres(_) => "postgres",
+        }
+    }
+}
+
+// Every call goes to the backend in use.
+impl Store for AnyStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        match self {
+            AnyStore::Sqlite(s) => s.migrate().await,
+            AnyStore::Postgres(s) => s.migrate().await,
+        }
+    }
+    async fn sync_state(&self, dataset: Dataset) -> StoreResult<Option<SyncState>> {
+        match self {
+            AnyStore::Sqlite(s) => s.sync_state(dataset).await,
+            AnyStore::Postgres(s) => s.sync_state(dataset).await,
+        }
+    }
+    async fn begin_pass(&self, dataset: Dataset, at: DateTime<Utc>) -> StoreResult<i64> {
+        match self {
+            AnyStore::Sqlite(s) => s.begin_pass(dataset, at).await,
+            AnyStore::Postgres(s) => s.begin_pass(dataset, at).await,
+        }
+    }
+    async fn apply_page(&self, page: PageWrite) -> StoreResult<PageCounts> {
+        match self {
+            AnyStore::Sqlite(s) => s.apply_page(page).await,
+            AnyStore::Postgres(s) => s.apply_page(page).await,
+        }
+    }
+    async fn finish_pass(&self, dataset: Dataset, pass: i64, entities: &[String], at: DateTime<Utc>) -> StoreResult<u64> {
+        match self {
+            AnyStore::Sqlite(s) => s.finish_pass(dataset, pass, entities, at).await,
+            AnyStore::Postgres(s) => s.finish_pass(dataset, pass, entities, at).await,
+        }
+    }
+    async fn start_sync_run(&self, dataset: Dataset, source: &str, at: DateTime<Utc>) -> StoreResult<i64> {
+        match self {
+            AnyStore::Sqlite(s) => s.start_sync_run(dataset, source, at).await,
+            AnyStore::Postgres(s) => s.start_sync_run(dataset, source, at).await,
+        }
+    }
+    async fn finish_sync_run(&self, id: i64, status: &str, counts: &SyncCounts, error: Option<&str>, at: DateTime<Utc>) -> StoreResult<()> {
+        match self {
+            AnyStore::Sqlite(s) => s.finish_sync_run(id, status, counts, error, at).await,
+            AnyStore::Postgres(s) => s.finish_sync_run(id, status, counts, error, at).await,
+        }
+    }
+    async fn quarantined(&self, dataset: Dataset) -> StoreResult<Vec<QuarantinedRow>> {
+        match self {
+            AnyStore::Sqlite(s) => s.quarantined(dataset).await,
+            AnyStore::Postgres(s) => s.quarantined(dataset).await,
+        }
+    }
+    async fn count_rows(&self, dataset: Dataset, include_vanished: bool) -> StoreResult<u64> {
+        match self {
+            AnyStore::Sqlite(s) => s.count_rows(dataset, include_vanished).await,
+            AnyStore::Postgres(s) => s.count_rows(dataset, include_vanished).await,
+        }
+    }
+    async fn contracts_page(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Contract>> {
+        match self {
+            AnyStore::Sqlite(s) => s.contracts_page(after, limit).await,
+            AnyStore::Postgres(s) => s.contracts_page(after, limit).await,
+        }
+    }
+    async fn contract(&self, id: &str) -> StoreResult<Option<Contract>> {
+        match self {
+            AnyStore::Sqlite(s) => s.contract(id).await,
+            AnyStore::Postgres(s) => s.contract(id).await,
+        }
+    }
+    async fn open_findings(&self) -> StoreResult<Vec<StoredFinding>> {
+        match self {
+            AnyStore::Sqlite(s) => s.open_findings().await,
+            AnyStore::Postgres(s) => s.open_findings().await,
+        }
+    }
+    async fn apply_findings(&self, changes: &FindingChanges, events: &[NewOutboxItem], on: NaiveDate, at: DateTime<Utc>) -> StoreResult<()> {
+        match self {
+            AnyStore::Sqlite(s) => s.apply_findings(changes, events, on, at).await,
+            AnyStore::Postgres(s) => s.apply_findings(changes, events, on, at).await,
+        }
+    }
+    async fn finding_history(&self, finding_id: i64) -> StoreResult<Vec<(String, String, NaiveDate)>> {
+        match self {
+            AnyStore::Sqlite(s) => s.finding_history(finding_id).await,
+            AnyStore::Postgres(s) => s.finding_history(finding_id).await,
+        }
+    }
+    async fn enqueue(&self, item: &NewOutboxItem, at: DateTime<Utc>) -> StoreResult<bool> {
+        match self {
+            AnyStore::Sqlite(s) => s.enqueue(item, at).await,
+            AnyStore::Postgres(s) => s.enqueue(item, at).await,
+        }
+    }
+    async fn claim_due(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<OutboxItem>> {
+        match self {
+            AnyStore::Sqlite(s) => s.claim_due(now, lease_until, limit).await,
+            AnyStore::Postgres(s) => s.claim_due(now, lease_until, limit).await,
+        }
+    }
+    async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
+        match self {
+            AnyStore::Sqlite(s) => s.mark_sent(id, at).await,
+            AnyStore::Postgres(s) => s.mark_sent(id, at).await,
+        }
+    }
+    async fn release(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
+        match self {
+            AnyStore::Sqlite(s) => s.release(id, at).await,
+            AnyStore::Postgres(s) => s.release(id, at).await,
+        }
+    }
+    async fn mark_failed(&self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()> {
+        match self {
+            AnyStore::Sqlite(s) => s.mark_failed(id, error, retry_at).await,
+            AnyStore::Postgres(s) => s.mark_failed(id, error, retry_at).await,
+        }
+    }
+    async fn record_endpoint(&self, target: &str, error: Option<&str>, at: DateTime<Utc>) -> StoreResult<EndpointHealth> {
+        match self {
+            AnyStore::Sqlite(s) => s.record_endpoint(target, error, at).await,
+            AnyStore::Postgres(s) => s.record_endpoint(target, error, at).await,
+        }
+    }
+    async fn suspend_endpoint(&self, target: &str, until: DateTime<Utc>) -> StoreResult<()> {
+        match self {
+            AnyStore::Sqlite(s) => s.suspend_endpoint(target, until).await,
+            AnyStore::Postgres(s) => s.suspend_endpoint(target, until).await,
+        }
+    }
+    async fn endpoints(&self) -> StoreResult<Vec<EndpointHealth>> {
+        match self {
+            AnyStore::Sqlite(s) => s.endpoints().await,
+            AnyStore::Postgres(s) => s.endpoints().await,
+        }
+    }
+    async fn outbox_counts(&self) -> StoreResult<OutboxCounts> {
+        match self {
+            AnyStore::Sqlite(s) => s.outbox_counts().await,
+            AnyStore::Postgres(s) => s.outbox_counts().await,
+        }
+    }
+    async fn outbox_items(&self) -> StoreResult<Vec<OutboxItem>> {
+        match self {
+            AnyStore::Sqlite(s) => s.outbox_items().await,
+            AnyStore::Postgres(s) => s.outbox_items().await,
+        }
+    }
+    async fn record_run(&self, run: &JobRun) -> StoreResult<()> {
+        match self {
+            AnyStore::Sqlite(s) => s.record_run(run).await,
+            AnyStore::Postgres(s) => s.record_run(run).await,
+        }
+    }
+    async fn claim_run(&self, job: &str, slot: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<bool> {
+        match self {
+            AnyStore::Sqlite(s) => s.claim_run(job, slot, at).await,
+            AnyStore::Postgres(s) => s.claim_run(job, slot, at).await,
+        }
+    }
+    async fn abandon_running(&self, at: DateTime<Utc>) -> StoreResult<u64> {
+        match self {
+            AnyStore::Sqlite(s) => s.abandon_running(at).await,
+            AnyStore::Postgres(s) => s.abandon_running(at).await,
+        }
+    }
+    async fn last_slot(&self, job: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        match self {
+            AnyStore::Sqlite(s) => s.last_slot(job).await,
+            AnyStore::Postgres(s) => s.last_slot(job).await,
+        }
+    }
+    async fn last_runs(&self) -> StoreResult<Vec<JobRun>> {
+        match self {
+            AnyStore::Sqlite(s) => s.last_runs().await,
+            AnyStore::Postgres(s) => s.last_runs().await,
+        }
+    }
+    async fn runs(&self, limit: u32) -> StoreResult<Vec<JobRun>> {
+        match self {
+            AnyStore::Sqlite(s) => s.runs(limit).await,
+            AnyStore::Postgres(s) => s.runs(limit).await,
+        }
+    }
+    async fn last_sync_success(&self) -> StoreResult<Option<DateTime<Utc>>> {
+        match self {
+            AnyStore::Sqlite(s) => s.last_sync_success().await,
+            AnyStore::Postgres(s) => s.last_sync_success().await,
+        }
+    }
+    async fn findings_summary(&self) -> StoreResult<Vec<(String, String, u64)>> {
+        match self {
+            AnyStore::Sqlite(s) => s.findings_summary().await,
+            AnyStore::Postgres(s) => s.findings_summary().await,
+        }
+    }
 }

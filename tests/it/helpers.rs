@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use cierre::app::App;
 use cierre::clock::FixedClock;
 use cierre::config::{self, Settings};
-use cierre::store::SqliteStore;
+use cierre::store::AnyStore;
 
 /// The repository root, where `examples/` and `templates/` are.
 pub fn repo() -> PathBuf {
@@ -28,7 +28,7 @@ pub fn date(s: &str) -> NaiveDate {
 
 pub struct TestApp {
     pub dir: tempfile::TempDir,
-    pub app: App<SqliteStore>,
+    pub app: App<AnyStore>,
 }
 
 impl TestApp {
@@ -90,13 +90,51 @@ impl Email {
     }
 }
 
+/// The store URL of a fresh store for one test: a SQLite file in `dir`, or, when
+/// `CIERRE_TEST_STORE=postgres`, a new database on the PostgreSQL server of the machine
+/// (127.0.0.1:5432, user postgres; `CIERRE_TEST_PG` overrides the server URL). A missing
+/// server fails the test: it is never skipped.
+pub fn fresh_store_url(dir: &Path) -> String {
+    match std::env::var("CIERRE_TEST_STORE").as_deref() {
+        Ok("postgres") => {
+            let server = std::env::var("CIERRE_TEST_PG")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string());
+            let name = format!(
+                "cierre_t_{}_{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            );
+            let admin = format!("{server}/test");
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    let mut c = sqlx::PgConnection::connect(&admin)
+                        .await
+                        .unwrap_or_else(|e| panic!("PostgreSQL at {admin}: {e}"));
+                    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                        .execute(&mut c)
+                        .await
+                        .unwrap();
+                });
+                format!("{server}/{name}")
+            })
+            .join()
+            .unwrap()
+        }
+        _ => format!("sqlite://{}", dir.join("cierre.db").display()),
+    }
+}
+
+static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// The configuration every test starts from: the file source on `contracts`, offices for
 /// two real entities of the sample, a fallback, the store and outbox in the temp dir.
 pub fn config_text(dir: &Path, contracts: &Path, extra: &str) -> String {
     format!(
         r#"
 [store]
-url = "sqlite://{db}"
+url = "{db}"
 
 [source]
 kind = "file"
@@ -138,7 +176,7 @@ outbox_dir = "{outbox}"
 templates_dir = "{templates}"
 {extra}
 "#,
-        db = dir.join("cierre.db").display(),
+        db = fresh_store_url(dir),
         contracts = contracts.display(),
         outbox = dir.join("outbox").display(),
         templates = repo().join("templates").display(),

@@ -12,7 +12,7 @@ use cierre::app::App;
 use cierre::clock::FixedClock;
 use cierre::notify::digest;
 use cierre::notify::outbox::{self, Channels};
-use cierre::store::{SqliteStore, Store};
+use cierre::store::{AnyStore, Store};
 
 use crate::helpers::{Email, date, repo, spawn_app_with};
 
@@ -111,7 +111,7 @@ async fn app_with_digests(extra: &str) -> crate::helpers::TestApp {
     t
 }
 
-fn later(app: &App<SqliteStore>, by: Duration) -> App<SqliteStore> {
+fn later(app: &App<AnyStore>, by: Duration) -> App<AnyStore> {
     App {
         settings: app.settings.clone(),
         store: app.store.clone(),

@@ -12,7 +12,7 @@ use chrono::Duration;
 use cierre::app::App;
 use cierre::clock::FixedClock;
 use cierre::config::Webhook;
-use cierre::store::{SqliteStore, Store};
+use cierre::store::{AnyStore, Store};
 
 use crate::helpers::{date, spawn_app_with};
 
@@ -105,7 +105,7 @@ async fn app_with(
     (t, dir)
 }
 
-fn at(app: &App<SqliteStore>, day: &str) -> App<SqliteStore> {
+fn at(app: &App<AnyStore>, day: &str) -> App<AnyStore> {
     App {
         settings: app.settings.clone(),
         store: app.store.clone(),
