@@ -28,3 +28,11 @@ pub mod source;
 pub mod store;
 pub mod sync;
 pub mod tls;
+
+/// This process, as replicas sharing a store name each other: `host:pid`.
+pub fn replica_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    format!("{host}:{}", std::process::id())
+}

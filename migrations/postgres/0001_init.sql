@@ -182,6 +182,8 @@ CREATE TABLE outbox (
     attempts            BIGINT NOT NULL DEFAULT 0,
     next_attempt_at     TIMESTAMPTZ NOT NULL,
     claimed_until       TIMESTAMPTZ,
+    -- Which process holds the claim (host:pid), for operators and takeover diagnostics.
+    claimed_by          TEXT,
     last_error          TEXT,
     created_at          TIMESTAMPTZ NOT NULL,
     sent_at             TIMESTAMPTZ

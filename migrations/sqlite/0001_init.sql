@@ -182,6 +182,8 @@ CREATE TABLE outbox (
     attempts            INTEGER NOT NULL DEFAULT 0,
     next_attempt_at     TEXT NOT NULL,
     claimed_until       TEXT,
+    -- Which process holds the claim (host:pid), for operators and takeover diagnostics.
+    claimed_by          TEXT,
     last_error          TEXT,
     created_at          TEXT NOT NULL,
     sent_at             TEXT

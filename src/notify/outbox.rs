@@ -202,7 +202,7 @@ pub async fn deliver<S: Store>(
     let mut seen = HashSet::new();
     loop {
         let now = clock.now();
-        let items = store.claim_due(now, now + lease, BATCH).await?;
+        let items = store.claim_due(now, now + lease, BATCH, &crate::replica_id()).await?;
         // An item retried within this same drain (due again at once) waits for the next.
         let fresh: Vec<OutboxItem> = items.into_iter().filter(|i| seen.insert(i.id)).collect();
         if fresh.is_empty() {

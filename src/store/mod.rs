@@ -161,6 +161,8 @@ pub struct OutboxItem {
     pub attempts: i64,
     pub next_attempt_at: DateTime<Utc>,
     pub last_error: Option<String>,
+    /// The process holding (or that last held) the claim.
+    pub claimed_by: Option<String>,
 }
 
 /// A target's delivery health.
@@ -284,6 +286,7 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
+        claimer: &str,
     ) -> impl Future<Output = StoreResult<Vec<OutboxItem>>> + Send;
     fn mark_sent(&self, id: i64, at: DateTime<Utc>)
     -> impl Future<Output = StoreResult<()>> + Send;
@@ -395,19 +398,37 @@ impl Store for AnyStore {
             AnyStore::Postgres(s) => s.apply_page(page).await,
         }
     }
-    async fn finish_pass(&self, dataset: Dataset, pass: i64, entities: &[String], at: DateTime<Utc>) -> StoreResult<u64> {
+    async fn finish_pass(
+        &self,
+        dataset: Dataset,
+        pass: i64,
+        entities: &[String],
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64> {
         match self {
             AnyStore::Sqlite(s) => s.finish_pass(dataset, pass, entities, at).await,
             AnyStore::Postgres(s) => s.finish_pass(dataset, pass, entities, at).await,
         }
     }
-    async fn start_sync_run(&self, dataset: Dataset, source: &str, at: DateTime<Utc>) -> StoreResult<i64> {
+    async fn start_sync_run(
+        &self,
+        dataset: Dataset,
+        source: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<i64> {
         match self {
             AnyStore::Sqlite(s) => s.start_sync_run(dataset, source, at).await,
             AnyStore::Postgres(s) => s.start_sync_run(dataset, source, at).await,
         }
     }
-    async fn finish_sync_run(&self, id: i64, status: &str, counts: &SyncCounts, error: Option<&str>, at: DateTime<Utc>) -> StoreResult<()> {
+    async fn finish_sync_run(
+        &self,
+        id: i64,
+        status: &str,
+        counts: &SyncCounts,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
         match self {
             AnyStore::Sqlite(s) => s.finish_sync_run(id, status, counts, error, at).await,
             AnyStore::Postgres(s) => s.finish_sync_run(id, status, counts, error, at).await,
@@ -443,13 +464,22 @@ impl Store for AnyStore {
             AnyStore::Postgres(s) => s.open_findings().await,
         }
     }
-    async fn apply_findings(&self, changes: &FindingChanges, events: &[NewOutboxItem], on: NaiveDate, at: DateTime<Utc>) -> StoreResult<()> {
+    async fn apply_findings(
+        &self,
+        changes: &FindingChanges,
+        events: &[NewOutboxItem],
+        on: NaiveDate,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
         match self {
             AnyStore::Sqlite(s) => s.apply_findings(changes, events, on, at).await,
             AnyStore::Postgres(s) => s.apply_findings(changes, events, on, at).await,
         }
     }
-    async fn finding_history(&self, finding_id: i64) -> StoreResult<Vec<(String, String, NaiveDate)>> {
+    async fn finding_history(
+        &self,
+        finding_id: i64,
+    ) -> StoreResult<Vec<(String, String, NaiveDate)>> {
         match self {
             AnyStore::Sqlite(s) => s.finding_history(finding_id).await,
             AnyStore::Postgres(s) => s.finding_history(finding_id).await,
@@ -461,10 +491,16 @@ impl Store for AnyStore {
             AnyStore::Postgres(s) => s.enqueue(item, at).await,
         }
     }
-    async fn claim_due(&self, now: DateTime<Utc>, lease_until: DateTime<Utc>, limit: u32) -> StoreResult<Vec<OutboxItem>> {
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+        claimer: &str,
+    ) -> StoreResult<Vec<OutboxItem>> {
         match self {
-            AnyStore::Sqlite(s) => s.claim_due(now, lease_until, limit).await,
-            AnyStore::Postgres(s) => s.claim_due(now, lease_until, limit).await,
+            AnyStore::Sqlite(s) => s.claim_due(now, lease_until, limit, claimer).await,
+            AnyStore::Postgres(s) => s.claim_due(now, lease_until, limit, claimer).await,
         }
     }
     async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
@@ -479,13 +515,23 @@ impl Store for AnyStore {
             AnyStore::Postgres(s) => s.release(id, at).await,
         }
     }
-    async fn mark_failed(&self, id: i64, error: &str, retry_at: Option<DateTime<Utc>>) -> StoreResult<()> {
+    async fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
         match self {
             AnyStore::Sqlite(s) => s.mark_failed(id, error, retry_at).await,
             AnyStore::Postgres(s) => s.mark_failed(id, error, retry_at).await,
         }
     }
-    async fn record_endpoint(&self, target: &str, error: Option<&str>, at: DateTime<Utc>) -> StoreResult<EndpointHealth> {
+    async fn record_endpoint(
+        &self,
+        target: &str,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<EndpointHealth> {
         match self {
             AnyStore::Sqlite(s) => s.record_endpoint(target, error, at).await,
             AnyStore::Postgres(s) => s.record_endpoint(target, error, at).await,
@@ -521,7 +567,12 @@ impl Store for AnyStore {
             AnyStore::Postgres(s) => s.record_run(run).await,
         }
     }
-    async fn claim_run(&self, job: &str, slot: DateTime<Utc>, at: DateTime<Utc>) -> StoreResult<bool> {
+    async fn claim_run(
+        &self,
+        job: &str,
+        slot: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         match self {
             AnyStore::Sqlite(s) => s.claim_run(job, slot, at).await,
             AnyStore::Postgres(s) => s.claim_run(job, slot, at).await,

@@ -261,7 +261,9 @@ async fn upsert<T: Table>(
             b.push_bind(r.value.key().to_string());
             r.value.bind_columns(&mut b);
             // The raw record is JSON: stored as jsonb, queryable.
-            b.push("CAST(").push_bind_unseparated(r.raw.replace("\\u0000", "")).push_unseparated(" AS jsonb)");
+            b.push("CAST(")
+                .push_bind_unseparated(r.raw.replace("\\u0000", ""))
+                .push_unseparated(" AS jsonb)");
             b.push_bind(r.hash.clone())
                 .push_bind(seen_at)
                 .push_bind(seen_at)
@@ -425,6 +427,7 @@ fn outbox_from_row(r: &PgRow) -> OutboxItem {
         attempts: r.get("attempts"),
         next_attempt_at: r.get("next_attempt_at"),
         last_error: r.get("last_error"),
+        claimed_by: r.get("claimed_by"),
     }
 }
 
@@ -782,11 +785,12 @@ impl Store for PgStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
+        claimer: &str,
     ) -> StoreResult<Vec<OutboxItem>> {
         // SKIP LOCKED: replicas claiming at once each get different items; an expired lease
         // (a replica that died) makes the item claimable again.
         let rows = sqlx::query(
-            "UPDATE outbox SET status = 'sending', claimed_until = $1, attempts = attempts + 1 \
+            "UPDATE outbox SET status = 'sending', claimed_until = $1, claimed_by = $4, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox WHERE \
                ((status = 'pending' AND next_attempt_at <= $2) OR \
                 (status = 'sending' AND claimed_until <= $2)) \
@@ -796,6 +800,7 @@ impl Store for PgStore {
         .bind(lease_until)
         .bind(now)
         .bind(limit as i64)
+        .bind(claimer)
         .fetch_all(&self.pool)
         .await?;
         let mut items: Vec<OutboxItem> = rows.iter().map(outbox_from_row).collect();

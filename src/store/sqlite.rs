@@ -423,6 +423,7 @@ fn outbox_from_row(r: &SqliteRow) -> OutboxItem {
         attempts: r.get("attempts"),
         next_attempt_at: r.get("next_attempt_at"),
         last_error: r.get("last_error"),
+        claimed_by: r.get("claimed_by"),
     }
 }
 
@@ -780,11 +781,12 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
+        claimer: &str,
     ) -> StoreResult<Vec<OutboxItem>> {
         // One UPDATE … RETURNING: SQLite serialises writers, so two claimers never get the
         // same item; an expired lease (a claimer that died) makes the item claimable again.
         let rows = sqlx::query(
-            "UPDATE outbox SET status = 'sending', claimed_until = ?1, attempts = attempts + 1 \
+            "UPDATE outbox SET status = 'sending', claimed_until = ?1, claimed_by = ?4, attempts = attempts + 1 \
              WHERE id IN (SELECT id FROM outbox WHERE \
                ((status = 'pending' AND next_attempt_at <= ?2) OR \
                 (status = 'sending' AND claimed_until <= ?2)) \
@@ -794,6 +796,7 @@ impl Store for SqliteStore {
         .bind(lease_until)
         .bind(now)
         .bind(limit as i64)
+        .bind(claimer)
         .fetch_all(&self.pool)
         .await?;
         let mut items: Vec<OutboxItem> = rows.iter().map(outbox_from_row).collect();

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use cierre::clock::FixedClock;
 use cierre::scheduler::{Daemon, RunOutcome};
 use cierre::source::Dataset;
-use cierre::store::{JobRun, AnyStore, Store};
+use cierre::store::{AnyStore, JobRun, Store};
 
 use crate::helpers::{config_text, sample_contracts, spawn_app_with};
 
@@ -137,22 +137,16 @@ async fn digests_go_out_on_business_days_only() {
 }
 
 /// The real `cierre run`, killed on drop, with its log lines collected.
-struct Process {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+pub struct Process {
+    pub child: Child,
+    pub log: Arc<Mutex<Vec<String>>>,
     base: String,
     pub config: PathBuf,
 }
 
 impl Process {
-    fn start(dir: &Path, contracts: &Path, extra: &str) -> Process {
-        let port = crate::smtp::free_port();
-        let config = dir.join("daemon.toml");
-        let text = config_text(dir, contracts, extra)
-            + &format!(
-                "\n[http]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"s3creto\"\n\n[schedule]\nsync = \"0 0 6 1 1 *\"\nnotify = \"0 0 7 1 1 *\"\ndeliver = \"0 0 8 1 1 *\"\nshutdown_grace_secs = 1\n"
-            );
-        std::fs::write(&config, text).unwrap();
+    /// `cierre run` on the configuration at `config`, whose admin API is on `port`.
+    pub fn spawn(dir: &Path, config: PathBuf, port: u16) -> Process {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cierre"))
             .args(["--config", config.to_str().unwrap(), "run"])
             .current_dir(dir)
@@ -173,11 +167,22 @@ impl Process {
         p
     }
 
+    fn start(dir: &Path, contracts: &Path, extra: &str) -> Process {
+        let port = crate::smtp::free_port();
+        let config = dir.join("daemon.toml");
+        let text = config_text(dir, contracts, extra)
+            + &format!(
+                "\n[http]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"s3creto\"\n\n[schedule]\nsync = \"0 0 6 1 1 *\"\nnotify = \"0 0 7 1 1 *\"\ndeliver = \"0 0 8 1 1 *\"\nshutdown_grace_secs = 1\n"
+            );
+        std::fs::write(&config, text).unwrap();
+        Process::spawn(dir, config, port)
+    }
+
     fn client() -> http_client::Client {
         http_client::Client
     }
 
-    fn get(&self, path: &str) -> Option<(u16, String)> {
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
         Self::client().get(&format!("{}{path}", self.base))
     }
 
@@ -189,7 +194,7 @@ impl Process {
         self.log.lock().unwrap().iter().any(|l| l.contains(text))
     }
 
-    fn wait_for(&self, mut ok: impl FnMut() -> bool, what: &str) {
+    pub fn wait_for(&self, mut ok: impl FnMut() -> bool, what: &str) {
         let started = Instant::now();
         while !ok() {
             assert!(
@@ -201,7 +206,7 @@ impl Process {
         }
     }
 
-    fn signal(&self, sig: &str) {
+    pub fn signal(&self, sig: &str) {
         let status = Command::new("kill")
             .args([&format!("-{sig}"), &self.child.id().to_string()])
             .status()
@@ -210,7 +215,7 @@ impl Process {
     }
 
     /// Sends SIGTERM and waits for the exit; returns the exit code and how long it took.
-    fn terminate(mut self) -> (Option<i32>, Duration) {
+    pub fn terminate(mut self) -> (Option<i32>, Duration) {
         self.signal("TERM");
         let started = Instant::now();
         loop {
@@ -262,7 +267,7 @@ mod http_client {
     }
 }
 
-fn unchunk(body: &str) -> String {
+pub fn unchunk(body: &str) -> String {
     // axum answers `Transfer-Encoding: chunked` for streamed bodies: keep the data lines.
     let mut out = String::new();
     let mut lines = body.split("\r\n");

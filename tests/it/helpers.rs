@@ -96,7 +96,15 @@ impl Email {
 /// server fails the test: it is never skipped.
 pub fn fresh_store_url(dir: &Path) -> String {
     match std::env::var("CIERRE_TEST_STORE").as_deref() {
-        Ok("postgres") => {
+        Ok("postgres") => fresh_postgres_url(),
+        _ => format!("sqlite://{}", dir.join("cierre.db").display()),
+    }
+}
+
+/// A new, empty database on the machine's PostgreSQL server.
+pub fn fresh_postgres_url() -> String {
+    {
+        {
             let server = std::env::var("CIERRE_TEST_PG")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string());
             let name = format!(
@@ -106,7 +114,8 @@ pub fn fresh_store_url(dir: &Path) -> String {
             );
             let admin = format!("{server}/test");
             std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 rt.block_on(async {
                     use sqlx::Connection;
                     let mut c = sqlx::PgConnection::connect(&admin)
@@ -122,7 +131,6 @@ pub fn fresh_store_url(dir: &Path) -> String {
             .join()
             .unwrap()
         }
-        _ => format!("sqlite://{}", dir.join("cierre.db").display()),
     }
 }
 

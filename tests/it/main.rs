@@ -6,6 +6,7 @@ mod daemon;
 mod findings;
 mod helpers;
 mod notify;
+mod replicas;
 mod smtp;
 mod sync;
 mod webhooks;

@@ -1,9 +1,11 @@
 """A real SMTP server on loopback for cierre's tests (aiosmtpd).
 
 Usage: smtp_server.py --port N --out DIR [--starttls CERT KEY] [--implicit CERT KEY]
-                      [--auth USER:PASSWORD] [--reject-rcpt ADDRESS]
+                      [--auth USER:PASSWORD] [--reject-rcpt ADDRESS] [--delay-ms MS]
 Every message received is written to DIR as <n>.eml (the bytes as received) with the
-envelope recipients in <n>.rcpt. Prints "ready" once it accepts connections.
+envelope recipients in <n>.rcpt. With --delay-ms, the server waits that long after the
+message data arrives (leaving <n>.receiving meanwhile) before it stores and accepts it.
+Prints "ready" once it accepts connections.
 """
 import argparse
 import asyncio
@@ -17,9 +19,10 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Saver:
-    def __init__(self, out, reject):
+    def __init__(self, out, reject, delay):
         self.out = out
         self.reject = reject
+        self.delay = delay
         self.n = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -31,6 +34,9 @@ class Saver:
     async def handle_DATA(self, server, session, envelope):
         self.n += 1
         base = os.path.join(self.out, f"{os.getpid()}-{self.n:06d}")
+        if self.delay:
+            open(base + ".receiving", "w").close()
+            await asyncio.sleep(self.delay / 1000)
         with open(base + ".tmp", "wb") as f:
             f.write(envelope.original_content or envelope.content)
         os.rename(base + ".tmp", base + ".eml")
@@ -47,6 +53,7 @@ def main():
     p.add_argument("--implicit", nargs=2)
     p.add_argument("--auth")
     p.add_argument("--reject-rcpt")
+    p.add_argument("--delay-ms", type=int, default=0)
     a = p.parse_args()
     kwargs = {}
     if a.starttls:
@@ -70,7 +77,7 @@ def main():
 
         kwargs.update(authenticator=authenticator, auth_required=True,
                       auth_require_tls=bool(a.starttls or a.implicit))
-    controller = Controller(Saver(a.out, a.reject_rcpt), hostname="127.0.0.1", port=a.port,
+    controller = Controller(Saver(a.out, a.reject_rcpt, a.delay_ms), hostname="127.0.0.1", port=a.port,
                             server_hostname="localhost", ready_timeout=10, **kwargs)
     controller.start()
     print("ready", flush=True)
