@@ -694,7 +694,8 @@ impl Store for PgStore {
             let row = sqlx::query(
                 "INSERT INTO findings (contract_id, kind, stage, status, since, deadline, \
                  business_days_left, level, step, reasons, missing, evaluated_on, opened_on, updated_at) \
-                 VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+                 VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                 ON CONFLICT (contract_id, kind, stage) WHERE status = 'open' DO NOTHING RETURNING id",
             )
             .bind(&f.contract_id)
             .bind(&f.kind)
@@ -709,9 +710,13 @@ impl Store for PgStore {
             .bind(d(Some(on)))
             .bind(d(Some(on)))
             .bind(at)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-            insert_event(&mut tx, row.get(0), "opened", &f.level, on, at).await?;
+            // None: another replica opened it first (the partial unique index holds one open
+            // finding per contract, kind and stage).
+            if let Some(row) = row {
+                insert_event(&mut tx, row.get(0), "opened", &f.level, on, at).await?;
+            }
         }
         let updates = changes
             .relevelled
@@ -721,7 +726,7 @@ impl Store for PgStore {
         for (id, f, event) in updates {
             sqlx::query(
                 "UPDATE findings SET since = $1, deadline = $2, business_days_left = $3, level = $4, \
-                 step = $5, reasons = $6, missing = $7, evaluated_on = $8, updated_at = $9 WHERE id = $10",
+                 step = $5, reasons = $6, missing = $7, evaluated_on = $8, updated_at = $9 WHERE id = $10 AND status = 'open'",
             )
             .bind(d(Some(f.since)))
             .bind(d(Some(f.deadline)))
@@ -740,15 +745,19 @@ impl Store for PgStore {
             }
         }
         for &id in &changes.resolved {
-            let level: String = sqlx::query_scalar(
-                "UPDATE findings SET status = 'resolved', resolved_on = $1, updated_at = $2 WHERE id = $3 RETURNING level",
+            let level: Option<String> = sqlx::query_scalar(
+                "UPDATE findings SET status = 'resolved', resolved_on = $1, updated_at = $2 \
+                 WHERE id = $3 AND status = 'open' RETURNING level",
             )
             .bind(d(Some(on)))
             .bind(at)
             .bind(id)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-            insert_event(&mut tx, id, "resolved", &level, on, at).await?;
+            // None: another replica resolved it first.
+            if let Some(level) = level {
+                insert_event(&mut tx, id, "resolved", &level, on, at).await?;
+            }
         }
         tx.commit().await?;
         Ok(())

@@ -690,7 +690,8 @@ impl Store for SqliteStore {
             let row = sqlx::query(
                 "INSERT INTO findings (contract_id, kind, stage, status, since, deadline, \
                  business_days_left, level, step, reasons, missing, evaluated_on, opened_on, updated_at) \
-                 VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                 VALUES (?, ?, ?, 'open', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (contract_id, kind, stage) WHERE status = 'open' DO NOTHING RETURNING id",
             )
             .bind(&f.contract_id)
             .bind(&f.kind)
@@ -705,9 +706,13 @@ impl Store for SqliteStore {
             .bind(d(Some(on)))
             .bind(d(Some(on)))
             .bind(at)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-            insert_event(&mut tx, row.get(0), "opened", &f.level, on, at).await?;
+            // None: another replica opened it first (the partial unique index holds one open
+            // finding per contract, kind and stage).
+            if let Some(row) = row {
+                insert_event(&mut tx, row.get(0), "opened", &f.level, on, at).await?;
+            }
         }
         let updates = changes
             .relevelled
@@ -717,7 +722,7 @@ impl Store for SqliteStore {
         for (id, f, event) in updates {
             sqlx::query(
                 "UPDATE findings SET since = ?, deadline = ?, business_days_left = ?, level = ?, \
-                 step = ?, reasons = ?, missing = ?, evaluated_on = ?, updated_at = ? WHERE id = ?",
+                 step = ?, reasons = ?, missing = ?, evaluated_on = ?, updated_at = ? WHERE id = ? AND status = 'open'",
             )
             .bind(d(Some(f.since)))
             .bind(d(Some(f.deadline)))
@@ -736,15 +741,19 @@ impl Store for SqliteStore {
             }
         }
         for &id in &changes.resolved {
-            let level: String = sqlx::query_scalar(
-                "UPDATE findings SET status = 'resolved', resolved_on = ?, updated_at = ? WHERE id = ? RETURNING level",
+            let level: Option<String> = sqlx::query_scalar(
+                "UPDATE findings SET status = 'resolved', resolved_on = ?, updated_at = ? \
+                 WHERE id = ? AND status = 'open' RETURNING level",
             )
             .bind(d(Some(on)))
             .bind(at)
             .bind(id)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-            insert_event(&mut tx, id, "resolved", &level, on, at).await?;
+            // None: another replica resolved it first.
+            if let Some(level) = level {
+                insert_event(&mut tx, id, "resolved", &level, on, at).await?;
+            }
         }
         tx.commit().await?;
         Ok(())

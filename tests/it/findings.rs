@@ -124,3 +124,24 @@ async fn unknown_states_are_counted_not_guessed() {
     assert_eq!(e.data_quality.unknown_states.get("En revisión jurídica"), Some(&1));
     assert_eq!(e.as_of, Some(date("2026-03-02")), "today from the injected clock");
 }
+
+#[tokio::test]
+async fn two_evaluations_racing_open_each_finding_once() {
+    // As when two replicas evaluate at once (a manual trigger during a scheduled run).
+    let t = spawn_app().await;
+    t.app.sync().await.unwrap();
+    let day = date("2026-02-16");
+    let (a, b) = tokio::join!(t.app.evaluate(Some(day)), t.app.evaluate(Some(day)));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.findings, b.findings);
+    let open = t.app.store.open_findings().await.unwrap();
+    assert_eq!(open.len(), a.findings.len());
+    for f in open.iter().take(50) {
+        let history = t.app.store.finding_history(f.id).await.unwrap();
+        assert_eq!(history.len(), 1, "{history:?}");
+        assert_eq!(history[0].0, "opened");
+    }
+    // And the next evaluation finds nothing to change.
+    let again = t.app.evaluate(Some(day)).await.unwrap();
+    assert_eq!((again.opened, again.resolved), (0, 0));
+}
