@@ -3,6 +3,8 @@
 # (the 1,000-row sample repeated with distinct ids), then a second sync of the same file
 # (all unchanged), then `cierre evaluate`. Prints seconds, rows/s and peak RSS of each.
 # Usage: benches/sync-file.sh [ROWS]   (default 100000)
+# The store is a fresh SQLite file; set BENCH_STORE_URL=postgres://…/emptydb to measure
+# PostgreSQL instead (the database must exist and be empty).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-100000}
@@ -20,7 +22,8 @@ with open(out, "w") as f:
         f.write(json.dumps(v, ensure_ascii=False) + "\n")
 PY
 bin=$PWD/target/release/cierre
-export CIERRE__SOURCE__CONTRACTS_PATH=$work/contracts.jsonl CIERRE__STORE__URL=sqlite://$work/bench.db
+export CIERRE__SOURCE__CONTRACTS_PATH=$work/contracts.jsonl
+export CIERRE__STORE__URL=${BENCH_STORE_URL:-sqlite://$work/bench.db}
 export CIERRE__EMAIL__TEMPLATES_DIR=$PWD/templates CIERRE_LOG=warn
 measure() {
   local label=$1; shift
