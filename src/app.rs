@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use chrono::NaiveDate;
 use serde::Serialize;
 
@@ -17,6 +17,7 @@ use crate::notify::outbox::{self, Channels, DeliveryReport};
 use crate::notify::webhook::Event;
 use crate::notify::{self, NotifyReport};
 use crate::source::file::FileSource;
+use crate::source::socrata::SocrataSource;
 use crate::store::{AnyStore, JobRun, Store};
 use crate::sync::{self, Scope, SyncReport};
 
@@ -104,10 +105,10 @@ impl<S: Store> App<S> {
                 };
                 sync::sync_all(&self.store, &source, &scope, self.clock.as_ref()).await
             }
-            SourceKind::Socrata => bail!(
-                "source.kind = \"socrata\": syncing from the SODA API is not available in this \
-                 version; set source.kind = \"file\" and source.contracts_path"
-            ),
+            SourceKind::Socrata => {
+                let source = SocrataSource::from_settings(&self.settings)?;
+                sync::sync_all(&self.store, &source, &scope, self.clock.as_ref()).await
+            }
         }
     }
 

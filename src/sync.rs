@@ -40,14 +40,32 @@ impl SyncReport {
     /// The human summary `cierre sync` prints.
     pub fn render(&self) -> String {
         let mut out = format!(
-            "{:<11} {:>8} {:>7} {:>8} {:>10} {:>9} {:>9} {:>8}\n",
-            "dataset", "read", "new", "changed", "unchanged", "vanished", "rejected", "seconds"
+            "{:<11} {:>8} {:>7} {:>8} {:>10} {:>9} {:>9} {:>8} {:>6} {:>8}\n",
+            "dataset",
+            "read",
+            "new",
+            "changed",
+            "unchanged",
+            "vanished",
+            "rejected",
+            "seconds",
+            "pages",
+            "retries"
         );
         for d in &self.datasets {
             let c = &d.counts;
             out.push_str(&format!(
-                "{:<11} {:>8} {:>7} {:>8} {:>10} {:>9} {:>9} {:>8.2}\n",
-                d.dataset, c.read, c.new, c.changed, c.unchanged, c.vanished, c.rejected, d.seconds
+                "{:<11} {:>8} {:>7} {:>8} {:>10} {:>9} {:>9} {:>8.2} {:>6} {:>8}\n",
+                d.dataset,
+                c.read,
+                c.new,
+                c.changed,
+                c.unchanged,
+                c.vanished,
+                c.rejected,
+                d.seconds,
+                c.pages,
+                c.retries
             ));
         }
         for d in &self.datasets {
@@ -107,6 +125,7 @@ struct ParsedPage {
     skipped: u64,
     cursor: String,
     last: bool,
+    retries: u32,
 }
 
 fn parse_page(dataset: Dataset, page: Page, scope: &Scope) -> ParsedPage {
@@ -157,7 +176,15 @@ fn parse_page(dataset: Dataset, page: Page, scope: &Scope) -> ParsedPage {
             PageRecords::Guarantees(parse_all!(parse_guarantee, |_: &Guarantee| true))
         }
     };
-    ParsedPage { records, rejected, read, skipped, cursor: page.cursor, last: page.last }
+    ParsedPage {
+        records,
+        rejected,
+        read,
+        skipped,
+        cursor: page.cursor,
+        last: page.last,
+        retries: page.retries,
+    }
 }
 
 /// Parses pages on a blocking thread as they arrive, one page ahead of the writer: parsing
@@ -277,6 +304,7 @@ async fn run_pass<S: Store, R: Source>(
         counts.skipped += parsed.skipped;
         counts.rejected += parsed.rejected.len() as u64;
         counts.pages += 1;
+        counts.retries += u64::from(parsed.retries);
         let write = PageWrite {
             dataset,
             sync_run_id: run.run_id,

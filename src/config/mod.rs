@@ -78,6 +78,12 @@ pub struct SourceSettings {
     pub entities: Vec<String>,
     pub where_: Option<String>,
     pub page_size: u32,
+    /// Bounds every SODA request.
+    pub request_timeout: std::time::Duration,
+    /// Retries of one page before a sync gives up (it resumes at the next run).
+    pub max_retries: u32,
+    /// The first retry delay; each retry doubles it (with jitter).
+    pub retry_base_delay: std::time::Duration,
     pub contracts_path: Option<PathBuf>,
     pub documents_path: Option<PathBuf>,
     pub guarantees_path: Option<PathBuf>,

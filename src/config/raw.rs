@@ -17,6 +17,9 @@ kind = "socrata"
 base_url = "https://www.datos.gov.co"
 entities = []
 page_size = 10000
+request_timeout_secs = 60
+max_retries = 8
+retry_base_ms = 1000
 
 [datasets]
 contracts = "jbjy-vk9h"
@@ -127,6 +130,9 @@ pub struct RawSource {
     #[serde(rename = "where")]
     pub where_: Option<String>,
     pub page_size: i64,
+    pub request_timeout_secs: i64,
+    pub max_retries: i64,
+    pub retry_base_ms: i64,
     pub contracts_path: Option<PathBuf>,
     pub documents_path: Option<PathBuf>,
     pub guarantees_path: Option<PathBuf>,

@@ -67,6 +67,15 @@ pub fn validate(
             entities.push(nit.to_string());
         }
     }
+    for (key, value, range) in [
+        ("source.request_timeout_secs", raw.source.request_timeout_secs, 1..=3600),
+        ("source.max_retries", raw.source.max_retries, 0..=100),
+        ("source.retry_base_ms", raw.source.retry_base_ms, 1..=600_000),
+    ] {
+        if !range.contains(&value) {
+            e.add(key, format!("{value} is not between {} and {}", range.start(), range.end()));
+        }
+    }
     if kind == SourceKind::File && raw.source.contracts_path.is_none() {
         e.add("source.contracts_path", "required when source.kind = \"file\"");
     }
@@ -446,6 +455,9 @@ pub fn validate(
             entities,
             where_: raw.source.where_.filter(|w| !w.trim().is_empty()),
             page_size: raw.source.page_size as u32,
+            request_timeout: Duration::from_secs(raw.source.request_timeout_secs.max(1) as u64),
+            max_retries: raw.source.max_retries.max(0) as u32,
+            retry_base_delay: Duration::from_millis(raw.source.retry_base_ms.max(1) as u64),
             contracts_path: raw.source.contracts_path,
             documents_path: raw.source.documents_path,
             guarantees_path: raw.source.guarantees_path,

@@ -107,7 +107,9 @@ impl Pager<'_> {
 
     fn send(&mut self, last: bool) -> bool {
         let records = std::mem::replace(&mut self.page, Vec::with_capacity(self.page_size));
-        self.tx.blocking_send(Ok(Page { records, cursor: self.seen.to_string(), last })).is_ok()
+        self.tx
+            .blocking_send(Ok(Page { records, cursor: self.seen.to_string(), last, retries: 0 }))
+            .is_ok()
     }
 }
 

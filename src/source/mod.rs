@@ -4,6 +4,7 @@
 pub mod file;
 pub mod portal_csv;
 pub mod record;
+pub mod socrata;
 
 use tokio::sync::mpsc;
 
@@ -42,6 +43,8 @@ pub struct Page {
     /// True on the last page of a pass: only then is the pass complete (a channel that just
     /// closes means the source failed, and vanished rows must not be marked).
     pub last: bool,
+    /// Requests retried to get this page.
+    pub retries: u32,
 }
 
 /// Why a source stopped. `retryable` says whether trying again later can help.
@@ -57,11 +60,17 @@ pub enum SourceError {
     Format { path: String, format: &'static str, message: String },
     #[error("the {dataset} dataset has no configured location")]
     NotConfigured { dataset: &'static str },
+    /// The API kept failing (network, 5xx, 429, truncated bodies) beyond the retry budget.
+    #[error("SODA API: {message}")]
+    Http { message: String },
+    /// The API refused the query (400, 401, 403, 404): retrying cannot help.
+    #[error("the SODA API refused the {dataset} query {query}: {message}")]
+    Refused { dataset: &'static str, query: String, message: String },
 }
 
 impl SourceError {
     pub fn retryable(&self) -> bool {
-        matches!(self, SourceError::Io { .. })
+        matches!(self, SourceError::Io { .. } | SourceError::Http { .. })
     }
 }
 

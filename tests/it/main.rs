@@ -8,5 +8,6 @@ mod helpers;
 mod notify;
 mod replicas;
 mod smtp;
+mod soda;
 mod sync;
 mod webhooks;
