@@ -77,6 +77,11 @@ enum Command {
         #[command(subcommand)]
         command: CalendarCommand,
     },
+    /// Document kinds: how the classifier reads file names.
+    Documents {
+        #[command(subcommand)]
+        command: DocumentsCommand,
+    },
     /// Validate the configuration and print every error.
     CheckConfig,
     /// Apply database migrations.
@@ -90,6 +95,14 @@ enum DigestFormat {
     Text,
     Html,
     Eml,
+}
+
+#[derive(Subcommand)]
+enum DocumentsCommand {
+    /// The kind recognised for each document name in FILE (one per line; `-` reads standard
+    /// input; a CSV export with a `nombre_archivo` column is read by that column). Prints
+    /// `kind<TAB>name`, then how many names got each kind.
+    Classify { file: String },
 }
 
 #[derive(Subcommand)]
@@ -180,6 +193,41 @@ async fn run_daemon(settings: Settings, config_path: PathBuf) -> anyhow::Result<
     cierre::daemon::run(settings, config_path, Arc::new(SystemClock), shutdown, reload_rx).await
 }
 
+/// `cierre documents classify`: the kind of each name, then the counts per kind.
+fn classify_documents(file: &str, out: &mut dyn Write) -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut text = String::new();
+    if file == "-" {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    }
+    let classifier = cierre::rules::classify::Classifier::standard();
+    let mut names: Vec<String> = Vec::new();
+    let header = text.lines().next().unwrap_or("");
+    if header.split(',').any(|h| h.trim() == "nombre_archivo") {
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let column =
+            reader.headers()?.iter().position(|h| h.trim() == "nombre_archivo").unwrap_or(0);
+        for record in reader.records() {
+            names.push(record?.get(column).unwrap_or("").to_string());
+        }
+    } else {
+        names.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+    }
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for name in &names {
+        let kind = classifier.classify(Some(name), None);
+        *counts.entry(kind.to_string()).or_default() += 1;
+        writeln!(out, "{kind}\t{name}")?;
+    }
+    writeln!(out)?;
+    for (kind, n) in &counts {
+        writeln!(out, "{n:>6}  {kind} ({})", classifier.label(kind).unwrap_or(""))?;
+    }
+    Ok(())
+}
+
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CIERRE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cierre=info"));
@@ -192,6 +240,10 @@ fn init_tracing(format: LogFormat) {
 
 async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
+    if let Command::Documents { command: DocumentsCommand::Classify { file } } = &command {
+        classify_documents(file, &mut out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Command::Calendar { command } = &command {
         let cal = &settings.calendar;
         match command {
@@ -338,7 +390,9 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
                 )?;
             }
         }
-        Command::Calendar { .. } | Command::CheckConfig => unreachable!("handled above"),
+        Command::Calendar { .. } | Command::Documents { .. } | Command::CheckConfig => {
+            unreachable!("handled above")
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -179,3 +179,21 @@ fn a_csv_export_with_corrupt_rows_syncs_the_others_and_names_the_bad_lines() {
     let status = cierre(dir.path(), &["--config", config.to_str().unwrap(), "status"]);
     assert!(stdout(&status).contains("contracts   18 stored"), "{}", stdout(&status));
 }
+
+#[test]
+fn documents_classify_prints_the_kind_of_each_name_and_the_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("names.txt");
+    std::fs::write(&list, "ESTUDIO PREVIO PRUEBAS DE APTITUD.pdf\nCDP PRUEBAS DE APTITUD.pdf\nActa de liquidación bilateral.pdf\nfoto.jpg\n").unwrap();
+    let out = cierre(dir.path(), &["documents", "classify", list.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let kinds: Vec<&str> = text.lines().take(4).map(|l| l.split('\t').next().unwrap()).collect();
+    assert_eq!(kinds, ["estudios_previos", "cdp", "acta_liquidacion", "otro"]);
+    // The real export of one entity, read by its nombre_archivo column.
+    let csv = repo().join("examples/secop/document-names.feab.csv");
+    let out = cierre(dir.path(), &["documents", "classify", csv.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(text.lines().take_while(|l| !l.is_empty()).count(), 2100);
+    assert!(text.contains("estudios_previos (Estudios y documentos previos)"), "{text}");
+}
