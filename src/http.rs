@@ -90,7 +90,10 @@ async fn status<S: Store + Clone + 'static>(State(d): State<Arc<Daemon<S>>>) -> 
     let endpoints = d.store.endpoints().await.unwrap_or_default();
     Json(json!({
         "jobs": jobs,
-        "outbox": { "pending": outbox.pending, "sending": outbox.sending, "sent": outbox.sent, "dead": outbox.dead },
+        "outbox": {
+            "pending": outbox.pending, "retrying": outbox.retrying, "sending": outbox.sending,
+            "sent": outbox.sent, "dead": outbox.dead,
+        },
         "endpoints": endpoints.iter().map(|e| json!({
             "target": e.target,
             "consecutive_failures": e.consecutive_failures,

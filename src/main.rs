@@ -371,8 +371,8 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
             let c = app.store.outbox_counts().await.context("reading the outbox")?;
             writeln!(
                 out,
-                "outbox      pending {}, sending {}, sent {}, dead {}",
-                c.pending, c.sending, c.sent, c.dead
+                "outbox      pending {}, retrying {}, sending {}, sent {}, dead {}",
+                c.pending, c.retrying, c.sending, c.sent, c.dead
             )?;
             let now = chrono::Utc::now();
             for e in app.store.endpoints().await? {

@@ -148,9 +148,13 @@ impl Metrics {
             self.findings_open.get_or_create(&FindingLabels { kind, level }).set(n as i64);
         }
         let c = store.outbox_counts().await?;
-        for (state, n) in
-            [("pending", c.pending), ("sending", c.sending), ("sent", c.sent), ("dead", c.dead)]
-        {
+        for (state, n) in [
+            ("pending", c.pending),
+            ("retrying", c.retrying),
+            ("sending", c.sending),
+            ("sent", c.sent),
+            ("dead", c.dead),
+        ] {
             self.outbox.get_or_create(&StateLabel { state: state.into() }).set(n as i64);
         }
         let mut out = String::new();

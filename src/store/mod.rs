@@ -177,7 +177,10 @@ pub struct EndpointHealth {
 /// How many outbox items are in each state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutboxCounts {
+    /// Waiting for their first attempt.
     pub pending: u64,
+    /// Failed before, waiting for a retry.
+    pub retrying: u64,
     pub sending: u64,
     pub sent: u64,
     pub dead: u64,

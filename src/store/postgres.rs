@@ -907,14 +907,19 @@ impl Store for PgStore {
     }
 
     async fn outbox_counts(&self) -> StoreResult<OutboxCounts> {
-        let rows = sqlx::query("SELECT status, COUNT(*) FROM outbox GROUP BY status")
-            .fetch_all(&self.pool)
-            .await?;
+        // A pending item that has failed before is waiting for a retry.
+        let rows = sqlx::query(
+            "SELECT CASE WHEN status = 'pending' AND attempts > 0 THEN 'retrying' ELSE status END AS s, \
+             COUNT(*) FROM outbox GROUP BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let mut c = OutboxCounts::default();
         for r in rows {
             let n = r.get::<i64, _>(1) as u64;
             match r.get::<String, _>(0).as_str() {
                 "pending" => c.pending = n,
+                "retrying" => c.retrying = n,
                 "sending" => c.sending = n,
                 "sent" => c.sent = n,
                 "dead" => c.dead = n,

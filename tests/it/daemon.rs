@@ -69,6 +69,25 @@ async fn a_slot_runs_once_and_is_recorded_with_its_counts() {
 }
 
 #[tokio::test]
+async fn a_failing_job_is_recorded_with_its_error_and_the_daemon_goes_on() {
+    let (t, d) = daemon_at("2026-11-21T11:00:00Z").await;
+    let mut broken = t.app.settings.clone();
+    broken.source.contracts_path = Some("/nonexistent/contracts.jsonl".into());
+    d.reload(broken);
+    assert_eq!(d.run_slot("sync", utc("2026-11-21T11:00:00Z")).await, ran("failed"));
+    let run = &t.app.store.runs(1).await.unwrap()[0];
+    assert_eq!(run.outcome, "failed");
+    assert!(
+        run.error.as_deref().unwrap().contains("/nonexistent/contracts.jsonl"),
+        "{:?}",
+        run.error
+    );
+    // The next slot, with the file back, runs normally.
+    d.reload(t.app.settings.clone());
+    assert_eq!(d.run_slot("sync", utc("2026-11-22T11:00:00Z")).await, ran("ok"));
+}
+
+#[tokio::test]
 async fn a_job_still_running_refuses_the_next_slot() {
     let dir = tempfile::tempdir().unwrap();
     let file = big_file(dir.path(), 20_000);

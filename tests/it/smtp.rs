@@ -202,6 +202,8 @@ async fn an_smtp_outage_delays_the_digests_and_each_arrives_once() {
     assert_eq!((d.sent, d.retrying, d.dead), (0, 7, 0));
     let items = t.app.store.outbox_items().await.unwrap();
     assert!(items.iter().all(|i| i.status == "pending" && i.next_attempt_at > t.app.clock.now()));
+    let counts = t.app.store.outbox_counts().await.unwrap();
+    assert_eq!((counts.pending, counts.retrying), (0, 7));
     assert!(
         items[0].last_error.as_deref().unwrap_or("").contains("onnect"),
         "{:?}",
