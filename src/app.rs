@@ -19,7 +19,7 @@ use crate::notify::{self, NotifyReport};
 use crate::source::file::FileSource;
 use crate::source::socrata::SocrataSource;
 use crate::store::{AnyStore, JobRun, Store};
-use crate::sync::{self, Scope, SyncReport};
+use crate::sync::{self, LogProgress, Progress, Scope, SyncReport};
 
 /// Settings, store and clock: everything a job needs.
 pub struct App<S: Store> {
@@ -64,10 +64,16 @@ impl<S: Store> App<S> {
         as_of.unwrap_or_else(|| self.clock.today(self.settings.schedule.timezone))
     }
 
-    /// One sync, announced to webhook consumers (`sync.completed` / `sync.failed`).
+    /// One sync, announced to webhook consumers (`sync.completed` / `sync.failed`), with
+    /// progress as log lines.
     pub async fn sync(&self) -> anyhow::Result<SyncReport> {
+        self.sync_with(&LogProgress).await
+    }
+
+    /// [`App::sync`] telling `progress` of every page.
+    pub async fn sync_with(&self, progress: &dyn Progress) -> anyhow::Result<SyncReport> {
         let started = self.clock.now();
-        let result = self.sync_only().await;
+        let result = self.sync_only(progress).await;
         if !self.settings.webhooks.is_empty() {
             let now = self.clock.now();
             let identity = format!("{}", started.timestamp_micros());
@@ -92,7 +98,7 @@ impl<S: Store> App<S> {
         result
     }
 
-    async fn sync_only(&self) -> anyhow::Result<SyncReport> {
+    async fn sync_only(&self, progress: &dyn Progress) -> anyhow::Result<SyncReport> {
         let s = &self.settings.source;
         let scope = Scope { entities: s.entities.clone() };
         match s.kind {
@@ -103,11 +109,11 @@ impl<S: Store> App<S> {
                     guarantees: s.guarantees_path.clone(),
                     page_size: s.page_size.min(2_000) as usize,
                 };
-                sync::sync_all(&self.store, &source, &scope, self.clock.as_ref()).await
+                sync::sync_all(&self.store, &source, &scope, self.clock.as_ref(), progress).await
             }
             SourceKind::Socrata => {
                 let source = SocrataSource::from_settings(&self.settings)?;
-                sync::sync_all(&self.store, &source, &scope, self.clock.as_ref()).await
+                sync::sync_all(&self.store, &source, &scope, self.clock.as_ref(), progress).await
             }
         }
     }

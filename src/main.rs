@@ -193,6 +193,46 @@ async fn run_daemon(settings: Settings, config_path: PathBuf) -> anyhow::Result<
     cierre::daemon::run(settings, config_path, Arc::new(SystemClock), shutdown, reload_rx).await
 }
 
+/// A progress line per dataset on the terminal (indicatif).
+#[derive(Default)]
+struct TerminalProgress {
+    bars: std::sync::Mutex<std::collections::HashMap<&'static str, indicatif::ProgressBar>>,
+}
+
+impl TerminalProgress {
+    fn bar(&self, dataset: cierre::source::Dataset) -> indicatif::ProgressBar {
+        let mut bars = self.bars.lock().expect("not poisoned");
+        bars.entry(dataset.name())
+            .or_insert_with(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} {prefix:<11} {msg} ({elapsed})",
+                    )
+                    .expect("valid template"),
+                );
+                bar.set_prefix(dataset.name());
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                bar
+            })
+            .clone()
+    }
+}
+
+impl cierre::sync::Progress for TerminalProgress {
+    fn page(&self, dataset: cierre::source::Dataset, c: &cierre::store::SyncCounts) {
+        self.bar(dataset).set_message(format!(
+            "{} read, {} new, {} changed, {} rejected, {} pages, {} retries",
+            c.read, c.new, c.changed, c.rejected, c.pages, c.retries
+        ));
+    }
+
+    fn finished(&self, dataset: cierre::source::Dataset, c: &cierre::store::SyncCounts) {
+        self.bar(dataset)
+            .finish_with_message(format!("{} read, {} vanished: done", c.read, c.vanished));
+    }
+}
+
 /// `cierre documents classify`: the kind of each name, then the counts per kind.
 fn classify_documents(file: &str, out: &mut dyn Write) -> anyhow::Result<()> {
     use std::io::Read;
@@ -282,7 +322,12 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
         }
         Command::Run { once: false, .. } => unreachable!("the daemon is started above"),
         Command::Sync => {
-            let r = app.sync().await?;
+            use std::io::IsTerminal;
+            let r = if std::io::stderr().is_terminal() {
+                app.sync_with(&TerminalProgress::default()).await?
+            } else {
+                app.sync().await?
+            };
             write!(out, "{}", r.render())?;
         }
         Command::Evaluate { as_of, format } => {

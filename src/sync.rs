@@ -97,19 +97,51 @@ impl Scope {
     }
 }
 
+/// Told of a sync's progress, page by page: a progress bar on a terminal, log lines
+/// otherwise.
+pub trait Progress: Send + Sync {
+    /// After each committed page, with the counts so far.
+    fn page(&self, dataset: Dataset, counts: &SyncCounts);
+    /// When the dataset's pass is complete.
+    fn finished(&self, dataset: Dataset, counts: &SyncCounts);
+}
+
+/// Progress as log lines: one every ten pages, and one at the end.
+pub struct LogProgress;
+
+impl Progress for LogProgress {
+    fn page(&self, dataset: Dataset, c: &SyncCounts) {
+        if c.pages % 10 == 0 {
+            tracing::info!(
+                dataset = dataset.name(),
+                pages = c.pages,
+                read = c.read,
+                new = c.new,
+                changed = c.changed,
+                rejected = c.rejected,
+                retries = c.retries,
+                "sync progress"
+            );
+        }
+    }
+
+    fn finished(&self, _dataset: Dataset, _counts: &SyncCounts) {}
+}
+
 /// Syncs every dataset the source has.
 pub async fn sync_all<S: Store, R: Source>(
     store: &S,
     source: &R,
     scope: &Scope,
     clock: &dyn Clock,
+    progress: &dyn Progress,
 ) -> anyhow::Result<SyncReport> {
     let mut report = SyncReport::default();
     for dataset in [Dataset::Contracts, Dataset::Documents, Dataset::Guarantees] {
         if !source.has(dataset) {
             continue;
         }
-        let r = sync_dataset(store, source, dataset, scope, clock)
+        let r = sync_dataset(store, source, dataset, scope, clock, progress)
             .await
             .with_context(|| format!("syncing {}", dataset.name()))?;
         report.datasets.push(r);
@@ -224,6 +256,7 @@ pub async fn sync_dataset<S: Store, R: Source>(
     dataset: Dataset,
     scope: &Scope,
     clock: &dyn Clock,
+    progress: &dyn Progress,
 ) -> anyhow::Result<DatasetReport> {
     let started = Instant::now();
     let now = clock.now();
@@ -237,7 +270,8 @@ pub async fn sync_dataset<S: Store, R: Source>(
     let run_id = store.start_sync_run(dataset, source.name(), now).await?;
     let mut rejected_rows = Vec::new();
     let pass_run = PassRun { dataset, pass, seen_at: now, run_id };
-    let result = run_pass(store, source, scope, &pass_run, resume, &mut rejected_rows).await;
+    let result =
+        run_pass(store, source, scope, &pass_run, resume, &mut rejected_rows, progress).await;
     let mut counts = match result {
         Ok(c) => c,
         Err((counts, e)) => {
@@ -247,6 +281,7 @@ pub async fn sync_dataset<S: Store, R: Source>(
         }
     };
     counts.vanished = store.finish_pass(dataset, pass, &scope.entities, clock.now()).await?;
+    progress.finished(dataset, &counts);
     let status = if counts.rejected > 0 { "degraded" } else { "ok" };
     store.finish_sync_run(run_id, status, &counts, None, clock.now()).await?;
     tracing::info!(
@@ -283,6 +318,7 @@ async fn run_pass<S: Store, R: Source>(
     run: &PassRun,
     resume: Option<String>,
     rejected_rows: &mut Vec<(String, String)>,
+    progress: &dyn Progress,
 ) -> Result<SyncCounts, (SyncCounts, anyhow::Error)> {
     let dataset = run.dataset;
     let mut counts = SyncCounts::default();
@@ -319,6 +355,7 @@ async fn run_pass<S: Store, R: Source>(
                 counts.new += c.new;
                 counts.changed += c.changed;
                 counts.unchanged += c.unchanged;
+                progress.page(dataset, &counts);
             }
             Err(e) => return Err((counts, anyhow::Error::new(e).context("writing a page"))),
         }

@@ -159,3 +159,26 @@ async fn documents_and_guarantees_sync_from_soda_json_deduplicated_by_their_keys
     assert_eq!(r.datasets[2].counts.rejected, 1);
     assert_eq!(app.store.count_rows(Dataset::Guarantees, false).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn progress_is_reported_after_every_committed_page_and_at_the_end() {
+    struct Recorder(std::sync::Mutex<Vec<(u64, u64, bool)>>);
+    impl cierre::sync::Progress for Recorder {
+        fn page(&self, _: Dataset, c: &cierre::store::SyncCounts) {
+            self.0.lock().unwrap().push((c.pages, c.read, false));
+        }
+        fn finished(&self, _: Dataset, c: &cierre::store::SyncCounts) {
+            self.0.lock().unwrap().push((c.pages, c.read, true));
+        }
+    }
+    let t = spawn_app_with(&sample_contracts(), "2026-02-16", "").await;
+    let recorder = Recorder(Default::default());
+    t.app.sync_with(&recorder).await.unwrap();
+    let seen = recorder.0.into_inner().unwrap();
+    // Page size 250: four pages of the 1,000 rows (and a last empty one), then the end.
+    assert_eq!(
+        seen.iter().filter(|(_, _, end)| !end).map(|(p, r, _)| (*p, *r)).collect::<Vec<_>>()[..4],
+        [(1, 250), (2, 500), (3, 750), (4, 1000)]
+    );
+    assert_eq!(seen.last(), Some(&(seen.last().unwrap().0, 1000, true)));
+}
