@@ -111,7 +111,7 @@ pub struct LogProgress;
 
 impl Progress for LogProgress {
     fn page(&self, dataset: Dataset, c: &SyncCounts) {
-        if c.pages % 10 == 0 {
+        if c.pages.is_multiple_of(10) {
             tracing::info!(
                 dataset = dataset.name(),
                 pages = c.pages,
