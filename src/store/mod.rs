@@ -3,6 +3,7 @@
 //! implementation per backend (SQLite now; PostgreSQL is the second implementation).
 
 pub mod postgres;
+mod sql;
 pub mod sqlite;
 
 use std::future::Future;
