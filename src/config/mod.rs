@@ -99,6 +99,16 @@ pub struct Datasets {
 #[derive(Debug, Clone)]
 pub struct RuleSettings {
     pub closable: ClosableSettings,
+    pub state_outdated: StateOutdatedSettings,
+}
+
+#[derive(Debug, Clone)]
+pub struct StateOutdatedSettings {
+    pub enabled: bool,
+    /// Business days after the end of the term before an executing state is outdated.
+    pub grace_business_days: u32,
+    /// Whether `dias_adicionados` extends the published end date.
+    pub add_days_added: bool,
 }
 
 #[derive(Debug, Clone)]

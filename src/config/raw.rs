@@ -35,6 +35,11 @@ enabled = true
 deadline_business_days = 30
 pending_payment_blocks = false
 
+[rules.state_outdated]
+enabled = true
+grace_business_days = 10
+add_days_added = true
+
 [routing]
 
 [escalation]
@@ -155,6 +160,14 @@ pub struct RawCalendar {
 #[derive(Debug, Deserialize)]
 pub struct RawRules {
     pub closable: RawClosable,
+    pub state_outdated: RawStateOutdated,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawStateOutdated {
+    pub enabled: bool,
+    pub grace_business_days: i64,
+    pub add_days_added: bool,
 }
 
 #[derive(Debug, Deserialize)]

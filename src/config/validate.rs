@@ -124,6 +124,13 @@ pub fn validate(
             format!("{} is not between 1 and 3650", c.deadline_business_days),
         );
     }
+    let so = &raw.rules.state_outdated;
+    if !(1..=365).contains(&so.grace_business_days) {
+        e.add(
+            "rules.state_outdated.grace_business_days",
+            format!("{} is not between 1 and 365", so.grace_business_days),
+        );
+    }
     let campaign_deadline = c.campaign_deadline.as_deref().and_then(|d| {
         let parsed = parse_date(d);
         if parsed.is_none() {
@@ -474,6 +481,11 @@ pub fn validate(
                 deadline_business_days: c.deadline_business_days as u32,
                 campaign_deadline,
                 pending_payment_blocks: c.pending_payment_blocks,
+            },
+            state_outdated: StateOutdatedSettings {
+                enabled: so.enabled,
+                grace_business_days: so.grace_business_days as u32,
+                add_days_added: so.add_days_added,
             },
         },
         offices,

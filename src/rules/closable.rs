@@ -136,7 +136,7 @@ impl Rule for Closable {
 mod tests {
     use super::*;
     use crate::calendar::Calendar;
-    use crate::config::{ClosableSettings, RuleSettings};
+    use crate::config::{ClosableSettings, RuleSettings, StateOutdatedSettings};
 
     fn date(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
@@ -149,6 +149,11 @@ mod tests {
                 deadline_business_days: 30,
                 campaign_deadline: campaign.map(date),
                 pending_payment_blocks: pending_blocks,
+            },
+            state_outdated: StateOutdatedSettings {
+                enabled: true,
+                grace_business_days: 10,
+                add_days_added: true,
             },
         }
     }

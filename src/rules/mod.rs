@@ -4,6 +4,7 @@
 
 pub mod classify;
 pub mod closable;
+pub mod state;
 
 use std::collections::BTreeMap;
 
@@ -106,6 +107,9 @@ impl Engine {
         let mut rules: Vec<Box<dyn Rule>> = Vec::new();
         if settings.rules.closable.enabled {
             rules.push(Box::new(closable::Closable));
+        }
+        if settings.rules.state_outdated.enabled {
+            rules.push(Box::new(state::StateOutdated));
         }
         Engine {
             rules,

@@ -8,8 +8,11 @@ use cierre::findings::Finding;
 use cierre::store::Store;
 
 fn find<'a>(findings: &'a [Finding], id: &str) -> Option<&'a Finding> {
-    findings.iter().find(|f| f.contract_id == id)
+    findings.iter().find(|f| f.contract_id == id && f.kind == "closable")
 }
+
+/// These tests follow the `closable` lifecycle alone.
+const ONLY_CLOSABLE: &str = "[rules.state_outdated]\nenabled = false\n";
 
 #[tokio::test]
 async fn the_sample_gives_the_findings_checked_by_hand() {
@@ -41,9 +44,24 @@ async fn the_sample_gives_the_findings_checked_by_hand() {
             assert_ne!(liquidation, "Si", "{id} requires liquidation");
             assert!(f.deadline > f.since);
         }
+        // An outdated state is only ever an executing one.
+        if eval.findings.iter().any(|f| f.contract_id == id && f.kind == "state_outdated") {
+            assert!(
+                matches!(state, "En ejecución" | "Modificado" | "cedido" | "Prorrogado"),
+                "{id} is {state}"
+            );
+        }
     }
     assert_eq!(eval.opened, eval.findings.len());
     assert_eq!(eval.data_quality.contracts, 1000);
+    // The same SENA contract, "En ejecución" five years after its end: its state is outdated.
+    let outdated = eval
+        .findings
+        .iter()
+        .find(|f| f.contract_id == "CO1.PCCNTR.1841076" && f.kind == "state_outdated")
+        .unwrap();
+    assert_eq!(outdated.stage.as_deref(), Some("contractual"));
+    assert!(outdated.reasons[0].contains("24 de noviembre de 2020"), "{:?}", outdated.reasons);
 
     // Re-evaluating the same data on the same date changes nothing.
     let again = t.app.evaluate(Some(date("2026-02-16"))).await.unwrap();
@@ -55,7 +73,7 @@ const ONE: &str = r#"{"id_contrato":"CO1.PCCNTR.900","referencia_del_contrato":"
 
 async fn walk(file: &Path) -> crate::helpers::TestApp {
     std::fs::write(file, format!("{ONE}\n")).unwrap();
-    let t = spawn_app_with(file, "2026-02-02", "").await;
+    let t = spawn_app_with(file, "2026-02-02", ONLY_CLOSABLE).await;
     t.app.sync().await.unwrap();
     t
 }

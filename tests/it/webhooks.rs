@@ -144,10 +144,12 @@ async fn finding_and_sync_events_arrive_signed_to_the_endpoints_subscribed() {
 #[tokio::test]
 async fn escalation_and_resolution_are_announced_once_each() {
     let (base, seen) = receiver().await;
+    // The closable lifecycle alone.
+    let only_closable = "[rules.state_outdated]\nenabled = false\n";
     let (t, dir) = app_with(
         vec![hook(&base, "ok", &["finding.opened", "finding.escalated", "finding.resolved"])],
         "2026-02-02",
-        "",
+        only_closable,
     )
     .await;
     t.app.sync().await.unwrap();
