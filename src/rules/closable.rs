@@ -136,26 +136,14 @@ impl Rule for Closable {
 mod tests {
     use super::*;
     use crate::calendar::Calendar;
-    use crate::config::{ClosableSettings, RuleSettings, StateOutdatedSettings};
-
-    fn date(s: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-    }
+    use crate::config::RuleSettings;
+    use crate::rules::test_support::{date, default_settings};
 
     fn settings(pending_blocks: bool, campaign: Option<&str>) -> RuleSettings {
-        RuleSettings {
-            closable: ClosableSettings {
-                enabled: true,
-                deadline_business_days: 30,
-                campaign_deadline: campaign.map(date),
-                pending_payment_blocks: pending_blocks,
-            },
-            state_outdated: StateOutdatedSettings {
-                enabled: true,
-                grace_business_days: 10,
-                add_days_added: true,
-            },
-        }
+        let mut s = default_settings();
+        s.closable.campaign_deadline = campaign.map(date);
+        s.closable.pending_payment_blocks = pending_blocks;
+        s
     }
 
     fn services(state: &str, end: &str) -> Contract {

@@ -209,6 +209,35 @@ pub fn pesos(centavos: i64) -> String {
     if cents == 0 { format!("{sign}$ {grouped}") } else { format!("{sign}$ {grouped},{cents:02}") }
 }
 
+/// What the rule tests share: dates from text and the default rule settings.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use chrono::NaiveDate;
+
+    use crate::config::{ClosableSettings, RuleSettings, StateOutdatedSettings};
+
+    pub fn date(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    /// The defaults of `daemon.toml`.
+    pub fn default_settings() -> RuleSettings {
+        RuleSettings {
+            closable: ClosableSettings {
+                enabled: true,
+                deadline_business_days: 30,
+                campaign_deadline: None,
+                pending_payment_blocks: false,
+            },
+            state_outdated: StateOutdatedSettings {
+                enabled: true,
+                grace_business_days: 10,
+                add_days_added: true,
+            },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,26 +68,13 @@ impl Rule for StateOutdated {
 mod tests {
     use super::*;
     use crate::calendar::Calendar;
-    use crate::config::{ClosableSettings, RuleSettings, StateOutdatedSettings};
-
-    fn date(s: &str) -> NaiveDate {
-        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
-    }
+    use crate::config::RuleSettings;
+    use crate::rules::test_support::{date, default_settings};
 
     fn settings(add_days: bool) -> RuleSettings {
-        RuleSettings {
-            closable: ClosableSettings {
-                enabled: true,
-                deadline_business_days: 30,
-                campaign_deadline: None,
-                pending_payment_blocks: false,
-            },
-            state_outdated: StateOutdatedSettings {
-                enabled: true,
-                grace_business_days: 10,
-                add_days_added: add_days,
-            },
-        }
+        let mut s = default_settings();
+        s.state_outdated.add_days_added = add_days;
+        s
     }
 
     fn contract(state: &str, end: &str, days_added: Option<i64>) -> Contract {
