@@ -107,7 +107,8 @@ impl<S: Store> App<S> {
                     contracts: s.contracts_path.clone(),
                     documents: s.documents_path.clone(),
                     guarantees: s.guarantees_path.clone(),
-                    page_size: s.page_size.min(2_000) as usize,
+                    // Small pages keep memory low; the writer merges them into bigger transactions.
+                    page_size: s.page_size.min(1_000) as usize,
                 };
                 sync::sync_all(&self.store, &source, &scope, self.clock.as_ref(), progress).await
             }

@@ -199,6 +199,23 @@ pub struct Guarantee {
 /// categorical values are compared (`terminado` vs `Terminado`, `En ejecución` vs
 /// `En ejecucion`).
 pub fn fold(s: &str) -> String {
+    if s.is_ascii() {
+        // Most values: no accents to strip, no Unicode case rules.
+        let mut out = String::with_capacity(s.len());
+        let mut space = false;
+        for b in s.trim().bytes() {
+            if (b as char).is_whitespace() {
+                space = true;
+                continue;
+            }
+            if space && !out.is_empty() {
+                out.push(' ');
+            }
+            space = false;
+            out.push(b.to_ascii_lowercase() as char);
+        }
+        return out;
+    }
     let mut out = String::with_capacity(s.len());
     let mut space = false;
     for c in s.trim().nfd() {
@@ -223,6 +240,10 @@ pub fn is_sentinel(s: &str) -> bool {
     // Every sentinel is short: skip folding the long values (objects, names), which are
     // most of a record's text.
     if s.len() > 20 {
+        return false;
+    }
+    // Every sentinel starts with n or s (or is empty).
+    if !matches!(s.trim_start().bytes().next(), None | Some(b'n' | b'N' | b's' | b'S')) {
         return false;
     }
     matches!(

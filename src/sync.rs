@@ -158,6 +158,30 @@ struct ParsedPage {
     cursor: String,
     last: bool,
     retries: u32,
+    /// Source pages in this one (several when merged for one write).
+    pages: u64,
+}
+
+/// Rows per write at most when parsed pages are merged.
+const GROUP_ROWS: usize = 10_000;
+
+impl ParsedPage {
+    /// Appends the next page: its rows follow, its cursor and end-of-pass mark win.
+    fn absorb(&mut self, next: ParsedPage) {
+        match (&mut self.records, next.records) {
+            (PageRecords::Contracts(a), PageRecords::Contracts(b)) => a.extend(b),
+            (PageRecords::Documents(a), PageRecords::Documents(b)) => a.extend(b),
+            (PageRecords::Guarantees(a), PageRecords::Guarantees(b)) => a.extend(b),
+            _ => unreachable!("one pass reads one dataset"),
+        }
+        self.rejected.extend(next.rejected);
+        self.read += next.read;
+        self.skipped += next.skipped;
+        self.cursor = next.cursor;
+        self.last = next.last;
+        self.retries += next.retries;
+        self.pages += next.pages;
+    }
 }
 
 fn parse_page(dataset: Dataset, page: Page, scope: &Scope) -> ParsedPage {
@@ -216,33 +240,58 @@ fn parse_page(dataset: Dataset, page: Page, scope: &Scope) -> ParsedPage {
         cursor: page.cursor,
         last: page.last,
         retries: page.retries,
+        pages: 1,
     }
 }
 
-/// Parses pages on a blocking thread as they arrive, one page ahead of the writer: parsing
-/// the next page overlaps writing the current one.
+/// Parses pages as they arrive on as many blocking threads as there are cores (parsing,
+/// hashing and compressing are the CPU-heavy part of a sync), handing them to the writer in
+/// source order. At most `workers` pages are being parsed at once, so memory stays bounded.
 fn parse_stage(
     dataset: Dataset,
     mut pages: tokio::sync::mpsc::Receiver<Result<Page, crate::source::SourceError>>,
     scope: Scope,
 ) -> tokio::sync::mpsc::Receiver<anyhow::Result<ParsedPage>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8);
+    // Parsed pages are a third of their text (the raw record is compressed): a few may wait
+    // for the writer, which then takes them in one transaction.
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::spawn(async move {
         let scope = std::sync::Arc::new(scope);
-        while let Some(page) = pages.recv().await {
-            let parsed = match page {
-                Ok(page) => {
-                    let scope = scope.clone();
-                    tokio::task::spawn_blocking(move || parse_page(dataset, page, &scope))
-                        .await
-                        .map_err(|e| anyhow::anyhow!("parser task failed: {e}"))
+        let mut in_flight: std::collections::VecDeque<tokio::task::JoinHandle<ParsedPage>> =
+            std::collections::VecDeque::new();
+        // A source error waits until the pages before it are handed over.
+        let mut failed: Option<crate::source::SourceError> = None;
+        let mut source_done = false;
+        loop {
+            tokio::select! {
+                biased;
+                parsed = async { in_flight.front_mut().expect("checked").await }, if !in_flight.is_empty() => {
+                    in_flight.pop_front();
+                    let parsed: anyhow::Result<ParsedPage> =
+                        parsed.map_err(|e| anyhow::anyhow!("parser task failed: {e}"));
+                    let stop = parsed.is_err();
+                    if tx.send(parsed).await.is_err() || stop {
+                        return;
+                    }
                 }
-                Err(e) => Err(anyhow::Error::new(e)),
-            };
-            let stop = parsed.is_err();
-            if tx.send(parsed).await.is_err() || stop {
-                break;
+                page = pages.recv(), if !source_done && failed.is_none() && in_flight.len() < workers => {
+                    match page {
+                        Some(Ok(page)) => {
+                            let scope = scope.clone();
+                            in_flight.push_back(tokio::task::spawn_blocking(move || {
+                                parse_page(dataset, page, &scope)
+                            }));
+                        }
+                        Some(Err(e)) => failed = Some(e),
+                        None => source_done = true,
+                    }
+                }
+                else => break,
             }
+        }
+        if let Some(e) = failed {
+            tx.send(Err(anyhow::Error::new(e))).await.ok();
         }
     });
     rx
@@ -324,11 +373,30 @@ async fn run_pass<S: Store, R: Source>(
     let mut counts = SyncCounts::default();
     let mut parsed_pages = parse_stage(dataset, source.pages(dataset, resume), scope.clone());
     let mut finished = false;
-    while let Some(parsed) = parsed_pages.recv().await {
-        let parsed = match parsed {
+    // Where the pass's time goes: waiting for parsed pages (the source and the parsers are
+    // the bottleneck) or writing them (the store is).
+    let (mut waiting, mut writing) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+    loop {
+        let t = Instant::now();
+        let Some(parsed) = parsed_pages.recv().await else { break };
+        waiting += t.elapsed();
+        let mut parsed = match parsed {
             Ok(p) => p,
             Err(e) => return Err((counts, e)),
         };
+        // Pages already parsed and waiting join this write: when the store is the
+        // bottleneck, transactions grow (up to GROUP_ROWS rows) and cost less per row.
+        let mut failed = None;
+        while !parsed.last && parsed.records.len() < GROUP_ROWS {
+            match parsed_pages.try_recv() {
+                Ok(Ok(next)) => parsed.absorb(next),
+                Ok(Err(e)) => {
+                    failed = Some(e);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
         finished = parsed.last;
         for r in &parsed.rejected {
             tracing::warn!(dataset = dataset.name(), locator = %r.locator, reason = %r.reason, "row quarantined");
@@ -339,7 +407,7 @@ async fn run_pass<S: Store, R: Source>(
         counts.read += parsed.read;
         counts.skipped += parsed.skipped;
         counts.rejected += parsed.rejected.len() as u64;
-        counts.pages += 1;
+        counts.pages += parsed.pages;
         counts.retries += u64::from(parsed.retries);
         let write = PageWrite {
             dataset,
@@ -350,7 +418,10 @@ async fn run_pass<S: Store, R: Source>(
             seen_at: run.seen_at,
             cursor: parsed.cursor,
         };
-        match store.apply_page(write).await {
+        let t = Instant::now();
+        let applied = store.apply_page(write).await;
+        writing += t.elapsed();
+        match applied {
             Ok(c) => {
                 counts.new += c.new;
                 counts.changed += c.changed;
@@ -359,10 +430,19 @@ async fn run_pass<S: Store, R: Source>(
             }
             Err(e) => return Err((counts, anyhow::Error::new(e).context("writing a page"))),
         }
+        if let Some(e) = failed {
+            return Err((counts, e));
+        }
         if finished {
             break;
         }
     }
+    tracing::debug!(
+        dataset = dataset.name(),
+        waiting_for_pages_s = waiting.as_secs_f64(),
+        writing_s = writing.as_secs_f64(),
+        "pass timing"
+    );
     if !finished {
         // The source stopped without saying the pass was complete (a crashed reader): the
         // committed pages stay, and the next sync resumes after them.

@@ -2,7 +2,8 @@
 -- money is integer centavos. The PostgreSQL schema mirrors this one with native types.
 
 -- Contracts of SECOP II `jbjy-vk9h`: the typed columns the rules and routing need, plus the
--- raw record as received, so nothing the source said is ever lost.
+-- raw record as received (a zstd frame, see src/source/raw.rs), so nothing the source said
+-- is ever lost.
 CREATE TABLE contracts (
     id_contrato                 TEXT PRIMARY KEY NOT NULL,
     proceso_de_compra           TEXT,
@@ -35,7 +36,7 @@ CREATE TABLE contracts (
     documento_ordenador_del_gasto TEXT,
     proveedor_adjudicado        TEXT,
     documento_proveedor         TEXT,
-    raw                         TEXT NOT NULL,
+    raw                         BLOB NOT NULL,
     content_hash                TEXT NOT NULL,
     first_seen                  TEXT NOT NULL,
     last_seen                   TEXT NOT NULL,
@@ -58,7 +59,7 @@ CREATE TABLE documents (
     fecha_carga         TEXT,
     nit_entidad         TEXT,
     url_descarga        TEXT,
-    raw                 TEXT NOT NULL,
+    raw                 BLOB NOT NULL,
     content_hash        TEXT NOT NULL,
     first_seen          TEXT NOT NULL,
     last_seen           TEXT NOT NULL,
@@ -80,7 +81,7 @@ CREATE TABLE guarantees (
     estado              TEXT,
     aseguradora         TEXT,
     valor               INTEGER,
-    raw                 TEXT NOT NULL,
+    raw                 BLOB NOT NULL,
     content_hash        TEXT NOT NULL,
     first_seen          TEXT NOT NULL,
     last_seen           TEXT NOT NULL,

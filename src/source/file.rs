@@ -166,17 +166,44 @@ fn read_file(path: &Path, pager: &mut Pager) -> Result<(), SourceError> {
 
 fn read_json_lines(
     path: &Path,
-    reader: impl BufRead,
+    mut reader: impl BufRead,
     pager: &mut Pager,
 ) -> Result<(), SourceError> {
-    for (n, line) in reader.lines().enumerate() {
-        let line = line.map_err(io_err(path))?;
-        let trimmed = line.trim();
+    // Each line is read into a buffer sized like the previous one: one allocation per
+    // record instead of a string grown byte by byte.
+    let mut capacity = 4096;
+    for n in 1.. {
+        let mut buf = Vec::with_capacity(capacity);
+        if reader.read_until(b'\n', &mut buf).map_err(io_err(path))? == 0 {
+            break;
+        }
+        capacity = buf.len().next_power_of_two().max(256);
+        let line = match String::from_utf8(buf) {
+            Ok(line) => line,
+            Err(e) => {
+                let record = RawRecord {
+                    locator: format!("line {n}"),
+                    text: Err(format!("not UTF-8 text: {}", e.utf8_error())),
+                };
+                if !pager.push(record) {
+                    break;
+                }
+                continue;
+            }
+        };
+        let trimmed = line.trim().trim_end_matches(',');
         if trimmed.is_empty() {
             continue;
         }
-        let text = trimmed.trim_end_matches(',').to_string();
-        if !pager.push(RawRecord { locator: format!("line {}", n + 1), text: Ok(text) }) {
+        // Most lines are clean but for the newline: hand them over without a copy.
+        let text = if trimmed.len() + 1 == line.len() && line.ends_with('\n') {
+            let mut line = line;
+            line.pop();
+            line
+        } else {
+            trimmed.to_string()
+        };
+        if !pager.push(RawRecord { locator: format!("line {n}"), text: Ok(text) }) {
             break;
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod file;
 pub mod portal_csv;
+pub mod raw;
 pub mod record;
 pub mod socrata;
 

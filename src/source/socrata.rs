@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use super::{Dataset, Page, RawRecord, Source, SourceError};
@@ -109,17 +108,27 @@ impl SocrataSource {
 
     /// One page, retried as the policy says. Returns the records' JSON texts and the
     /// retries it took.
-    async fn fetch(
+    /// Reads a pass (or the rest of one, after `cursor`) into `tx`: one request per API
+    /// page, each body streamed and cut into batches of [`BATCH_ROWS`] as it arrives.
+    /// A fault a retry can fix is retried from the last batch handed over.
+    async fn read_pass(
         &self,
         dataset: Dataset,
-        cursor: Option<&str>,
-    ) -> Result<(Vec<Box<RawValue>>, u32), SourceError> {
-        let url = self.page_url(dataset, cursor);
-        let mut retries = 0;
+        mut cursor: Option<String>,
+        tx: &mpsc::Sender<Result<Page, SourceError>>,
+    ) -> Result<(), SourceError> {
+        let mut failures = 0u32;
+        let mut retries = 0u32;
         loop {
-            let attempt = self.fetch_once(&url).await;
-            let (message, retry_after) = match attempt {
-                Ok(rows) => return Ok((rows, retries)),
+            let url = self.page_url(dataset, cursor.as_deref());
+            let mut stream =
+                PageStream { dataset, cursor: &mut cursor, retries: &mut retries, sent: 0, tx };
+            let (message, retry_after) = match self.stream_page(&url, &mut stream).await {
+                Ok(Streamed::Last | Streamed::Stopped) => return Ok(()),
+                Ok(Streamed::More) => {
+                    failures = 0;
+                    continue;
+                }
                 Err(Fault::Fatal(message)) => {
                     return Err(SourceError::Refused {
                         dataset: dataset.name(),
@@ -127,35 +136,48 @@ impl SocrataSource {
                         message,
                     });
                 }
-                Err(Fault::Retry { message, after }) => (message, after),
+                Err(Fault::Missing(message)) => return Err(SourceError::Http { message }),
+                Err(Fault::Retry { message, after }) => {
+                    if stream.sent > 0 {
+                        // Part of the page got through: the budget is for faults in a row.
+                        failures = 0;
+                    }
+                    (message, after)
+                }
             };
-            if retries >= self.retry.max_retries {
+            if failures >= self.retry.max_retries {
                 return Err(SourceError::Http {
                     message: format!(
-                        "{} after {retries} retries: {message} ({url})",
+                        "{} after {failures} retries: {message} ({url})",
                         dataset.name()
                     ),
                 });
             }
+            failures += 1;
             retries += 1;
             let exp = self
                 .retry
                 .base_delay
-                .saturating_mul(1 << (retries - 1).min(16))
+                .saturating_mul(1 << (failures - 1).min(16))
                 .min(self.retry.max_delay);
             let jitter = exp.mul_f64(0.8 + fastrand::f64() * 0.4);
             let wait = retry_after.map_or(jitter, |a| a.max(jitter));
-            tracing::warn!(dataset = dataset.name(), retry = retries, wait_ms = wait.as_millis() as u64, error = %message, "page request failed; retrying");
+            tracing::warn!(dataset = dataset.name(), retry = failures, wait_ms = wait.as_millis() as u64, error = %message, "page request failed; retrying");
             tokio::time::sleep(wait).await;
         }
     }
 
-    async fn fetch_once(&self, url: &url::Url) -> Result<Vec<Box<RawValue>>, Fault> {
+    /// One request: its rows handed over in batches as the body arrives.
+    async fn stream_page(
+        &self,
+        url: &url::Url,
+        out: &mut PageStream<'_>,
+    ) -> Result<Streamed, Fault> {
         let mut req = self.client.get(url.clone());
         if let Some(token) = &self.app_token {
             req = req.header("X-App-Token", token.expose_secret());
         }
-        let response = req.send().await.map_err(|e| Fault::retry(describe(&e)))?;
+        let mut response = req.send().await.map_err(|e| Fault::retry(describe(&e)))?;
         let status = response.status();
         if !status.is_success() {
             let after = response
@@ -173,27 +195,233 @@ impl SocrataSource {
             {
                 Err(Fault::Retry { message, after })
             } else {
-                // 400 (bad SoQL), 401/403 (token), 404 (dataset): retrying cannot help.
                 Err(Fault::Fatal(message))
             };
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| Fault::retry(format!("reading the body: {}", describe(&e))))?;
-        // A body cut short (a reset mid-transfer) does not parse: retried like any fault.
-        serde_json::from_slice::<Vec<Box<RawValue>>>(&body).map_err(|e| {
-            Fault::retry(format!(
-                "the body is not a complete JSON array ({} bytes): {e}",
-                body.len()
-            ))
-        })
+        let mut splitter = ArraySplitter::default();
+        let mut batch = Vec::with_capacity(BATCH_ROWS);
+        let mut rows = 0usize;
+        let mut bytes = 0usize;
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(Fault::retry(format!(
+                        "reading the body after {bytes} bytes: {}",
+                        describe(&e)
+                    )));
+                }
+            };
+            bytes += chunk.len();
+            splitter
+                .feed(&chunk, |element| {
+                    rows += 1;
+                    batch.push(record(element));
+                })
+                .map_err(|e| Fault::retry(format!("the body is not a JSON array: {e}")))?;
+            while batch.len() >= BATCH_ROWS {
+                let rest = batch.split_off(BATCH_ROWS);
+                let full = std::mem::replace(&mut batch, rest);
+                if !out.send(full, false).await? {
+                    return Ok(Streamed::Stopped);
+                }
+            }
+        }
+        splitter.finish().map_err(|e| {
+            Fault::retry(format!("the body is not a complete JSON array ({bytes} bytes): {e}"))
+        })?;
+        let last = rows < self.page_size as usize;
+        if !out.send(batch, last).await? {
+            return Ok(Streamed::Stopped);
+        }
+        Ok(if last { Streamed::Last } else { Streamed::More })
+    }
+}
+
+/// Rows per page handed to the sync. An API page of up to 50,000 rows (~200 MB of JSON) is
+/// cut into batches of this many as its body streams in: memory holds a few batches, never
+/// a whole response.
+const BATCH_ROWS: usize = 1_000;
+
+/// How a request ended.
+enum Streamed {
+    /// The last page of the pass was handed over.
+    Last,
+    /// A full page: the pass goes on after it.
+    More,
+    /// The sync stopped taking pages.
+    Stopped,
+}
+
+/// Where a pass's batches go, and the cursor after the last one handed over.
+struct PageStream<'a> {
+    dataset: Dataset,
+    cursor: &'a mut Option<String>,
+    /// Retries since the last batch handed over, reported with the next one.
+    retries: &'a mut u32,
+    /// Batches handed over by the current request.
+    sent: usize,
+    tx: &'a mpsc::Sender<Result<Page, SourceError>>,
+}
+
+impl PageStream<'_> {
+    /// Hands a batch over; false when the sync stopped taking pages.
+    async fn send(&mut self, records: Vec<RawRecord>, last: bool) -> Result<bool, Fault> {
+        let cursor = records.iter().rev().find_map(|r| row_id(r.text.as_deref().ok()?));
+        match cursor {
+            Some(c) => *self.cursor = Some(c),
+            None if !last && !records.is_empty() => {
+                return Err(Fault::Missing(format!(
+                    "{}: rows come without :id; keyset paging is impossible",
+                    self.dataset.name()
+                )));
+            }
+            None => {}
+        }
+        let page = Page {
+            records,
+            cursor: self.cursor.clone().unwrap_or_default(),
+            last,
+            retries: std::mem::take(self.retries),
+        };
+        self.sent += 1;
+        Ok(self.tx.send(Ok(page)).await.is_ok())
+    }
+}
+
+fn record(element: Result<String, String>) -> RawRecord {
+    let locator = match &element {
+        Ok(text) => format!(":id {}", row_id(text).as_deref().unwrap_or("?")),
+        Err(_) => ":id ?".to_string(),
+    };
+    RawRecord { locator, text: element }
+}
+
+/// Splits a JSON array arriving in chunks into its elements' texts, without parsing them
+/// (the parse workers do, and quarantine what is not a valid record). Tracks strings and
+/// nesting only, so it runs at memory speed.
+#[derive(Debug, Default)]
+pub struct ArraySplitter {
+    /// Bytes of the element in progress.
+    partial: Vec<u8>,
+    opened: bool,
+    closed: bool,
+    in_element: bool,
+    depth: u32,
+    in_string: bool,
+    escaped: bool,
+}
+
+impl ArraySplitter {
+    /// Takes the next chunk; calls `element` with each element completed in it (its text,
+    /// or why it is not text).
+    pub fn feed(
+        &mut self,
+        chunk: &[u8],
+        mut element: impl FnMut(Result<String, String>),
+    ) -> Result<(), String> {
+        let mut start = 0;
+        for (i, &b) in chunk.iter().enumerate() {
+            if !self.in_element {
+                if b.is_ascii_whitespace() {
+                    continue;
+                }
+                if self.closed {
+                    return Err("data after the end of the array".into());
+                }
+                if !self.opened {
+                    if b != b'[' {
+                        return Err(format!("it starts with `{}`", b as char));
+                    }
+                    self.opened = true;
+                    continue;
+                }
+                match b {
+                    b',' => continue,
+                    b']' => {
+                        self.closed = true;
+                        continue;
+                    }
+                    _ => {
+                        self.in_element = true;
+                        self.depth = 0;
+                        start = i;
+                    }
+                }
+            }
+            if self.in_string {
+                if self.escaped {
+                    self.escaped = false;
+                } else if b == b'\\' {
+                    self.escaped = true;
+                } else if b == b'"' {
+                    self.in_string = false;
+                }
+                continue;
+            }
+            let end = match b {
+                b'"' => {
+                    self.in_string = true;
+                    None
+                }
+                b'{' | b'[' => {
+                    self.depth += 1;
+                    None
+                }
+                b'}' | b']' if self.depth > 1 => {
+                    self.depth -= 1;
+                    None
+                }
+                b'}' | b']' if self.depth == 1 => {
+                    self.depth = 0;
+                    Some(i + 1)
+                }
+                // A scalar element ends at the next comma or at the end of the array.
+                b',' | b']' if self.depth == 0 => {
+                    self.closed = b == b']';
+                    Some(i)
+                }
+                _ => None,
+            };
+            if let Some(end) = end {
+                self.partial.extend_from_slice(&chunk[start..end]);
+                let bytes = std::mem::take(&mut self.partial);
+                let text = String::from_utf8(bytes)
+                    .map(|t| {
+                        if t.ends_with(char::is_whitespace) { t.trim_end().to_string() } else { t }
+                    })
+                    .map_err(|e| format!("not UTF-8 text: {}", e.utf8_error()));
+                element(text);
+                self.in_element = false;
+            }
+        }
+        if self.in_element {
+            self.partial.extend_from_slice(&chunk[start..]);
+        }
+        Ok(())
+    }
+
+    /// Whether the array was complete: a body cut short is a fault to retry.
+    pub fn finish(&self) -> Result<(), String> {
+        if self.closed {
+            Ok(())
+        } else if !self.opened {
+            Err("the body is empty".into())
+        } else {
+            Err("the body ends before the end of the array".into())
+        }
     }
 }
 
 enum Fault {
-    Retry { message: String, after: Option<Duration> },
+    Retry {
+        message: String,
+        after: Option<Duration>,
+    },
     Fatal(String),
+    /// The data cannot be paged (rows without `:id`).
+    Missing(String),
 }
 
 impl Fault {
@@ -213,13 +441,13 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 /// The `:id` of a record, the keyset cursor.
-fn row_id(raw: &RawValue) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Id {
-        #[serde(rename = ":id")]
-        id: Option<String>,
-    }
-    serde_json::from_str::<Id>(raw.get()).ok().and_then(|i| i.id)
+/// The record's `:id` (keyset cursor), found without parsing the record: `":id"` cannot
+/// occur inside a JSON string, where quotes are escaped.
+fn row_id(text: &str) -> Option<String> {
+    let at = text.find("\":id\"")?;
+    let rest = text[at + 5..].trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+    let end = rest.find(['"', '\\'])?;
+    Some(rest[..end].to_string())
 }
 
 impl Source for SocrataSource {
@@ -240,42 +468,8 @@ impl Source for SocrataSource {
         let (tx, rx) = mpsc::channel(2);
         let source = self.clone();
         tokio::spawn(async move {
-            let mut cursor = resume_after;
-            loop {
-                let (rows, retries) = match source.fetch(dataset, cursor.as_deref()).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        tx.send(Err(e)).await.ok();
-                        return;
-                    }
-                };
-                let last = rows.len() < source.page_size as usize;
-                let mut records = Vec::with_capacity(rows.len());
-                for raw in &rows {
-                    let id = row_id(raw);
-                    records.push(RawRecord {
-                        locator: format!(":id {}", id.as_deref().unwrap_or("?")),
-                        text: Ok(raw.get().to_string()),
-                    });
-                    if let Some(id) = id {
-                        cursor = Some(id);
-                    }
-                }
-                if !last && records.last().is_some_and(|_| cursor.is_none()) {
-                    let e = SourceError::Http {
-                        message: format!(
-                            "{}: rows come without :id; keyset paging is impossible",
-                            dataset.name()
-                        ),
-                    };
-                    tx.send(Err(e)).await.ok();
-                    return;
-                }
-                let page =
-                    Page { records, cursor: cursor.clone().unwrap_or_default(), last, retries };
-                if tx.send(Ok(page)).await.is_err() || last {
-                    return;
-                }
+            if let Err(e) = source.read_pass(dataset, resume_after, &tx).await {
+                tx.send(Err(e)).await.ok();
             }
         });
         rx
@@ -330,6 +524,56 @@ mod tests {
             s.where_clause(Dataset::Documents, None).unwrap(),
             "nit_entidad in ('899999034', '899999239')"
         );
+    }
+
+    fn split(chunks: &[&[u8]]) -> (Vec<Result<String, String>>, Result<(), String>) {
+        let mut s = ArraySplitter::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            if let Err(e) = s.feed(c, |e| out.push(e)) {
+                return (out, Err(e));
+            }
+        }
+        let end = s.finish();
+        (out, end)
+    }
+
+    #[test]
+    fn an_array_is_split_into_its_elements_wherever_the_chunks_break() {
+        let body = br#" [ {"a":"x]}\"{","b":{"c":[1,2]}}, {":id":"row-2"} ,7,"s]"] "#;
+        let want: Vec<Result<String, String>> = vec![
+            Ok(r#"{"a":"x]}\"{","b":{"c":[1,2]}}"#.into()),
+            Ok(r#"{":id":"row-2"}"#.into()),
+            Ok("7".into()),
+            Ok(r#""s]""#.into()),
+        ];
+        for cut in 0..body.len() {
+            let (got, end) = split(&[&body[..cut], &body[cut..]]);
+            assert_eq!(got, want, "cut at {cut}");
+            assert_eq!(end, Ok(()));
+        }
+        let bytes: Vec<&[u8]> = body.chunks(1).collect();
+        assert_eq!(split(&bytes).0, want);
+    }
+
+    #[test]
+    fn a_truncated_or_foreign_body_is_an_error() {
+        let (got, end) = split(&[br#"[{"a":1},{"b":"#]);
+        assert_eq!(got.len(), 1);
+        assert!(end.unwrap_err().contains("ends before the end"));
+        assert!(split(&[b"{\"error\":true}"]).1.unwrap_err().contains("starts with `{`"));
+        assert!(split(&[b""]).1.unwrap_err().contains("empty"));
+        assert!(split(&[b"[] x"]).1.unwrap_err().contains("after the end"));
+    }
+
+    #[test]
+    fn the_row_id_is_read_without_parsing_the_record() {
+        assert_eq!(
+            row_id(r#"{":id":"row-ab_c","x":"\":id\":\"no\""}"#).as_deref(),
+            Some("row-ab_c")
+        );
+        assert_eq!(row_id(r#"{"x":"\":id\": \"no\"", ":id" : "row-9"}"#).as_deref(), Some("row-9"));
+        assert_eq!(row_id(r#"{"x":1}"#), None);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+mod sqlite_writer;
+pub mod table;
 
 use std::future::Future;
 
@@ -27,6 +29,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot open the store at {url}: {message}")]
     Open { url: String, message: String },
+    #[error("database error: {0}")]
+    Writer(#[from] rusqlite::Error),
     #[error("stored data is not what this version expects: {0}")]
     Corrupt(String),
 }
@@ -43,6 +47,10 @@ impl StoreError {
                     matches!(d.code().as_deref(), Some("5") | Some("6"))
                 })
             }
+            StoreError::Writer(e) => matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            ),
             _ => false,
         }
     }
@@ -74,6 +82,20 @@ pub enum PageRecords {
     Contracts(Vec<Parsed<Contract>>),
     Documents(Vec<Parsed<Document>>),
     Guarantees(Vec<Parsed<Guarantee>>),
+}
+
+impl PageRecords {
+    pub fn len(&self) -> usize {
+        match self {
+            PageRecords::Contracts(r) => r.len(),
+            PageRecords::Documents(r) => r.len(),
+            PageRecords::Guarantees(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// One page to apply atomically: records, rejects and the cursor after it.

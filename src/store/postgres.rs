@@ -8,6 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 
+use super::table::{Col, TableRow};
 use super::*;
 use crate::domain::Flag;
 
@@ -23,6 +24,11 @@ pub struct PgStore {
 }
 
 impl PgStore {
+    /// Applies a sync page with the shared sqlx upsert.
+    async fn write_page(&self, page: PageWrite) -> StoreResult<PageCounts> {
+        apply_page_sqlx(&self.pool, page).await
+    }
+
     /// Connects to the database at a `postgres://` URL (which must exist).
     pub async fn open(url: &str) -> StoreResult<PgStore> {
         let pool = PgPoolOptions::new()
@@ -59,12 +65,9 @@ fn parse_day(d: Option<NaiveDate>) -> Option<NaiveDate> {
     d
 }
 
-/// The raw record is JSON: stored as jsonb, queryable (`raw->>'campo'`). jsonb cannot hold
-/// NUL characters, which carry no information in SECOP II text anyway.
-fn push_raw(b: &mut sqlx::query_builder::Separated<'_, Postgres, &'static str>, raw: &str) {
-    b.push("CAST(")
-        .push_bind_unseparated(raw.replace("\\u0000", ""))
-        .push_unseparated(" AS jsonb)");
+/// The raw record, compressed on the parse workers (`cierre record` shows it).
+fn push_raw(b: &mut sqlx::query_builder::Separated<'_, Postgres, &'static str>, raw: &[u8]) {
+    b.push_bind(raw.to_vec());
 }
 
 super::sql::sql_store!(PgStore, Postgres, PgRow, " FOR UPDATE SKIP LOCKED");

@@ -9,148 +9,18 @@
 /// backend has row locks).
 macro_rules! sql_store {
     ($store:ident, $db:ident, $row:ident, $skip_locked:literal) => {
-/// A record type's table layout, so one upsert routine serves the three datasets.
-trait Table {
-    const TABLE: &'static str;
-    const KEY: &'static str;
-    /// Typed columns after the key, before raw/content_hash/first_seen/last_seen/last_changed.
-    const COLUMNS: &'static [&'static str];
-    fn key(&self) -> &str;
-    fn bind_columns(&self, b: &mut sqlx::query_builder::Separated<'_, $db, &'static str>);
-}
-
-
-impl Table for Contract {
-    const TABLE: &'static str = "contracts";
-    const KEY: &'static str = "id_contrato";
-    const COLUMNS: &'static [&'static str] = &[
-        "proceso_de_compra",
-        "referencia_del_contrato",
-        "nit_entidad",
-        "nombre_entidad",
-        "codigo_entidad",
-        "estado_contrato",
-        "tipo_de_contrato",
-        "modalidad_de_contratacion",
-        "justificacion_modalidad_de",
-        "objeto_del_contrato",
-        "fecha_de_firma",
-        "fecha_de_inicio",
-        "fecha_de_fin",
-        "liquidacion",
-        "obligacion_ambiental",
-        "obligaciones_postconsumo",
-        "fecha_inicio_liquidacion",
-        "fecha_fin_liquidacion",
-        "valor_del_contrato",
-        "valor_pagado",
-        "valor_pendiente_de_pago",
-        "dias_adicionados",
-        "ultima_actualizacion",
-        "url_proceso",
-        "nombre_supervisor",
-        "documento_supervisor",
-        "nombre_ordenador_del_gasto",
-        "documento_ordenador_del_gasto",
-        "proveedor_adjudicado",
-        "documento_proveedor",
-    ];
-    fn key(&self) -> &str {
-        &self.id
-    }
-    fn bind_columns(&self, b: &mut sqlx::query_builder::Separated<'_, $db, &'static str>) {
-        b.push_bind(self.process_id.clone())
-            .push_bind(self.reference.clone())
-            .push_bind(self.entity_nit.clone())
-            .push_bind(self.entity_name.clone())
-            .push_bind(self.entity_code.clone())
-            .push_bind(self.state.clone())
-            .push_bind(self.contract_type.clone())
-            .push_bind(self.modality.clone())
-            .push_bind(self.modality_justification.clone())
-            .push_bind(self.object.clone())
-            .push_bind(d(self.signed_on))
-            .push_bind(d(self.starts_on))
-            .push_bind(d(self.ends_on))
-            .push_bind(self.requires_liquidation.as_db())
-            .push_bind(self.environmental_obligation.as_db())
-            .push_bind(self.post_consumption_obligation.as_db())
-            .push_bind(d(self.liquidation_starts_on))
-            .push_bind(d(self.liquidation_ends_on))
-            .push_bind(self.value)
-            .push_bind(self.paid)
-            .push_bind(self.pending_payment)
-            .push_bind(self.days_added)
-            .push_bind(d(self.last_update))
-            .push_bind(self.url.clone())
-            .push_bind(self.supervisor_name.clone())
-            .push_bind(self.supervisor_document.clone())
-            .push_bind(self.spending_officer_name.clone())
-            .push_bind(self.spending_officer_document.clone())
-            .push_bind(self.supplier_name.clone())
-            .push_bind(self.supplier_document.clone());
-    }
-}
-
-impl Table for Document {
-    const TABLE: &'static str = "documents";
-    const KEY: &'static str = "id_documento";
-    const COLUMNS: &'static [&'static str] = &[
-        "id_contrato",
-        "proceso",
-        "nombre_archivo",
-        "extension",
-        "descripcion",
-        "fecha_carga",
-        "nit_entidad",
-        "url_descarga",
-    ];
-    fn key(&self) -> &str {
-        &self.id
-    }
-    fn bind_columns(&self, b: &mut sqlx::query_builder::Separated<'_, $db, &'static str>) {
-        b.push_bind(self.contract_id.clone())
-            .push_bind(self.process_id.clone())
-            .push_bind(self.file_name.clone())
-            .push_bind(self.extension.clone())
-            .push_bind(self.description.clone())
-            .push_bind(d(self.uploaded_on))
-            .push_bind(self.entity_nit.clone())
-            .push_bind(self.url.clone());
-    }
-}
-
-impl Table for Guarantee {
-    const TABLE: &'static str = "guarantees";
-    const KEY: &'static str = "guarantee_key";
-    const COLUMNS: &'static [&'static str] = &[
-        "id_contrato",
-        "numeropoliza",
-        "tipopoliza",
-        "subtipopoliza",
-        "fechafinpoliza",
-        "estado",
-        "aseguradora",
-        "valor",
-    ];
-    fn key(&self) -> &str {
-        &self.key
-    }
-    fn bind_columns(&self, b: &mut sqlx::query_builder::Separated<'_, $db, &'static str>) {
-        b.push_bind(self.contract_id.clone())
-            .push_bind(self.policy_number.clone())
-            .push_bind(self.policy_type.clone())
-            .push_bind(self.policy_subtype.clone())
-            .push_bind(d(self.ends_on))
-            .push_bind(self.status.clone())
-            .push_bind(self.insurer.clone())
-            .push_bind(self.value);
-    }
+/// Binds one column value the way this backend stores it.
+fn bind_col(b: &mut sqlx::query_builder::Separated<'_, $db, &'static str>, col: Col<'_>) {
+    match col {
+        Col::Text(v) => b.push_bind(v.map(str::to_string)),
+        Col::Int(v) => b.push_bind(v),
+        Col::Date(v) => b.push_bind(d(v)),
+    };
 }
 
 /// Upserts a page of one table inside `tx`: new rows inserted, changed rows rewritten,
 /// unchanged rows only get `last_seen`. Returns the counts.
-async fn upsert<T: Table>(
+async fn upsert<T: TableRow>(
     tx: &mut Transaction<'_, $db>,
     rows: &[Parsed<T>],
     pass: i64,
@@ -214,7 +84,9 @@ async fn upsert<T: Table>(
         q.push_values(chunk, |mut b, &i| {
             let r = &rows[i];
             b.push_bind(r.value.key().to_string());
-            r.value.bind_columns(&mut b);
+            for col in r.value.values() {
+                bind_col(&mut b, col);
+            }
             push_raw(&mut b, &r.raw);
             b.push_bind(r.hash.clone())
                 .push_bind(seen_at)
@@ -254,9 +126,9 @@ async fn upsert<T: Table>(
 
 fn table_of(dataset: Dataset) -> &'static str {
     match dataset {
-        Dataset::Contracts => Contract::TABLE,
-        Dataset::Documents => Document::TABLE,
-        Dataset::Guarantees => Guarantee::TABLE,
+        Dataset::Contracts => <Contract as TableRow>::TABLE,
+        Dataset::Documents => <Document as TableRow>::TABLE,
+        Dataset::Guarantees => <Guarantee as TableRow>::TABLE,
     }
 }
 
@@ -380,6 +252,39 @@ fn outbox_from_row(r: &$row) -> OutboxItem {
     }
 }
 
+/// Applies a page with sqlx: the PostgreSQL path, and SQLite's when the bulk writer cannot
+/// open the database (in memory).
+async fn apply_page_sqlx(pool: &sqlx::Pool<$db>, page: PageWrite) -> StoreResult<PageCounts> {
+    let mut tx = pool.begin().await?;
+    let counts = match &page.records {
+        PageRecords::Contracts(rows) => upsert(&mut tx, rows, page.pass, page.seen_at).await?,
+        PageRecords::Documents(rows) => upsert(&mut tx, rows, page.pass, page.seen_at).await?,
+        PageRecords::Guarantees(rows) => upsert(&mut tx, rows, page.pass, page.seen_at).await?,
+    };
+    for r in &page.rejected {
+        sqlx::query(
+            "INSERT INTO quarantine (sync_run_id, dataset, locator, reason, raw, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(page.sync_run_id)
+        .bind(page.dataset.name())
+        .bind(&r.locator)
+        .bind(&r.reason)
+        .bind(&r.raw)
+        .bind(page.seen_at)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query("UPDATE sync_state SET cursor = $1, updated_at = $2 WHERE dataset = $3")
+        .bind(&page.cursor)
+        .bind(Utc::now())
+        .bind(page.dataset.name())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(counts)
+}
+
 async fn insert_outbox(
     tx: &mut Transaction<'_, $db>,
     item: &NewOutboxItem,
@@ -466,34 +371,7 @@ impl Store for $store {
     }
 
     async fn apply_page(&self, page: PageWrite) -> StoreResult<PageCounts> {
-        let mut tx = self.pool.begin().await?;
-        let counts = match &page.records {
-            PageRecords::Contracts(rows) => upsert(&mut tx, rows, page.pass, page.seen_at).await?,
-            PageRecords::Documents(rows) => upsert(&mut tx, rows, page.pass, page.seen_at).await?,
-            PageRecords::Guarantees(rows) => upsert(&mut tx, rows, page.pass, page.seen_at).await?,
-        };
-        for r in &page.rejected {
-            sqlx::query(
-                "INSERT INTO quarantine (sync_run_id, dataset, locator, reason, raw, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(page.sync_run_id)
-            .bind(page.dataset.name())
-            .bind(&r.locator)
-            .bind(&r.reason)
-            .bind(&r.raw)
-            .bind(page.seen_at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        sqlx::query("UPDATE sync_state SET cursor = $1, updated_at = $2 WHERE dataset = $3")
-            .bind(&page.cursor)
-            .bind(Utc::now())
-            .bind(page.dataset.name())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(counts)
+        self.write_page(page).await
     }
 
     async fn finish_pass(

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Benchmark: `cierre sync` over the SODA API from a local server (benches/soda-server.py)
+# holding N contracts shaped like the real ones (the 1,000-row sample repeated with distinct
+# ids and `:id`s). Prints first what the server alone delivers (curl reading every page),
+# then the sync: seconds, rows/s and peak RSS.
+# Usage: benches/sync-http.sh [ROWS] [PAGE_SIZE]   (defaults 100000, 50000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rows=${1:-100000}
+page=${2:-50000}
+cargo build --release --quiet
+work=$(mktemp -d)
+python3 - "$rows" "$work/contracts.jsonl" <<'PY'
+import json, sys
+n, out = int(sys.argv[1]), sys.argv[2]
+sample = [json.loads(l) for l in open("examples/secop/contracts.jsonl")]
+with open(out, "w") as f:
+    for i in range(n):
+        v = {":id": f"row-{i:09d}", ":updated_at": "2026-11-20T00:00:00.000Z"}
+        v.update(sample[i % len(sample)])
+        v["id_contrato"] = f'{v["id_contrato"]}-{i // len(sample)}'
+        f.write(json.dumps(v, ensure_ascii=False, separators=(",", ":")) + "\n")
+PY
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 benches/soda-server.py "$work/contracts.jsonl" "$port" >"$work/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; rm -rf "$work"' EXIT
+until grep -q serving "$work/server.log" 2>/dev/null; do sleep 0.2; done
+base=http://127.0.0.1:$port/resource/jbjy-vk9h.json
+start=$(date +%s.%N)
+for ((k = 0; k * page < rows; k++)); do
+  where=""
+  if ((k > 0)); then where=$(printf "&%%24where=:id%%20%%3E%%20%%27row-%09d%%27" $((k * page - 1))); fi
+  curl -sf "$base?%24order=:id&%24limit=$page$where" -o /dev/null
+done
+awk -v n="$rows" -v s="$(echo "$(date +%s.%N) - $start" | bc)" \
+  'BEGIN { printf "%-22s %8d rows %7.2f s %9.0f rows/s\n", "server alone (curl)", n, s, n / s }'
+bin=$PWD/target/release/cierre
+export CIERRE__SOURCE__KIND=socrata CIERRE__SOURCE__BASE_URL=http://127.0.0.1:$port
+export CIERRE__SOURCE__PAGE_SIZE=$page
+export CIERRE__STORE__URL=sqlite://$work/bench.db
+export CIERRE__EMAIL__TEMPLATES_DIR=$PWD/templates CIERRE_LOG=warn
+measure() {
+  local label=$1; shift
+  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err"; exit 1; }
+  read -r secs kb <"$work/time"
+  awk -v l="$label" -v n="$rows" -v s="$secs" -v kb="$kb" \
+    'BEGIN { printf "%-22s %8d rows %7.2f s %9.0f rows/s  peak RSS %6.1f MB\n", l, n, s, n / s, kb / 1024 }'
+}
+measure "sync (all new)" "$bin" --config daemon.toml sync
+measure "sync (all unchanged)" "$bin" --config daemon.toml sync
