@@ -25,13 +25,7 @@ bin=$PWD/target/release/cierre
 export CIERRE__SOURCE__CONTRACTS_PATH=$work/contracts.jsonl
 export CIERRE__STORE__URL=${BENCH_STORE_URL:-sqlite://$work/bench.db}
 export CIERRE__EMAIL__TEMPLATES_DIR=$PWD/templates CIERRE_LOG=warn
-measure() {
-  local label=$1; shift
-  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err"; exit 1; }
-  read -r secs kb <"$work/time"
-  awk -v l="$label" -v n="$rows" -v s="$secs" -v kb="$kb" \
-    'BEGIN { printf "%-22s %8d rows %7.2f s %9.0f rows/s  peak RSS %6.1f MB\n", l, n, s, n / s, kb / 1024 }'
-}
+source benches/measure.sh
 measure "sync (all new)" "$bin" --config daemon.toml sync
 measure "sync (all unchanged)" "$bin" --config daemon.toml sync
 measure "evaluate" "$bin" --config daemon.toml evaluate --as-of 2026-02-16 --format jsonl

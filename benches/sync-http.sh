@@ -40,12 +40,6 @@ export CIERRE__SOURCE__KIND=socrata CIERRE__SOURCE__BASE_URL=http://127.0.0.1:$p
 export CIERRE__SOURCE__PAGE_SIZE=$page
 export CIERRE__STORE__URL=sqlite://$work/bench.db
 export CIERRE__EMAIL__TEMPLATES_DIR=$PWD/templates CIERRE_LOG=warn
-measure() {
-  local label=$1; shift
-  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" || { cat "$work/err"; exit 1; }
-  read -r secs kb <"$work/time"
-  awk -v l="$label" -v n="$rows" -v s="$secs" -v kb="$kb" \
-    'BEGIN { printf "%-22s %8d rows %7.2f s %9.0f rows/s  peak RSS %6.1f MB\n", l, n, s, n / s, kb / 1024 }'
-}
+source benches/measure.sh
 measure "sync (all new)" "$bin" --config daemon.toml sync
 measure "sync (all unchanged)" "$bin" --config daemon.toml sync
