@@ -67,7 +67,7 @@ impl<S: Store> App<S> {
     /// One sync, announced to webhook consumers (`sync.completed` / `sync.failed`), with
     /// progress as log lines.
     pub async fn sync(&self) -> anyhow::Result<SyncReport> {
-        self.sync_with(&LogProgress).await
+        self.sync_with(&LogProgress::default()).await
     }
 
     /// [`App::sync`] telling `progress` of every page.

@@ -106,12 +106,18 @@ pub trait Progress: Send + Sync {
     fn finished(&self, dataset: Dataset, counts: &SyncCounts);
 }
 
-/// Progress as log lines: one every ten pages, and one at the end.
-pub struct LogProgress;
+/// Progress as log lines: one every ten pages.
+#[derive(Debug, Default)]
+pub struct LogProgress {
+    /// Pages at the last line: a write may cover several pages, so lines are due when the
+    /// count crosses a multiple of ten, not only when it lands on one.
+    logged: std::sync::atomic::AtomicU64,
+}
 
 impl Progress for LogProgress {
     fn page(&self, dataset: Dataset, c: &SyncCounts) {
-        if c.pages.is_multiple_of(10) {
+        let before = self.logged.swap(c.pages, std::sync::atomic::Ordering::Relaxed);
+        if c.pages / 10 > before / 10 {
             tracing::info!(
                 dataset = dataset.name(),
                 pages = c.pages,
