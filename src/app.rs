@@ -167,7 +167,7 @@ impl<S: Store> App<S> {
         Ok(RunReport {
             as_of,
             sync,
-            findings: eval.findings.len(),
+            findings: eval.total,
             opened: eval.opened,
             escalated: eval.escalated,
             resolved: eval.resolved,

@@ -12,10 +12,11 @@ use serde_json::json;
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::domain::Contract;
+use crate::domain::{Contract, Guarantee};
+use crate::notify::routing;
 use crate::notify::webhook::Event;
-use crate::rules::{DataQuality, Engine, urgency};
-use crate::store::{FindingChanges, Store};
+use crate::rules::{DataQuality, DocumentFact, Dossier, Engine, urgency};
+use crate::store::{DossierFacts, FindingChanges, FindingCursor, NewOutboxItem, Store};
 
 /// A conclusion about one contract.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -54,33 +55,50 @@ pub struct StoredFinding {
     pub finding: Finding,
 }
 
-/// What an evaluation found and changed.
+/// What an evaluation found and changed: counts only, so that memory does not grow with the
+/// number of contracts; the findings themselves are in the store
+/// ([`Store::open_findings_sorted`]).
 #[derive(Debug, Default, Serialize)]
 pub struct Evaluation {
     pub as_of: Option<NaiveDate>,
-    /// Every finding true as of the date, most urgent first.
-    pub findings: Vec<Finding>,
+    /// Findings true as of the date.
+    pub total: usize,
+    /// Findings per kind and level.
+    #[serde(serialize_with = "counts_as_list")]
+    pub counts: BTreeMap<(String, String), usize>,
     pub opened: usize,
     pub escalated: usize,
     pub resolved: usize,
+    /// Findings whose contract matches no route (they go to the fallback recipient).
+    pub unrouted: usize,
+    /// Contract-sized pages read and written.
+    pub pages: u64,
     pub data_quality: DataQuality,
 }
 
-impl Evaluation {
-    /// Findings per kind and level, for the summary.
-    pub fn counts(&self) -> BTreeMap<(String, String), usize> {
-        let mut m = BTreeMap::new();
-        for f in &self.findings {
-            *m.entry((f.kind.clone(), f.level.clone())).or_default() += 1;
-        }
-        m
+fn counts_as_list<S: serde::Serializer>(
+    counts: &BTreeMap<(String, String), usize>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(counts.len()))?;
+    for ((kind, level), n) in counts {
+        seq.serialize_element(&json!({ "kind": kind, "level": level, "count": n }))?;
     }
+    seq.end()
 }
 
-/// How many contracts are read from the store at a time.
+/// How many contracts are evaluated per page (one read of contracts, documents, guarantees
+/// and open findings, one transaction of changes).
 const PAGE: u32 = 2_000;
 
 /// Evaluates every contract as of `as_of` and records the changes in the findings.
+///
+/// Contracts are walked in id order, a page at a time; for each page the documents,
+/// guarantees and open findings of the same id range are read, the rules run, and the
+/// changes (with their webhook events) are written in one transaction. Memory stays that of
+/// a page; an interrupted evaluation leaves whole pages applied and the next one redoes the
+/// rest (re-evaluating a page changes nothing).
 pub async fn evaluate<S: Store>(
     store: &S,
     settings: &Settings,
@@ -88,66 +106,178 @@ pub async fn evaluate<S: Store>(
     clock: &dyn Clock,
 ) -> anyhow::Result<Evaluation> {
     let engine = Engine::new(settings);
-    let mut open: HashMap<(String, String, String), StoredFinding> = store
-        .open_findings()
-        .await
-        .context("reading open findings")?
-        .into_iter()
-        .map(|f| (f.finding.key(), f))
-        .collect();
-
     let mut eval = Evaluation { as_of: Some(as_of), ..Default::default() };
+    let now = clock.now();
+    let mut after = String::new();
+    loop {
+        let page = store
+            .contracts_page(Some(after.as_str()).filter(|a| !a.is_empty()), PAGE)
+            .await
+            .context("reading contracts")?;
+        // The last page's range is open-ended, so findings of contracts past the last one
+        // (vanished since) are resolved too.
+        let up_to = match page.last() {
+            Some(last) if page.len() == PAGE as usize => Some(last.id.clone()),
+            _ => None,
+        };
+        let facts = store
+            .dossier_facts(&after, up_to.as_deref())
+            .await
+            .context("reading documents and guarantees")?;
+        let open = store
+            .open_findings_in(&after, up_to.as_deref())
+            .await
+            .context("reading open findings")?;
+        let changes = evaluate_page(&engine, settings, &page, facts, open, as_of, now, &mut eval);
+        eval.escalated +=
+            changes.changes.relevelled.iter().filter(|(_, _, e)| *e == "escalated").count();
+        eval.resolved += changes.changes.resolved.len();
+        if !changes.is_empty() {
+            eval.opened += store
+                .apply_findings(&changes.changes, &changes.events, as_of, now)
+                .await
+                .context("recording findings")? as usize;
+        }
+        eval.pages += 1;
+        match up_to {
+            Some(last) => after = last,
+            None => break,
+        }
+    }
+    tracing::info!(
+        %as_of,
+        contracts = eval.data_quality.contracts,
+        findings = eval.total,
+        opened = eval.opened,
+        escalated = eval.escalated,
+        resolved = eval.resolved,
+        unrouted = eval.unrouted,
+        "evaluation finished"
+    );
+    Ok(eval)
+}
+
+/// The changes of one page and the webhook events that announce them.
+struct PageChanges {
+    changes: FindingChanges,
+    events: Vec<NewOutboxItem>,
+}
+
+impl PageChanges {
+    fn is_empty(&self) -> bool {
+        let c = &self.changes;
+        c.opened.is_empty()
+            && c.relevelled.is_empty()
+            && c.refreshed.is_empty()
+            && c.resolved.is_empty()
+            && self.events.is_empty()
+    }
+}
+
+/// Facts of a page keyed by contract id.
+type ByContract<'a, T> = HashMap<&'a str, Vec<T>>;
+
+/// Groups a page's documents by contract (deduplicated by `id_documento`, each classified
+/// once) and its guarantees by contract.
+fn group_facts<'a>(
+    facts: &'a DossierFacts,
+    engine: &Engine,
+) -> (ByContract<'a, DocumentFact>, ByContract<'a, Guarantee>) {
+    let classifier = engine.classifier();
+    let mut docs: HashMap<&str, Vec<DocumentFact>> = HashMap::new();
+    let mut kinds: HashMap<&str, String> = HashMap::new();
+    for (owner, d) in &facts.documents {
+        let list = docs.entry(owner.as_str()).or_default();
+        if list.iter().any(|x| x.id == d.id) {
+            continue;
+        }
+        let kind = kinds
+            .entry(d.id.as_str())
+            .or_insert_with(|| {
+                classifier.classify(d.file_name.as_deref(), d.description.as_deref()).to_string()
+            })
+            .clone();
+        list.push(DocumentFact {
+            id: d.id.clone(),
+            kind,
+            name: d.file_name.clone().or_else(|| d.description.clone()),
+            uploaded_on: d.uploaded_on,
+        });
+    }
+    let mut guarantees: HashMap<&str, Vec<Guarantee>> = HashMap::new();
+    for g in &facts.guarantees {
+        if let Some(id) = g.contract_id.as_deref() {
+            guarantees.entry(id).or_default().push(g.clone());
+        }
+    }
+    (docs, guarantees)
+}
+
+/// Runs the rules over one page and diffs the result against the page's open findings.
+#[allow(clippy::too_many_arguments)]
+fn evaluate_page(
+    engine: &Engine,
+    settings: &Settings,
+    page: &[Contract],
+    facts: DossierFacts,
+    open: Vec<StoredFinding>,
+    as_of: NaiveDate,
+    now: chrono::DateTime<chrono::Utc>,
+    eval: &mut Evaluation,
+) -> PageChanges {
+    let mut open: HashMap<(String, String, String), StoredFinding> =
+        open.into_iter().map(|f| (f.finding.key(), f)).collect();
+    let (docs, guarantees) = group_facts(&facts, engine);
     let mut changes = FindingChanges::default();
     // Webhook events of the changes, queued in the same transaction as the changes.
     let mut events = Vec::new();
-    let now = clock.now();
     let hooks = &settings.webhooks;
     let event = |type_, identity: String, data| Event::new(type_, &identity, now, data);
-    let mut after: Option<String> = None;
-    loop {
-        let page =
-            store.contracts_page(after.as_deref(), PAGE).await.context("reading contracts")?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.id.clone());
-        for contract in &page {
-            for f in engine.evaluate(contract, as_of, &mut eval.data_quality) {
-                let (c, k, s) = f.key();
-                match open.remove(&f.key()) {
-                    None => {
-                        if !hooks.is_empty() {
-                            let data =
-                                json!({ "finding": &f, "contract": contract_json(contract) });
-                            let e = event("finding.opened", format!("{c}|{k}|{s}|{as_of}"), data);
-                            events.extend(e.items(hooks));
-                        }
-                        changes.opened.push(f.clone());
+    for contract in page {
+        let dossier = Dossier {
+            contract,
+            documents: docs.get(contract.id.as_str()).map_or(&[], Vec::as_slice),
+            guarantees: guarantees.get(contract.id.as_str()).map_or(&[], Vec::as_slice),
+        };
+        let found = engine.evaluate(&dossier, as_of, &mut eval.data_quality);
+        if !found.is_empty() && routing::route(&settings.routes, contract).is_empty() {
+            eval.unrouted += found.len();
+        }
+        for f in found {
+            eval.total += 1;
+            *eval.counts.entry((f.kind.clone(), f.level.clone())).or_default() += 1;
+            let (c, k, s) = f.key();
+            match open.remove(&f.key()) {
+                None => {
+                    if !hooks.is_empty() {
+                        let data = json!({ "finding": &f, "contract": contract_json(contract) });
+                        let e = event("finding.opened", format!("{c}|{k}|{s}|{as_of}"), data);
+                        events.extend(e.items(hooks));
                     }
-                    Some(stored) if stored.finding.level != f.level => {
-                        let before = urgency(&settings.levels, &stored.finding.level);
-                        let after = urgency(&settings.levels, &f.level);
-                        let kind = if after < before { "escalated" } else { "deescalated" };
-                        if kind == "escalated" && !hooks.is_empty() {
-                            let data = json!({
-                                "finding": &f,
-                                "previous_level": &stored.finding.level,
-                                "contract": contract_json(contract),
-                            });
-                            let id = format!("{c}|{k}|{s}|{}|{as_of}", f.level);
-                            events.extend(event("finding.escalated", id, data).items(hooks));
-                        }
-                        changes.relevelled.push((stored.id, f.clone(), kind));
-                    }
-                    Some(stored) if stored.finding != f => {
-                        changes.refreshed.push((stored.id, f.clone()))
-                    }
-                    Some(_) => {}
+                    changes.opened.push(f);
                 }
-                eval.findings.push(f);
+                Some(stored) if stored.finding.level != f.level => {
+                    let before = urgency(&settings.levels, &stored.finding.level);
+                    let after = urgency(&settings.levels, &f.level);
+                    let kind = if after < before { "escalated" } else { "deescalated" };
+                    if kind == "escalated" && !hooks.is_empty() {
+                        let data = json!({
+                            "finding": &f,
+                            "previous_level": &stored.finding.level,
+                            "contract": contract_json(contract),
+                        });
+                        let id = format!("{c}|{k}|{s}|{}|{as_of}", f.level);
+                        events.extend(event("finding.escalated", id, data).items(hooks));
+                    }
+                    changes.relevelled.push((stored.id, f, kind));
+                }
+                Some(stored) if stored.finding != f => changes.refreshed.push((stored.id, f)),
+                Some(_) => {}
             }
         }
     }
     // Whatever is still open was not concluded again: its condition no longer holds.
-    let mut resolved: Vec<&StoredFinding> = open.values().collect();
+    let mut resolved: Vec<StoredFinding> = open.into_values().collect();
     resolved.sort_by_key(|f| f.id);
     if !hooks.is_empty() {
         for stored in &resolved {
@@ -159,27 +289,41 @@ pub async fn evaluate<S: Store>(
         }
     }
     changes.resolved = resolved.iter().map(|f| f.id).collect();
+    PageChanges { changes, events }
+}
 
-    eval.opened = changes.opened.len();
-    eval.escalated = changes.relevelled.iter().filter(|(_, _, e)| *e == "escalated").count();
-    eval.resolved = changes.resolved.len();
-    store.apply_findings(&changes, &events, as_of, now).await.context("recording findings")?;
-    eval.findings.sort_by(|a, b| {
-        urgency(&settings.levels, &a.level)
-            .cmp(&urgency(&settings.levels, &b.level))
-            .then(a.business_days_left.cmp(&b.business_days_left))
-            .then(a.contract_id.cmp(&b.contract_id))
-    });
-    tracing::info!(
-        %as_of,
-        contracts = eval.data_quality.contracts,
-        findings = eval.findings.len(),
-        opened = eval.opened,
-        escalated = eval.escalated,
-        resolved = eval.resolved,
-        "evaluation finished"
-    );
-    Ok(eval)
+/// Every open finding, most urgent first (fewest business days left, then contract, kind
+/// and stage), read from the store a page at a time and handed to `each`.
+pub async fn for_each_open<S: Store>(
+    store: &S,
+    mut each: impl FnMut(&Finding) -> anyhow::Result<()>,
+) -> anyhow::Result<usize> {
+    let mut after: Option<FindingCursor> = None;
+    let mut n = 0;
+    loop {
+        let page = store
+            .open_findings_sorted(after.as_ref(), 2_000)
+            .await
+            .context("reading open findings")?;
+        let Some(last) = page.last() else { break };
+        after = Some(FindingCursor::of(&last.finding));
+        for f in &page {
+            each(&f.finding)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Every open finding, most urgent first (see [`for_each_open`]).
+pub async fn open_sorted<S: Store>(store: &S) -> anyhow::Result<Vec<Finding>> {
+    let mut all = Vec::new();
+    for_each_open(store, |f| {
+        all.push(f.clone());
+        Ok(())
+    })
+    .await?;
+    Ok(all)
 }
 
 /// The contract as webhook consumers see it.

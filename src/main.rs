@@ -234,7 +234,11 @@ impl cierre::sync::Progress for TerminalProgress {
 }
 
 /// `cierre documents classify`: the kind of each name, then the counts per kind.
-fn classify_documents(file: &str, out: &mut dyn Write) -> anyhow::Result<()> {
+fn classify_documents(
+    file: &str,
+    classifier: &cierre::rules::classify::Classifier,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     use std::io::Read;
     let mut text = String::new();
     if file == "-" {
@@ -242,7 +246,6 @@ fn classify_documents(file: &str, out: &mut dyn Write) -> anyhow::Result<()> {
     } else {
         text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
     }
-    let classifier = cierre::rules::classify::Classifier::standard();
     let mut names: Vec<String> = Vec::new();
     let header = text.lines().next().unwrap_or("");
     if header.split(',').any(|h| h.trim() == "nombre_archivo") {
@@ -281,7 +284,7 @@ fn init_tracing(format: LogFormat) {
 async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     if let Command::Documents { command: DocumentsCommand::Classify { file } } = &command {
-        classify_documents(file, &mut out)?;
+        classify_documents(file, &settings.classifier, &mut out)?;
         return Ok(ExitCode::SUCCESS);
     }
     if let Command::Calendar { command } = &command {
@@ -332,7 +335,9 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCod
         }
         Command::Evaluate { as_of, format } => {
             let eval = app.evaluate(as_of).await?;
-            output::write_findings(&mut out, &eval.findings, format)?;
+            let mut w = output::FindingWriter::new(&mut out, format)?;
+            cierre::findings::for_each_open(&app.store, |f| Ok(w.write(f)?)).await?;
+            w.finish()?;
             let summary = output::summary(&eval);
             if format == Format::Table {
                 write!(out, "{summary}")?;

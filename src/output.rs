@@ -13,30 +13,54 @@ pub enum Format {
     Csv,
 }
 
-/// Writes the findings in `format`.
-pub fn write_findings(out: &mut dyn Write, findings: &[Finding], format: Format) -> io::Result<()> {
-    match format {
-        Format::Jsonl => {
-            for f in findings {
-                serde_json::to_writer(&mut *out, f)?;
-                out.write_all(b"\n")?;
+/// Writes findings one at a time in `format`, so a listing of any size streams.
+pub enum FindingWriter<'a> {
+    Jsonl(&'a mut dyn Write),
+    Csv(Box<csv::Writer<&'a mut dyn Write>>),
+    Table(&'a mut dyn Write),
+}
+
+const CSV_HEADER: [&str; 10] = [
+    "contract_id",
+    "kind",
+    "stage",
+    "since",
+    "deadline",
+    "business_days_left",
+    "level",
+    "step",
+    "missing",
+    "reasons",
+];
+
+impl<'a> FindingWriter<'a> {
+    /// Starts the listing (the header line of `table` and `csv`).
+    pub fn new(out: &'a mut dyn Write, format: Format) -> io::Result<FindingWriter<'a>> {
+        Ok(match format {
+            Format::Jsonl => FindingWriter::Jsonl(out),
+            Format::Csv => {
+                let mut w = csv::Writer::from_writer(out);
+                w.write_record(CSV_HEADER)?;
+                FindingWriter::Csv(Box::new(w))
             }
-        }
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record([
-                "contract_id",
-                "kind",
-                "stage",
-                "since",
-                "deadline",
-                "business_days_left",
-                "level",
-                "step",
-                "missing",
-                "reasons",
-            ])?;
-            for f in findings {
+            Format::Table => {
+                writeln!(
+                    out,
+                    "{:<22} {:<17} {:<9} {:<10} {:<10} {:>5}  reason",
+                    "contract_id", "kind", "level", "since", "deadline", "left"
+                )?;
+                FindingWriter::Table(out)
+            }
+        })
+    }
+
+    pub fn write(&mut self, f: &Finding) -> io::Result<()> {
+        match self {
+            FindingWriter::Jsonl(out) => {
+                serde_json::to_writer(&mut **out, f)?;
+                out.write_all(b"\n")
+            }
+            FindingWriter::Csv(w) => {
                 w.write_record([
                     f.contract_id.as_str(),
                     &f.kind,
@@ -49,34 +73,41 @@ pub fn write_findings(out: &mut dyn Write, findings: &[Finding], format: Format)
                     &f.missing.join("; "),
                     &f.reasons.join(" | "),
                 ])?;
+                Ok(())
             }
-            w.flush()?;
-        }
-        Format::Table => {
-            writeln!(
-                out,
-                "{:<22} {:<17} {:<9} {:<10} {:<10} {:>5}  reason",
-                "contract_id", "kind", "level", "since", "deadline", "left"
-            )?;
-            for f in findings {
+            FindingWriter::Table(out) => {
                 // The reason that says what triggered the finding (the second, after the rule).
                 let reason =
                     f.reasons.get(1).or(f.reasons.first()).map(String::as_str).unwrap_or("");
+                let kind = match &f.step {
+                    Some(step) => format!("{}/{step}", f.kind),
+                    None => f.kind.clone(),
+                };
                 writeln!(
                     out,
                     "{:<22} {:<17} {:<9} {:<10} {:<10} {:>5}  {}",
-                    f.contract_id,
-                    f.kind,
-                    f.level,
-                    f.since,
-                    f.deadline,
-                    f.business_days_left,
-                    reason
-                )?;
+                    f.contract_id, kind, f.level, f.since, f.deadline, f.business_days_left, reason
+                )
             }
         }
     }
-    Ok(())
+
+    /// Ends the listing (flushes what is buffered).
+    pub fn finish(self) -> io::Result<()> {
+        match self {
+            FindingWriter::Csv(mut w) => w.flush(),
+            FindingWriter::Jsonl(out) | FindingWriter::Table(out) => out.flush(),
+        }
+    }
+}
+
+/// Writes the findings in `format`.
+pub fn write_findings(out: &mut dyn Write, findings: &[Finding], format: Format) -> io::Result<()> {
+    let mut w = FindingWriter::new(out, format)?;
+    for f in findings {
+        w.write(f)?;
+    }
+    w.finish()
 }
 
 /// The summary printed after the rows: counts per kind and level, what changed, and the
@@ -88,12 +119,12 @@ pub fn summary(eval: &Evaluation) -> String {
         "\nevaluated {} contracts as of {}: {} findings ({} opened, {} escalated, {} resolved)\n",
         dq.contracts,
         eval.as_of.map(|d| d.to_string()).unwrap_or_default(),
-        eval.findings.len(),
+        eval.total,
         eval.opened,
         eval.escalated,
         eval.resolved
     ));
-    for ((kind, level), n) in eval.counts() {
+    for ((kind, level), n) in &eval.counts {
         s.push_str(&format!("  {kind:<18} {level:<10} {n:>6}\n"));
     }
     if !dq.unknown_states.is_empty() {
@@ -101,6 +132,12 @@ pub fn summary(eval: &Evaluation) -> String {
         for (state, n) in &dq.unknown_states {
             s.push_str(&format!("  {state:<28} {n:>6}\n"));
         }
+    }
+    if eval.unrouted > 0 {
+        s.push_str(&format!(
+            "unrouted: {} findings match no route (they go to the fallback recipient)\n",
+            eval.unrouted
+        ));
     }
     s.push_str(&format!(
         "data quality: {} without end date, {} ending before signing\n",

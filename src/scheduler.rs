@@ -242,7 +242,7 @@ impl<S: Store + Clone + 'static> Daemon<S> {
                 let eval = app.evaluate(None).await.context("evaluating after the sync")?;
                 Ok(Some(serde_json::json!({
                     "sync": to_json(&sync),
-                    "findings": eval.findings.len(),
+                    "findings": eval.total,
                     "opened": eval.opened,
                     "escalated": eval.escalated,
                     "resolved": eval.resolved,

@@ -51,6 +51,8 @@ pub struct Settings {
     pub datasets: Datasets,
     pub calendar: Calendar,
     pub rules: RuleSettings,
+    /// The document classifier (built-in patterns and the administrators' own).
+    pub classifier: crate::rules::classify::Classifier,
     pub offices: Vec<Office>,
     pub routes: Vec<Route>,
     pub fallback: Option<Person>,
@@ -99,7 +101,72 @@ pub struct Datasets {
 #[derive(Debug, Clone)]
 pub struct RuleSettings {
     pub closable: ClosableSettings,
+    pub liquidation_due: LiquidationSettings,
     pub state_outdated: StateOutdatedSettings,
+    pub missing_documents: MissingDocumentsSettings,
+}
+
+/// Terms of Ley 1150 de 2007 art. 11, configurable should the law or a contract change them.
+#[derive(Debug, Clone)]
+pub struct LiquidationSettings {
+    pub enabled: bool,
+    /// Bilateral liquidation term after the end, when the contract agreed none.
+    pub bilateral_months: u32,
+    /// Unilateral liquidation term after the bilateral one.
+    pub unilateral_months: u32,
+    /// Liquidation at any time after that, before competence is lost.
+    pub late_years: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct MissingDocumentsSettings {
+    pub enabled: bool,
+    /// Business days after a stage starts for its documents to be published.
+    pub publication_business_days: u32,
+    /// Contracts signed before this date are not checked (older documents live in other
+    /// datasets); `None` checks every contract.
+    pub signed_since: Option<NaiveDate>,
+    pub checklist: Vec<Requirement>,
+}
+
+/// The stages of a contract, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    Precontractual,
+    Contractual,
+    Postcontractual,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 3] = [Stage::Precontractual, Stage::Contractual, Stage::Postcontractual];
+
+    pub fn parse(s: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Precontractual => "precontractual",
+            Stage::Contractual => "contractual",
+            Stage::Postcontractual => "postcontractual",
+        }
+    }
+}
+
+/// A document kind required in a stage, for the contracts its conditions select. Conditions
+/// are folded (lower case, no accents) substrings of `modalidad_de_contratacion` and
+/// `tipo_de_contrato`; an empty list selects every contract.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Requirement {
+    pub stage: Stage,
+    pub kind: String,
+    pub modalities: Vec<String>,
+    pub except_modalities: Vec<String>,
+    pub types: Vec<String>,
+    pub except_types: Vec<String>,
+    /// `Some(true)`: only contracts that require liquidation; `Some(false)`: only those that
+    /// do not.
+    pub liquidation_required: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +184,12 @@ pub struct ClosableSettings {
     pub deadline_business_days: u32,
     pub campaign_deadline: Option<NaiveDate>,
     pub pending_payment_blocks: bool,
+    /// Whether a contract whose term ended but that an obligation keeps open is reported
+    /// (as a `closable` finding with step `blocked`) rather than left out.
+    pub report_blocked: bool,
+    /// Folded substrings of `tipopoliza`/`subtipopoliza` naming the guarantees (quality,
+    /// stability, maintenance) whose validity keeps the file open.
+    pub guarantee_types: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,6 +325,14 @@ pub struct ScheduleSettings {
     pub shutdown_grace: std::time::Duration,
 }
 
+impl Settings {
+    /// The built-in defaults alone, as with an empty `daemon.toml` and no environment.
+    pub fn defaults() -> Settings {
+        let raw = parse_layers(None, None, Vec::new()).expect("the built-in defaults parse");
+        validate(raw, None, None).expect("the built-in defaults are valid")
+    }
+}
+
 /// Where a config file value came from, for error locations.
 fn origin_name(path: Option<&Path>) -> String {
     path.map(|p| p.display().to_string()).unwrap_or_else(|| "defaults".into())
@@ -309,6 +390,7 @@ fn parse_layers(
             .with_list_parse_key("source.entities")
             .with_list_parse_key("calendar.working_days")
             .with_list_parse_key("calendar.non_working_days")
+            .with_list_parse_key("rules.closable.guarantee_types")
             .try_parsing(true)
             .source(Some(env_map)),
     );

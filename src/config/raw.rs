@@ -34,11 +34,68 @@ non_working_days = []
 enabled = true
 deadline_business_days = 30
 pending_payment_blocks = false
+report_blocked = true
+guarantee_types = ["calidad", "estabilidad", "mantenimiento"]
+
+[rules.liquidation_due]
+enabled = true
+bilateral_months = 4
+unilateral_months = 2
+late_years = 2
 
 [rules.state_outdated]
 enabled = true
 grace_business_days = 10
 add_days_added = true
+
+[rules.missing_documents]
+enabled = true
+publication_business_days = 3
+signed_since = "2025-01-01"
+
+[[rules.missing_documents.checklist]]
+stage = "precontractual"
+kind = "estudios_previos"
+
+[[rules.missing_documents.checklist]]
+stage = "precontractual"
+kind = "analisis_sector"
+
+[[rules.missing_documents.checklist]]
+stage = "precontractual"
+kind = "cdp"
+
+[[rules.missing_documents.checklist]]
+stage = "precontractual"
+kind = "acto_justificacion"
+modalities = ["contratacion directa"]
+except_types = ["prestacion de servicios"]
+
+[[rules.missing_documents.checklist]]
+stage = "precontractual"
+kind = "certificado_idoneidad"
+modalities = ["contratacion directa"]
+types = ["prestacion de servicios"]
+
+[[rules.missing_documents.checklist]]
+stage = "precontractual"
+kind = "pliego"
+modalities = ["licitacion", "seleccion abreviada", "concurso de meritos", "minima cuantia"]
+
+[[rules.missing_documents.checklist]]
+stage = "contractual"
+kind = "contrato"
+
+[[rules.missing_documents.checklist]]
+stage = "contractual"
+kind = "registro_presupuestal"
+
+[[rules.missing_documents.checklist]]
+stage = "postcontractual"
+kind = "informe_final"
+
+[documents]
+replace_default_kinds = false
 
 [routing]
 
@@ -100,6 +157,7 @@ pub struct Raw {
     pub datasets: RawDatasets,
     pub calendar: RawCalendar,
     pub rules: RawRules,
+    pub documents: RawDocuments,
     #[serde(default)]
     pub offices: Vec<RawOffice>,
     #[serde(default)]
@@ -160,7 +218,51 @@ pub struct RawCalendar {
 #[derive(Debug, Deserialize)]
 pub struct RawRules {
     pub closable: RawClosable,
+    pub liquidation_due: RawLiquidationDue,
     pub state_outdated: RawStateOutdated,
+    pub missing_documents: RawMissingDocuments,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawLiquidationDue {
+    pub enabled: bool,
+    pub bilateral_months: i64,
+    pub unilateral_months: i64,
+    pub late_years: i64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawMissingDocuments {
+    pub enabled: bool,
+    pub publication_business_days: i64,
+    pub signed_since: Option<String>,
+    #[serde(default)]
+    pub checklist: Vec<RawRequirement>,
+}
+
+/// One required document kind of `rules.missing_documents.checklist`.
+#[derive(Debug, Deserialize)]
+pub struct RawRequirement {
+    pub stage: String,
+    pub kind: String,
+    #[serde(default)]
+    pub modalities: Vec<String>,
+    #[serde(default)]
+    pub except_modalities: Vec<String>,
+    #[serde(default)]
+    pub types: Vec<String>,
+    #[serde(default)]
+    pub except_types: Vec<String>,
+    pub liquidation_required: Option<bool>,
+}
+
+/// `[documents]`: the classifier's patterns.
+#[derive(Debug, Deserialize)]
+pub struct RawDocuments {
+    /// Entries tried before the built-in ones (or instead of them).
+    #[serde(default)]
+    pub kinds: Vec<crate::rules::classify::KindPattern>,
+    pub replace_default_kinds: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -176,6 +278,8 @@ pub struct RawClosable {
     pub deadline_business_days: i64,
     pub campaign_deadline: Option<String>,
     pub pending_payment_blocks: bool,
+    pub report_blocked: bool,
+    pub guarantee_types: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,9 +12,10 @@ use secrecy::ExposeSecret;
 use super::raw::{Raw, RawPerson};
 use super::*;
 use crate::calendar::{Calendar, parse_weekday};
-use crate::domain::ContractField;
+use crate::domain::{ContractField, fold};
 use crate::notify::routing::{MatchOp, Matcher};
 use crate::notify::webhook::EVENT_TYPES;
+use crate::rules::classify::Classifier;
 
 /// Collects errors with their location so that validation never stops at the first one.
 struct Errors<'a> {
@@ -138,6 +139,104 @@ pub fn validate(
         }
         parsed
     });
+
+    let ld = &raw.rules.liquidation_due;
+    for (key, value, max) in [
+        ("bilateral_months", ld.bilateral_months, 120),
+        ("unilateral_months", ld.unilateral_months, 120),
+        ("late_years", ld.late_years, 20),
+    ] {
+        if !(0..=max).contains(&value) {
+            e.add(
+                format!("rules.liquidation_due.{key}"),
+                format!("{value} is not between 0 and {max}"),
+            );
+        }
+    }
+    let mut guarantee_types = Vec::new();
+    for (i, t) in c.guarantee_types.iter().enumerate() {
+        let folded = fold(t);
+        if folded.is_empty() {
+            e.add(
+                format!("rules.closable.guarantee_types[{i}]"),
+                "an empty type matches every guarantee",
+            );
+        } else {
+            guarantee_types.push(folded);
+        }
+    }
+
+    // documents: the classifier, then the checklist that names its kinds
+    let mut kinds = raw.documents.kinds.clone();
+    if !raw.documents.replace_default_kinds {
+        kinds.extend(Classifier::defaults());
+    }
+    let classifier = match Classifier::new(&kinds) {
+        Ok(c) => Some(c),
+        Err(errors) => {
+            for (i, message) in errors {
+                let key = if i < raw.documents.kinds.len() {
+                    format!("documents.kinds[{i}]")
+                } else {
+                    "documents.kinds".to_string()
+                };
+                e.add(key, message);
+            }
+            None
+        }
+    };
+    if kinds.is_empty() {
+        e.add("documents.kinds", "replace_default_kinds = true needs at least one kind");
+    }
+    let md = &raw.rules.missing_documents;
+    if !(0..=60).contains(&md.publication_business_days) {
+        e.add(
+            "rules.missing_documents.publication_business_days",
+            format!("{} is not between 0 and 60", md.publication_business_days),
+        );
+    }
+    let signed_since = md.signed_since.as_deref().filter(|d| !d.is_empty()).and_then(|d| {
+        let parsed = parse_date(d);
+        if parsed.is_none() {
+            e.add(
+                "rules.missing_documents.signed_since",
+                format!("`{d}` is not a date YYYY-MM-DD"),
+            );
+        }
+        parsed
+    });
+    let mut checklist = Vec::new();
+    for (i, r) in md.checklist.iter().enumerate() {
+        let at = |field: &str| format!("rules.missing_documents.checklist[{i}].{field}");
+        let stage = Stage::parse(&r.stage);
+        if stage.is_none() {
+            e.add(
+                at("stage"),
+                format!("`{}` is not precontractual, contractual or postcontractual", r.stage),
+            );
+        }
+        if let Some(c) = &classifier
+            && c.label(&r.kind).is_none()
+        {
+            let known: Vec<&str> = c.kinds().map(|(id, _)| id).collect();
+            e.add(
+                at("kind"),
+                format!("`{}` is not a document kind; known kinds: {}", r.kind, known.join(", ")),
+            );
+        }
+        let folded = |list: &[String]| list.iter().map(|v| fold(v)).collect::<Vec<_>>();
+        if let Some(stage) = stage {
+            checklist.push(Requirement {
+                stage,
+                kind: r.kind.clone(),
+                modalities: folded(&r.modalities),
+                except_modalities: folded(&r.except_modalities),
+                types: folded(&r.types),
+                except_types: folded(&r.except_types),
+                liquidation_required: r.liquidation_required,
+            });
+        }
+    }
 
     // offices
     let mut offices = Vec::new();
@@ -481,13 +580,28 @@ pub fn validate(
                 deadline_business_days: c.deadline_business_days as u32,
                 campaign_deadline,
                 pending_payment_blocks: c.pending_payment_blocks,
+                report_blocked: c.report_blocked,
+                guarantee_types,
+            },
+            liquidation_due: LiquidationSettings {
+                enabled: ld.enabled,
+                bilateral_months: ld.bilateral_months as u32,
+                unilateral_months: ld.unilateral_months as u32,
+                late_years: ld.late_years as u32,
             },
             state_outdated: StateOutdatedSettings {
                 enabled: so.enabled,
                 grace_business_days: so.grace_business_days as u32,
                 add_days_added: so.add_days_added,
             },
+            missing_documents: MissingDocumentsSettings {
+                enabled: md.enabled,
+                publication_business_days: md.publication_business_days as u32,
+                signed_since,
+                checklist,
+            },
         },
+        classifier: classifier.expect("no errors means the classifier compiled"),
         offices,
         routes,
         fallback,

@@ -1,11 +1,15 @@
-//! Rule `closable`: a signed services/support contract whose term has ended and that needs
-//! no liquidation must have its electronic file closed (Circular Externa 002 de 2023 of
-//! Colombia Compra Eficiente, second directive).
+//! Rule `closable`: a signed contract whose term has ended and whose electronic file must
+//! now be closed (Circular Externa 002 de 2023 of Colombia Compra Eficiente): services and
+//! support contracts that need no liquidation (second directive), and every other contract
+//! once its post-contractual obligations are met — liquidation evidenced or not required, no
+//! environmental or post-consumption obligation pending, no quality, stability or
+//! maintenance guarantee in force (first directive; Decreto 1082 de 2015 art.
+//! 2.2.1.1.2.4.3). A contract only an obligation keeps open is reported with step `blocked`.
 
 use chrono::{Days, NaiveDate};
 
-use super::{Draft, Rule, RuleContext, StateClass, fecha, pesos};
-use crate::domain::{Contract, Flag, fold};
+use super::{Dossier, Draft, Rule, RuleContext, StateClass, fecha, pesos};
+use crate::domain::{Contract, Flag, Guarantee, fold};
 
 pub struct Closable;
 
@@ -44,28 +48,164 @@ pub fn term_ended(
     None
 }
 
+/// Whether a guarantee is one of those (quality, stability, maintenance) whose validity keeps
+/// the file open (Decreto 1082 de 2015 art. 2.2.1.1.2.4.3). Rejected or annulled policies do
+/// not count.
+pub fn is_post_contractual_guarantee(g: &Guarantee, types: &[String]) -> bool {
+    let status = g.status.as_deref().map(fold).unwrap_or_default();
+    if ["rechaz", "anulad", "cancelad", "revocad"].iter().any(|s| status.starts_with(s)) {
+        return false;
+    }
+    let text = format!(
+        "{} {}",
+        g.policy_type.as_deref().map(fold).unwrap_or_default(),
+        g.policy_subtype.as_deref().map(fold).unwrap_or_default()
+    );
+    types.iter().any(|t| text.contains(t.as_str()))
+}
+
+/// How a guarantee is named in reasons: `garantía «Calidad del servicio» (póliza 123)`.
+fn guarantee_name(g: &Guarantee) -> String {
+    let kind = g.policy_subtype.as_deref().or(g.policy_type.as_deref()).unwrap_or("sin tipo");
+    match &g.policy_number {
+        Some(n) => format!("la garantía «{kind}» (póliza {n})"),
+        None => format!("la garantía «{kind}»"),
+    }
+}
+
 impl Rule for Closable {
     fn kind(&self) -> &'static str {
         "closable"
     }
 
-    fn evaluate(&self, c: &Contract, ctx: &RuleContext) -> Vec<Draft> {
+    fn evaluate(&self, d: &Dossier, ctx: &RuleContext) -> Vec<Draft> {
+        let c = d.contract;
         let state = StateClass::of(c.state.as_deref());
-        if !matches!(state, StateClass::Executing | StateClass::Terminated) || !is_services(c) {
+        if !matches!(state, StateClass::Executing | StateClass::Terminated) {
             return vec![];
         }
-        let Some((since, ended)) = term_ended(c, state, ctx.as_of) else { return vec![] };
-        // Services contracts need no liquidation (Decreto-Ley 019 de 2012 art. 217) unless the
-        // entity chose it: then the file closes after the liquidation, not under this rule.
-        if c.requires_liquidation == Flag::Yes {
-            return vec![];
-        }
-        if c.environmental_obligation == Flag::Yes || c.post_consumption_obligation == Flag::Yes {
-            return vec![];
-        }
+        let Some((ended_since, ended)) = term_ended(c, state, ctx.as_of) else { return vec![] };
         let settings = &ctx.rules.closable;
+        let services = is_services(c);
+        let mut since = ended_since;
+        let mut reasons = Vec::new();
+        // What keeps the file open although the term ended: each is a reason in Spanish.
+        let mut blocks = Vec::new();
+
+        // Directive (a) of the circular: services contracts need no liquidation unless the
+        // entity chose it; directive (b): every other contract, once its post-contractual
+        // obligations are met.
+        let directive_a = services && c.requires_liquidation != Flag::Yes;
+        reasons.push(if directive_a {
+            "Contrato de prestación de servicios profesionales y de apoyo a la gestión (Ley 1150 de 2007 art. 2 num. 4 lit. h).".to_string()
+        } else {
+            format!(
+                "Contrato de tipo «{}»: su expediente se cierra cuando cumple sus obligaciones poscontractuales.",
+                c.contract_type.as_deref().unwrap_or("sin tipo")
+            )
+        });
+        reasons.push(ended);
+        if state == StateClass::Executing {
+            reasons.push(format!(
+                "SECOP II aún muestra el estado «{}»; el expediente sigue abierto.",
+                c.state.as_deref().unwrap_or_default()
+            ));
+        }
+
+        // Liquidation: not required, or evidenced by a published acta.
+        let acta = d.first_of("acta_liquidacion");
+        match (c.requires_liquidation, acta) {
+            (_, Some(doc)) => {
+                let on = doc.uploaded_on.unwrap_or(since);
+                since = since.max(on);
+                reasons.push(format!(
+                    "La liquidación consta en el documento publicado «{}» ({}; Ley 80 de 1993 art. 60).",
+                    doc.name.as_deref().unwrap_or(&doc.id),
+                    doc.uploaded_on.map(fecha).unwrap_or_else(|| "sin fecha de carga".into())
+                ));
+            }
+            // Not liquidated yet: `liquidation_due` follows it, not this rule.
+            (Flag::Yes, None) => return vec![],
+            (Flag::No, None) => reasons.push(
+                "No requiere liquidación (campo «liquidación»: No; Ley 80 de 1993 art. 60, modificado por el Decreto-Ley 019 de 2012 art. 217).".to_string(),
+            ),
+            (Flag::Unknown, None) if services => reasons.push(
+                "La liquidación no está definida en SECOP II; los contratos de prestación de servicios no la requieren (Decreto-Ley 019 de 2012 art. 217).".to_string(),
+            ),
+            (Flag::Unknown, None) => reasons.push(
+                "Advertencia: SECOP II no indica si el contrato requiere liquidación («No Definido») y no hay acta de liquidación publicada; verifique si debía liquidarse (Ley 80 de 1993 art. 60) antes del cierre.".to_string(),
+            ),
+        }
+
+        // Environmental and post-consumption obligations: the data says whether the contract
+        // carries them, never whether they were met, so a person has to verify.
+        for (flag, name) in [
+            (c.environmental_obligation, "ambientales"),
+            (c.post_consumption_obligation, "posconsumo"),
+        ] {
+            if flag == Flag::Yes {
+                blocks.push(format!(
+                    "Bloqueado: el contrato tiene obligaciones {name} (campo en SECOP II: Sí); el expediente se cierra cuando se verifique su cumplimiento (Decreto 1082 de 2015 art. 2.2.1.1.2.4.3)."
+                ));
+            }
+        }
+
+        // Quality, stability and maintenance guarantees: the file stays open while one is in
+        // force, and the closing is due once the last one expired.
+        let mut post_guarantees = 0;
+        for g in d
+            .guarantees
+            .iter()
+            .filter(|g| is_post_contractual_guarantee(g, &settings.guarantee_types))
+        {
+            post_guarantees += 1;
+            match g.ends_on {
+                // Still in force: not closable yet, and the day it will be is known.
+                Some(end) if end >= ctx.as_of => return vec![],
+                Some(end) => {
+                    since = since.max(end.checked_add_days(Days::new(1)).unwrap_or(end));
+                    reasons.push(format!(
+                        "{} venció el {} (Decreto 1082 de 2015 art. 2.2.1.1.2.4.3).",
+                        capitalize(&guarantee_name(g)),
+                        fecha(end)
+                    ));
+                }
+                None => reasons.push(format!(
+                    "Advertencia: {} no tiene fecha de fin en SECOP II; verifique que ya no esté vigente.",
+                    guarantee_name(g)
+                )),
+            }
+        }
+        if blocks.is_empty() && post_guarantees == 0 {
+            reasons.push(
+                "Sin obligaciones ambientales ni posconsumo señaladas, ni garantías de calidad, estabilidad o mantenimiento vigentes.".to_string(),
+            );
+        }
+
         let pending = c.pending_payment.filter(|p| *p > 0);
-        if pending.is_some() && settings.pending_payment_blocks {
+        if let Some(p) = pending {
+            if settings.pending_payment_blocks {
+                blocks.push(format!(
+                    "Bloqueado: SECOP II muestra un valor pendiente de pago de {}; el cierre espera el pago (regla configurada).",
+                    pesos(p)
+                ));
+            } else {
+                reasons.push(format!(
+                    "Advertencia: SECOP II muestra un valor pendiente de pago de {}; verifique los pagos antes del cierre.",
+                    pesos(p)
+                ));
+            }
+        }
+        if let (Some(end), Some(signed)) = (c.ends_on, c.signed_on)
+            && end < signed
+        {
+            reasons.push(format!(
+                "Dato inconsistente: la fecha de fin ({}) es anterior a la de firma ({}).",
+                fecha(end),
+                fecha(signed)
+            ));
+        }
+        if !blocks.is_empty() && !settings.report_blocked {
             return vec![];
         }
 
@@ -85,50 +225,33 @@ impl Rule for Closable {
             deadline_reason =
                 format!("Plazo de la campaña de cierre configurada: {}.", fecha(campaign));
         }
-
-        let mut reasons = vec![
-            "Contrato de prestación de servicios profesionales y de apoyo a la gestión (Ley 1150 de 2007 art. 2 num. 4 lit. h).".to_string(),
-            ended,
-        ];
-        if state == StateClass::Executing {
-            reasons.push(format!(
-                "SECOP II aún muestra el estado «{}»; el expediente sigue abierto.",
-                c.state.as_deref().unwrap_or_default()
-            ));
-        }
-        reasons.push(match c.requires_liquidation {
-            Flag::No => "No requiere liquidación (campo «liquidación»: No; Decreto-Ley 019 de 2012 art. 217).".to_string(),
-            _ => "La liquidación no está definida en SECOP II; los contratos de prestación de servicios no la requieren (Decreto-Ley 019 de 2012 art. 217).".to_string(),
+        let blocked = !blocks.is_empty();
+        reasons.extend(blocks);
+        reasons.push(if directive_a {
+            "Debe cerrarse el expediente electrónico en SECOP II (Circular Externa 002 de 2023 de Colombia Compra Eficiente, contratos de prestación de servicios).".to_string()
+        } else if blocked {
+            "Cuando se cumpla lo anterior debe cerrarse el expediente electrónico en SECOP II (Circular Externa 002 de 2023 de Colombia Compra Eficiente; Decreto 1082 de 2015 art. 2.2.1.1.2.4.3).".to_string()
+        } else {
+            "Debe cerrarse el expediente electrónico en SECOP II: cumplió sus obligaciones poscontractuales (Circular Externa 002 de 2023 de Colombia Compra Eficiente; Decreto 1082 de 2015 art. 2.2.1.1.2.4.3).".to_string()
         });
-        reasons.push("Sin obligaciones ambientales ni posconsumo señaladas.".to_string());
-        if let Some(p) = pending {
-            reasons.push(format!(
-                "Advertencia: SECOP II muestra un valor pendiente de pago de {}; verifique los pagos antes del cierre.",
-                pesos(p)
-            ));
-        }
-        if let (Some(end), Some(signed)) = (c.ends_on, c.signed_on)
-            && end < signed
-        {
-            reasons.push(format!(
-                "Dato inconsistente: la fecha de fin ({}) es anterior a la de firma ({}).",
-                fecha(end),
-                fecha(signed)
-            ));
-        }
-        reasons.push(
-            "Debe cerrarse el expediente electrónico en SECOP II (Circular Externa 002 de 2023 de Colombia Compra Eficiente).".to_string(),
-        );
         reasons.push(deadline_reason);
         vec![Draft {
             kind: "closable",
             stage: Some("postcontractual"),
             since,
             deadline,
-            step: None,
+            step: blocked.then(|| "blocked".to_string()),
             reasons,
             missing: vec![],
         }]
+    }
+}
+
+fn capitalize(s: &str) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -137,7 +260,9 @@ mod tests {
     use super::*;
     use crate::calendar::Calendar;
     use crate::config::RuleSettings;
-    use crate::rules::test_support::{date, default_settings};
+    use crate::rules::DocumentFact;
+    use crate::rules::classify::Classifier;
+    use crate::rules::test_support::{date, default_settings, doc};
 
     fn settings(pending_blocks: bool, campaign: Option<&str>) -> RuleSettings {
         let mut s = default_settings();
@@ -160,9 +285,44 @@ mod tests {
         }
     }
 
+    fn works(state: &str, end: &str, liquidation: Flag) -> Contract {
+        Contract {
+            contract_type: Some("Obra".into()),
+            requires_liquidation: liquidation,
+            ..services(state, end)
+        }
+    }
+
+    fn guarantee(kind: &str, end: Option<&str>) -> Guarantee {
+        Guarantee {
+            key: format!("CO1.PCCNTR.1|7|{kind}"),
+            contract_id: Some("CO1.PCCNTR.1".into()),
+            policy_number: Some("7".into()),
+            policy_type: Some("Cumplimiento".into()),
+            policy_subtype: Some(kind.into()),
+            ends_on: end.map(date),
+            status: Some("Aceptada".into()),
+            ..Default::default()
+        }
+    }
+
     fn run(c: &Contract, as_of: &str, s: &RuleSettings) -> Vec<Draft> {
+        run_with(c, &[], &[], as_of, s)
+    }
+
+    fn run_with(
+        c: &Contract,
+        docs: &[DocumentFact],
+        guarantees: &[Guarantee],
+        as_of: &str,
+        s: &RuleSettings,
+    ) -> Vec<Draft> {
         let cal = Calendar::colombia();
-        Closable.evaluate(c, &RuleContext { as_of: date(as_of), calendar: &cal, rules: s })
+        let classifier = Classifier::standard();
+        Closable.evaluate(
+            &Dossier { contract: c, documents: docs, guarantees },
+            &RuleContext { as_of: date(as_of), calendar: &cal, rules: s, classifier: &classifier },
+        )
     }
 
     #[test]
@@ -170,9 +330,11 @@ mod tests {
         let f = run(&services("En ejecución", "2025-06-30"), "2025-07-15", &settings(false, None));
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].since, date("2025-07-01"));
+        assert_eq!(f[0].step, None);
         // 30 business days from 2025-07-01: July 20 (Sunday) and August 7 and 18 are holidays.
         assert_eq!(f[0].deadline, Calendar::colombia().add_business_days(date("2025-07-01"), 30));
         assert!(f[0].reasons.iter().any(|r| r.contains("30 de junio de 2025")));
+        assert!(f[0].reasons.iter().any(|r| r.contains("Ley 1150 de 2007 art. 2 num. 4 lit. h")));
     }
 
     #[test]
@@ -200,13 +362,97 @@ mod tests {
     }
 
     #[test]
-    fn a_liquidation_or_a_pending_obligation_blocks_the_rule() {
+    fn a_liquidation_not_yet_evidenced_leaves_the_contract_to_liquidation_due() {
         let mut c = services("terminado", "2025-01-31");
         c.requires_liquidation = Flag::Yes;
         assert!(run(&c, "2025-07-15", &settings(false, None)).is_empty());
-        let mut c = services("terminado", "2025-01-31");
-        c.environmental_obligation = Flag::Yes;
+        let c = works("terminado", "2025-01-31", Flag::Yes);
         assert!(run(&c, "2025-07-15", &settings(false, None)).is_empty());
+    }
+
+    #[test]
+    fn a_published_acta_de_liquidacion_makes_the_contract_closable_from_its_upload() {
+        let c = works("terminado", "2025-01-31", Flag::Yes);
+        let docs = [doc("D1", "acta_liquidacion", "2025-04-10")];
+        let f = run_with(&c, &docs, &[], "2025-07-15", &settings(false, None));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].since, date("2025-04-10"));
+        assert!(f[0].reasons.iter().any(|r| r.contains("Ley 80 de 1993 art. 60")));
+        assert!(f[0].reasons.iter().any(|r| r.contains("2.2.1.1.2.4.3")));
+        // An acta uploaded before the term ended: the term's end decides.
+        let docs = [doc("D1", "acta_liquidacion", "2025-01-02")];
+        let f = run_with(&c, &docs, &[], "2025-07-15", &settings(false, None));
+        assert_eq!(f[0].since, date("2025-02-01"));
+    }
+
+    #[test]
+    fn an_environmental_or_post_consumption_obligation_reports_the_contract_as_blocked() {
+        for (env, post) in [(Flag::Yes, Flag::No), (Flag::No, Flag::Yes), (Flag::Yes, Flag::Yes)] {
+            let mut c = works("terminado", "2025-01-31", Flag::No);
+            c.environmental_obligation = env;
+            c.post_consumption_obligation = post;
+            let f = run(&c, "2025-07-15", &settings(false, None));
+            assert_eq!(f.len(), 1);
+            assert_eq!(f[0].step.as_deref(), Some("blocked"));
+            let blocks = f[0].reasons.iter().filter(|r| r.starts_with("Bloqueado")).count();
+            assert_eq!(blocks, [env, post].iter().filter(|f| **f == Flag::Yes).count());
+            let mut quiet = settings(false, None);
+            quiet.closable.report_blocked = false;
+            assert!(run(&c, "2025-07-15", &quiet).is_empty());
+        }
+    }
+
+    #[test]
+    fn no_definido_obligations_do_not_block() {
+        let mut c = works("terminado", "2025-01-31", Flag::No);
+        c.environmental_obligation = Flag::Unknown;
+        c.post_consumption_obligation = Flag::Unknown;
+        let f = run(&c, "2025-07-15", &settings(false, None));
+        assert_eq!(f[0].step, None);
+    }
+
+    #[test]
+    fn a_quality_guarantee_in_force_keeps_the_file_open_until_it_expires() {
+        let c = works("terminado", "2025-01-31", Flag::No);
+        let g = [guarantee("Estabilidad y calidad de la obra", Some("2025-09-30"))];
+        assert!(run_with(&c, &[], &g, "2025-07-15", &settings(false, None)).is_empty());
+        // The day it expires it is still in force; the next day the file must be closed.
+        assert!(run_with(&c, &[], &g, "2025-09-30", &settings(false, None)).is_empty());
+        let f = run_with(&c, &[], &g, "2025-10-01", &settings(false, None));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].since, date("2025-10-01"));
+        assert!(f[0].reasons.iter().any(|r| r.contains("30 de septiembre de 2025")));
+    }
+
+    #[test]
+    fn the_last_guarantee_to_expire_sets_since_and_other_guarantees_are_ignored() {
+        let c = works("terminado", "2025-01-31", Flag::No);
+        let g = [
+            guarantee("Calidad del servicio", Some("2025-03-31")),
+            guarantee("Mantenimiento", Some("2025-05-15")),
+            // Cumplimiento alone and seriedad de la oferta do not keep the file open.
+            Guarantee {
+                policy_subtype: Some("Cumplimiento".into()),
+                ..guarantee("x", Some("2026-12-31"))
+            },
+            Guarantee {
+                status: Some("Rechazada".into()),
+                ..guarantee("Calidad de los bienes", Some("2026-12-31"))
+            },
+        ];
+        let f = run_with(&c, &[], &g, "2025-07-15", &settings(false, None));
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].since, date("2025-05-16"));
+    }
+
+    #[test]
+    fn a_guarantee_without_end_date_is_a_warning() {
+        let c = works("terminado", "2025-01-31", Flag::No);
+        let g = [guarantee("Calidad del servicio", None)];
+        let f = run_with(&c, &[], &g, "2025-07-15", &settings(false, None));
+        assert!(
+            f[0].reasons.iter().any(|r| r.starts_with("Advertencia") && r.contains("fecha de fin"))
+        );
     }
 
     #[test]
@@ -219,12 +465,28 @@ mod tests {
     }
 
     #[test]
+    fn no_definido_liquidation_is_a_warning_for_other_contracts() {
+        let c = works("terminado", "2025-01-31", Flag::Unknown);
+        let f = run(&c, "2025-07-15", &settings(false, None));
+        assert_eq!(f.len(), 1);
+        assert!(
+            f[0].reasons.iter().any(|r| r.starts_with("Advertencia") && r.contains("No Definido"))
+        );
+    }
+
+    #[test]
     fn a_pending_payment_warns_unless_configured_to_block() {
         let mut c = services("terminado", "2025-01-31");
         c.pending_payment = Some(3_150_000_000);
         let f = run(&c, "2025-07-15", &settings(false, None));
         assert!(f[0].reasons.iter().any(|r| r.contains("$ 31.500.000")));
-        assert!(run(&c, "2025-07-15", &settings(true, None)).is_empty());
+        assert_eq!(f[0].step, None);
+        let f = run(&c, "2025-07-15", &settings(true, None));
+        assert_eq!(f[0].step.as_deref(), Some("blocked"));
+        // A negative pending amount (dirty data) is neither.
+        c.pending_payment = Some(-100);
+        let f = run(&c, "2025-07-15", &settings(true, None));
+        assert_eq!(f[0].step, None);
     }
 
     #[test]
@@ -233,6 +495,15 @@ mod tests {
         c.last_update = Some(date("2025-05-02"));
         let f = run(&c, "2025-07-15", &settings(false, None));
         assert_eq!(f[0].since, date("2025-05-02"));
+    }
+
+    #[test]
+    fn an_end_date_before_signing_is_not_trusted_and_is_reported() {
+        let mut c = services("terminado", "2024-12-31");
+        c.last_update = Some(date("2025-03-03"));
+        let f = run(&c, "2025-07-15", &settings(false, None));
+        assert_eq!(f[0].since, date("2025-03-03"));
+        assert!(f[0].reasons.iter().any(|r| r.starts_with("Dato inconsistente")));
     }
 
     #[test]
@@ -246,11 +517,23 @@ mod tests {
     }
 
     #[test]
-    fn non_services_contracts_are_left_to_other_rules() {
-        let mut c = services("terminado", "2025-01-31");
-        c.contract_type = Some("Obra".into());
-        assert!(run(&c, "2025-07-15", &settings(false, None)).is_empty());
-        c.modality_justification = Some("Servicios profesionales y apoyo a la gestión".into());
-        assert_eq!(run(&c, "2025-07-15", &settings(false, None)).len(), 1);
+    fn a_contract_ending_on_a_holiday_counts_its_deadline_in_business_days() {
+        // 2025-12-08 is a holiday (Inmaculada Concepción): the term ended that day.
+        let f = run(&services("En ejecución", "2025-12-08"), "2025-12-10", &settings(false, None));
+        assert_eq!(f[0].since, date("2025-12-09"));
+        let cal = Calendar::colombia();
+        assert_eq!(cal.business_days_between(f[0].since, f[0].deadline), 30);
+        assert!(cal.is_business_day(f[0].deadline));
+    }
+
+    #[test]
+    fn directive_b_covers_contracts_that_are_not_services() {
+        let c = works("terminado", "2025-01-31", Flag::No);
+        let f = run(&c, "2025-07-15", &settings(false, None));
+        assert_eq!(f.len(), 1);
+        assert!(f[0].reasons[0].contains("«Obra»"));
+        assert!(
+            f[0].reasons.iter().any(|r| r.contains("cumplió sus obligaciones poscontractuales"))
+        );
     }
 }

@@ -4,6 +4,8 @@
 
 pub mod classify;
 pub mod closable;
+pub mod documents;
+pub mod liquidation;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -12,14 +14,49 @@ use chrono::NaiveDate;
 
 use crate::calendar::Calendar;
 use crate::config::{Level, RuleSettings, Settings};
-use crate::domain::{Contract, fold};
+use crate::domain::{Contract, Guarantee, fold};
 use crate::findings::Finding;
+
+/// A published document as the rules see it: its kind, already inferred by the classifier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentFact {
+    pub id: String,
+    pub kind: String,
+    pub name: Option<String>,
+    pub uploaded_on: Option<NaiveDate>,
+}
+
+/// Everything the rules know about one contract: the contract, its published documents
+/// (deduplicated by `id_documento`, those of its process included) and its guarantees.
+#[derive(Debug, Clone, Copy)]
+pub struct Dossier<'a> {
+    pub contract: &'a Contract,
+    pub documents: &'a [DocumentFact],
+    pub guarantees: &'a [Guarantee],
+}
+
+impl<'a> Dossier<'a> {
+    /// A contract with no documents and no guarantees.
+    pub fn bare(contract: &'a Contract) -> Dossier<'a> {
+        Dossier { contract, documents: &[], guarantees: &[] }
+    }
+
+    /// The first published document of `kind` (the earliest upload; undated ones last).
+    pub fn first_of(&self, kind: &str) -> Option<&'a DocumentFact> {
+        self.documents
+            .iter()
+            .filter(|d| d.kind == kind)
+            .min_by_key(|d| (d.uploaded_on.is_none(), d.uploaded_on))
+    }
+}
 
 /// What a rule needs besides the contract.
 pub struct RuleContext<'a> {
     pub as_of: NaiveDate,
     pub calendar: &'a Calendar,
     pub rules: &'a RuleSettings,
+    /// For the Spanish labels of document kinds.
+    pub classifier: &'a classify::Classifier,
 }
 
 /// A rule's conclusion before the engine adds days left and level.
@@ -34,10 +71,11 @@ pub struct Draft {
     pub missing: Vec<String>,
 }
 
-/// One rule: looks at one contract, concludes zero or more findings.
+/// One rule: looks at one contract and what was published about it, concludes zero or more
+/// findings.
 pub trait Rule: Send + Sync {
     fn kind(&self) -> &'static str;
-    fn evaluate(&self, contract: &Contract, ctx: &RuleContext) -> Vec<Draft>;
+    fn evaluate(&self, dossier: &Dossier, ctx: &RuleContext) -> Vec<Draft>;
 }
 
 /// The lifecycle state of a contract, from `estado_contrato`.
@@ -99,6 +137,7 @@ pub struct Engine {
     rules: Vec<Box<dyn Rule>>,
     calendar: Calendar,
     rule_settings: RuleSettings,
+    classifier: classify::Classifier,
     levels: Vec<Level>,
 }
 
@@ -108,19 +147,32 @@ impl Engine {
         if settings.rules.closable.enabled {
             rules.push(Box::new(closable::Closable));
         }
+        if settings.rules.liquidation_due.enabled {
+            rules.push(Box::new(liquidation::LiquidationDue));
+        }
         if settings.rules.state_outdated.enabled {
             rules.push(Box::new(state::StateOutdated));
+        }
+        if settings.rules.missing_documents.enabled {
+            rules.push(Box::new(documents::MissingDocuments));
         }
         Engine {
             rules,
             calendar: settings.calendar.clone(),
             rule_settings: settings.rules.clone(),
+            classifier: settings.classifier.clone(),
             levels: settings.levels.clone(),
         }
     }
 
+    /// The classifier the engine labels document kinds with.
+    pub fn classifier(&self) -> &classify::Classifier {
+        &self.classifier
+    }
+
     /// The findings of one contract as of `as_of`, and its data-quality facts.
-    pub fn evaluate(&self, c: &Contract, as_of: NaiveDate, dq: &mut DataQuality) -> Vec<Finding> {
+    pub fn evaluate(&self, d: &Dossier, as_of: NaiveDate, dq: &mut DataQuality) -> Vec<Finding> {
+        let c = d.contract;
         dq.contracts += 1;
         if StateClass::of(c.state.as_deref()) == StateClass::Unknown {
             let name = c.state.clone().unwrap_or_else(|| "(vacío)".into());
@@ -134,10 +186,15 @@ impl Engine {
         if c.ends_on.is_none() {
             dq.missing_end_date += 1;
         }
-        let ctx = RuleContext { as_of, calendar: &self.calendar, rules: &self.rule_settings };
+        let ctx = RuleContext {
+            as_of,
+            calendar: &self.calendar,
+            rules: &self.rule_settings,
+            classifier: &self.classifier,
+        };
         self.rules
             .iter()
-            .flat_map(|r| r.evaluate(c, &ctx))
+            .flat_map(|r| r.evaluate(d, &ctx))
             .map(|d| {
                 let left = self.calendar.business_days_between(as_of, d.deadline);
                 Finding {
@@ -214,27 +271,21 @@ pub fn pesos(centavos: i64) -> String {
 pub(crate) mod test_support {
     use chrono::NaiveDate;
 
-    use crate::config::{ClosableSettings, RuleSettings, StateOutdatedSettings};
+    use super::DocumentFact;
+    use crate::config::RuleSettings;
 
     pub fn date(s: &str) -> NaiveDate {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
     }
 
-    /// The defaults of `daemon.toml`.
+    /// The built-in defaults (as an empty `daemon.toml` leaves them).
     pub fn default_settings() -> RuleSettings {
-        RuleSettings {
-            closable: ClosableSettings {
-                enabled: true,
-                deadline_business_days: 30,
-                campaign_deadline: None,
-                pending_payment_blocks: false,
-            },
-            state_outdated: StateOutdatedSettings {
-                enabled: true,
-                grace_business_days: 10,
-                add_days_added: true,
-            },
-        }
+        crate::config::Settings::defaults().rules
+    }
+
+    /// A published document of `kind` uploaded on `day`.
+    pub fn doc(id: &str, kind: &str, day: &str) -> DocumentFact {
+        DocumentFact { id: id.into(), kind: kind.into(), name: None, uploaded_on: Some(date(day)) }
     }
 }
 

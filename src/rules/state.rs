@@ -4,7 +4,7 @@
 
 use chrono::{Days, NaiveDate};
 
-use super::{Draft, Rule, RuleContext, StateClass, fecha};
+use super::{Dossier, Draft, Rule, RuleContext, StateClass, fecha};
 use crate::domain::Contract;
 
 pub struct StateOutdated;
@@ -24,7 +24,8 @@ impl Rule for StateOutdated {
         "state_outdated"
     }
 
-    fn evaluate(&self, c: &Contract, ctx: &RuleContext) -> Vec<Draft> {
+    fn evaluate(&self, d: &Dossier, ctx: &RuleContext) -> Vec<Draft> {
+        let c = d.contract;
         let settings = &ctx.rules.state_outdated;
         if StateClass::of(c.state.as_deref()) != StateClass::Executing {
             return vec![];
@@ -69,6 +70,7 @@ mod tests {
     use super::*;
     use crate::calendar::Calendar;
     use crate::config::RuleSettings;
+    use crate::rules::classify::Classifier;
     use crate::rules::test_support::{date, default_settings};
 
     fn settings(add_days: bool) -> RuleSettings {
@@ -91,7 +93,15 @@ mod tests {
     fn run(c: &Contract, as_of: &str, add_days: bool) -> Vec<Draft> {
         let cal = Calendar::colombia();
         let s = settings(add_days);
-        StateOutdated.evaluate(c, &RuleContext { as_of: date(as_of), calendar: &cal, rules: &s })
+        StateOutdated.evaluate(
+            &Dossier::bare(c),
+            &RuleContext {
+                as_of: date(as_of),
+                calendar: &cal,
+                rules: &s,
+                classifier: &Classifier::standard(),
+            },
+        )
     }
 
     #[test]

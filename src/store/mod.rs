@@ -144,6 +144,36 @@ pub struct QuarantinedRow {
     pub raw: String,
 }
 
+/// Where a page of [`Store::open_findings_sorted`] ends: the sort key of its last finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingCursor {
+    pub business_days_left: i64,
+    pub contract_id: String,
+    pub kind: String,
+    pub stage: String,
+}
+
+impl FindingCursor {
+    pub fn of(f: &Finding) -> FindingCursor {
+        FindingCursor {
+            business_days_left: f.business_days_left,
+            contract_id: f.contract_id.clone(),
+            kind: f.kind.clone(),
+            stage: f.stage.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// The documents and guarantees of a range of contracts, for the rules.
+#[derive(Debug, Default)]
+pub struct DossierFacts {
+    /// Each document with the id of the contract it counts for: its own
+    /// (`n_mero_de_contrato`), or each contract of its process when it has none. The same
+    /// document may come twice for a contract; deduplicate by `id_documento`.
+    pub documents: Vec<(String, Document)>,
+    pub guarantees: Vec<Guarantee>,
+}
+
 /// What an evaluation changes in the stored findings.
 #[derive(Debug, Default)]
 pub struct FindingChanges {
@@ -283,15 +313,36 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = StoreResult<Vec<Contract>>> + Send;
     fn contract(&self, id: &str) -> impl Future<Output = StoreResult<Option<Contract>>> + Send;
     fn open_findings(&self) -> impl Future<Output = StoreResult<Vec<StoredFinding>>> + Send;
+    /// The documents and guarantees of the contracts with ids in `(after, up_to]` (no upper
+    /// bound when `None`), ranges the evaluation walks with [`Store::contracts_page`].
+    fn dossier_facts(
+        &self,
+        after: &str,
+        up_to: Option<&str>,
+    ) -> impl Future<Output = StoreResult<DossierFacts>> + Send;
+    /// Open findings most urgent first (fewest business days left, then contract id, kind,
+    /// stage), the page after `after`.
+    fn open_findings_sorted(
+        &self,
+        after: Option<&FindingCursor>,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<StoredFinding>>> + Send;
+    /// The open findings of the contracts with ids in `(after, up_to]`.
+    fn open_findings_in(
+        &self,
+        after: &str,
+        up_to: Option<&str>,
+    ) -> impl Future<Output = StoreResult<Vec<StoredFinding>>> + Send;
     /// Records the changes and queues their notifications (`events`) in one transaction, so
     /// a change is never recorded without its webhook events, nor the other way round.
+    /// Returns how many findings it opened (another replica may have opened some first).
     fn apply_findings(
         &self,
         changes: &FindingChanges,
         events: &[NewOutboxItem],
         on: NaiveDate,
         at: DateTime<Utc>,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
     /// Each event of a finding: (event, level, date).
     fn finding_history(
         &self,
@@ -490,13 +541,39 @@ impl Store for AnyStore {
             AnyStore::Postgres(s) => s.open_findings().await,
         }
     }
+    async fn dossier_facts(&self, after: &str, up_to: Option<&str>) -> StoreResult<DossierFacts> {
+        match self {
+            AnyStore::Sqlite(s) => s.dossier_facts(after, up_to).await,
+            AnyStore::Postgres(s) => s.dossier_facts(after, up_to).await,
+        }
+    }
+    async fn open_findings_sorted(
+        &self,
+        after: Option<&FindingCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredFinding>> {
+        match self {
+            AnyStore::Sqlite(s) => s.open_findings_sorted(after, limit).await,
+            AnyStore::Postgres(s) => s.open_findings_sorted(after, limit).await,
+        }
+    }
+    async fn open_findings_in(
+        &self,
+        after: &str,
+        up_to: Option<&str>,
+    ) -> StoreResult<Vec<StoredFinding>> {
+        match self {
+            AnyStore::Sqlite(s) => s.open_findings_in(after, up_to).await,
+            AnyStore::Postgres(s) => s.open_findings_in(after, up_to).await,
+        }
+    }
     async fn apply_findings(
         &self,
         changes: &FindingChanges,
         events: &[NewOutboxItem],
         on: NaiveDate,
         at: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<u64> {
         match self {
             AnyStore::Sqlite(s) => s.apply_findings(changes, events, on, at).await,
             AnyStore::Postgres(s) => s.apply_findings(changes, events, on, at).await,

@@ -499,6 +499,113 @@ impl Store for $store {
         Ok(row.as_ref().map(contract_from_row))
     }
 
+    async fn dossier_facts(&self, after: &str, up_to: Option<&str>) -> StoreResult<DossierFacts> {
+        let bound = |col: &str| match up_to {
+            Some(_) => format!("{col} > $1 AND {col} <= $2"),
+            None => format!("{col} > $1"),
+        };
+        let sql = format!(
+            "SELECT d.id_contrato AS owner, d.id_documento, d.nombre_archivo, d.descripcion, d.fecha_carga              FROM documents d WHERE {} AND d.vanished_at IS NULL              UNION ALL              SELECT c.id_contrato AS owner, d.id_documento, d.nombre_archivo, d.descripcion, d.fecha_carga              FROM contracts c JOIN documents d ON d.proceso = c.proceso_de_compra              WHERE {} AND c.vanished_at IS NULL AND d.id_contrato IS NULL AND d.vanished_at IS NULL",
+            bound("d.id_contrato"),
+            bound("c.id_contrato")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after);
+        if let Some(up_to) = up_to {
+            q = q.bind(up_to);
+        }
+        let documents = q
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                let owner: String = r.get("owner");
+                let doc = Document {
+                    id: r.get("id_documento"),
+                    contract_id: Some(owner.clone()),
+                    file_name: r.get("nombre_archivo"),
+                    description: r.get("descripcion"),
+                    uploaded_on: parse_day(r.get("fecha_carga")),
+                    ..Default::default()
+                };
+                (owner, doc)
+            })
+            .collect();
+        let sql = format!(
+            "SELECT guarantee_key, id_contrato, numeropoliza, tipopoliza, subtipopoliza,              fechafinpoliza, estado, aseguradora, valor FROM guarantees              WHERE {} AND vanished_at IS NULL",
+            bound("id_contrato")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after);
+        if let Some(up_to) = up_to {
+            q = q.bind(up_to);
+        }
+        let guarantees = q
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Guarantee {
+                key: r.get("guarantee_key"),
+                contract_id: r.get("id_contrato"),
+                policy_number: r.get("numeropoliza"),
+                policy_type: r.get("tipopoliza"),
+                policy_subtype: r.get("subtipopoliza"),
+                ends_on: parse_day(r.get("fechafinpoliza")),
+                status: r.get("estado"),
+                insurer: r.get("aseguradora"),
+                value: r.get("valor"),
+            })
+            .collect();
+        Ok(DossierFacts { documents, guarantees })
+    }
+
+    async fn open_findings_sorted(
+        &self,
+        after: Option<&FindingCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredFinding>> {
+        let rows = match after {
+            None => {
+                sqlx::query(
+                    "SELECT * FROM findings WHERE status = 'open' \
+                     ORDER BY business_days_left, contract_id, kind, stage LIMIT $1",
+                )
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            Some(c) => {
+                sqlx::query(
+                    "SELECT * FROM findings WHERE status = 'open' \
+                     AND (business_days_left, contract_id, kind, stage) > ($1, $2, $3, $4) \
+                     ORDER BY business_days_left, contract_id, kind, stage LIMIT $5",
+                )
+                .bind(c.business_days_left)
+                .bind(&c.contract_id)
+                .bind(&c.kind)
+                .bind(&c.stage)
+                .bind(limit as i64)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(finding_from_row).collect()
+    }
+
+    async fn open_findings_in(
+        &self,
+        after: &str,
+        up_to: Option<&str>,
+    ) -> StoreResult<Vec<StoredFinding>> {
+        let sql = match up_to {
+            Some(_) => "SELECT * FROM findings WHERE status = 'open' AND contract_id > $1 AND contract_id <= $2",
+            None => "SELECT * FROM findings WHERE status = 'open' AND contract_id > $1",
+        };
+        let mut q = sqlx::query(sql).bind(after);
+        if let Some(up_to) = up_to {
+            q = q.bind(up_to);
+        }
+        q.fetch_all(&self.pool).await?.iter().map(finding_from_row).collect()
+    }
+
     async fn open_findings(&self) -> StoreResult<Vec<StoredFinding>> {
         let rows = sqlx::query("SELECT * FROM findings WHERE status = 'open' ORDER BY id")
             .fetch_all(&self.pool)
@@ -512,8 +619,9 @@ impl Store for $store {
         events: &[NewOutboxItem],
         on: NaiveDate,
         at: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
+        let mut opened = 0;
         for item in events {
             insert_outbox(&mut tx, item, at).await?;
         }
@@ -542,6 +650,7 @@ impl Store for $store {
             // None: another replica opened it first (the partial unique index holds one open
             // finding per contract, kind and stage).
             if let Some(row) = row {
+                opened += 1;
                 insert_event(&mut tx, row.get(0), "opened", &f.level, on, at).await?;
             }
         }
@@ -587,7 +696,7 @@ impl Store for $store {
             }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(opened)
     }
 
     async fn finding_history(

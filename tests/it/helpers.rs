@@ -32,6 +32,11 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// The open findings, most urgent first: what `cierre evaluate` lists after evaluating.
+    pub async fn findings(&self) -> Vec<cierre::findings::Finding> {
+        cierre::findings::open_sorted(&self.app.store).await.unwrap()
+    }
+
     pub fn outbox(&self) -> PathBuf {
         self.dir.path().join("outbox")
     }
