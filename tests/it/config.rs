@@ -32,6 +32,40 @@ fn every_bad_fixture_is_refused_with_the_error_it_expects() {
 }
 
 #[test]
+fn a_checklist_in_the_file_replaces_the_default_one_and_custom_kinds_come_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("daemon.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[documents.kinds]]
+kind = "paz_y_salvo"
+label = "Paz y salvo"
+patterns = ['\bpaz y salvo\b']
+
+[[rules.missing_documents.checklist]]
+stage = "postcontractual"
+kind = "paz_y_salvo"
+types = ["Obra"]
+"#,
+    )
+    .unwrap();
+    let s = load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let list = &s.rules.missing_documents.checklist;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(
+        (list[0].kind.as_str(), list[0].types.as_slice()),
+        ("paz_y_salvo", &["obra".to_string()][..])
+    );
+    assert_eq!(s.classifier.classify(Some("Paz y Salvo final.pdf"), None), "paz_y_salvo");
+    // The built-in kinds are still there, after the custom ones.
+    assert_eq!(s.classifier.classify(Some("CDP 12.pdf"), None), "cdp");
+    // Without a checklist in the file, the built-in one applies.
+    let defaults = cierre::config::Settings::defaults();
+    assert!(defaults.rules.missing_documents.checklist.len() >= 8);
+}
+
+#[test]
 fn good_fixtures_load_with_their_values() {
     for path in fixtures("good") {
         load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -153,6 +153,7 @@ url = "{db}"
 kind = "file"
 contracts_path = "{contracts}"
 page_size = 250
+{siblings}
 
 [[offices]]
 id = "sena"
@@ -191,6 +192,16 @@ templates_dir = "{templates}"
 "#,
         db = fresh_store_url(dir),
         contracts = contracts.display(),
+        // The sample comes with constructed documents and guarantees of some of its contracts.
+        siblings = if contracts == sample_contracts() {
+            format!(
+                "documents_path = \"{}\"\nguarantees_path = \"{}\"",
+                repo().join("examples/secop/documents.constructed.jsonl").display(),
+                repo().join("examples/secop/guarantees.constructed.jsonl").display()
+            )
+        } else {
+            String::new()
+        },
         outbox = dir.join("outbox").display(),
         templates = repo().join("templates").display(),
     )
