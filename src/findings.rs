@@ -16,7 +16,9 @@ use crate::domain::{Contract, Guarantee};
 use crate::notify::routing;
 use crate::notify::webhook::Event;
 use crate::rules::{DataQuality, DocumentFact, Dossier, Engine, urgency};
-use crate::store::{DossierFacts, FindingChanges, FindingCursor, NewOutboxItem, Store};
+use crate::store::{
+    DossierFacts, EvaluationPage, FindingChanges, FindingCursor, NewOutboxItem, Store,
+};
 
 /// A conclusion about one contract.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -110,24 +112,8 @@ pub async fn evaluate<S: Store>(
     let now = clock.now();
     let mut after = String::new();
     loop {
-        let page = store
-            .contracts_page(Some(after.as_str()).filter(|a| !a.is_empty()), PAGE)
-            .await
-            .context("reading contracts")?;
-        // The last page's range is open-ended, so findings of contracts past the last one
-        // (vanished since) are resolved too.
-        let up_to = match page.last() {
-            Some(last) if page.len() == PAGE as usize => Some(last.id.clone()),
-            _ => None,
-        };
-        let facts = store
-            .dossier_facts(&after, up_to.as_deref())
-            .await
-            .context("reading documents and guarantees")?;
-        let open = store
-            .open_findings_in(&after, up_to.as_deref())
-            .await
-            .context("reading open findings")?;
+        let EvaluationPage { contracts: page, up_to, facts, open } =
+            store.evaluation_page(&after, PAGE).await.context("reading contracts")?;
         let changes = evaluate_page(&engine, settings, &page, facts, open, as_of, now, &mut eval);
         eval.escalated +=
             changes.changes.relevelled.iter().filter(|(_, _, e)| *e == "escalated").count();

@@ -5,6 +5,7 @@
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+mod sqlite_eval;
 mod sqlite_writer;
 pub mod table;
 
@@ -174,8 +175,18 @@ pub struct DossierFacts {
     pub guarantees: Vec<Guarantee>,
 }
 
-/// What an evaluation changes in the stored findings.
+/// What [`Store::evaluation_page`] reads.
 #[derive(Debug, Default)]
+pub struct EvaluationPage {
+    pub contracts: Vec<Contract>,
+    /// The end of the id range read: the last contract, or `None` on the last page.
+    pub up_to: Option<String>,
+    pub facts: DossierFacts,
+    pub open: Vec<StoredFinding>,
+}
+
+/// What an evaluation changes in the stored findings.
+#[derive(Debug, Default, Clone)]
 pub struct FindingChanges {
     pub opened: Vec<Finding>,
     /// Open findings whose level changed (`escalated` when more urgent).
@@ -313,25 +324,21 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = StoreResult<Vec<Contract>>> + Send;
     fn contract(&self, id: &str) -> impl Future<Output = StoreResult<Option<Contract>>> + Send;
     fn open_findings(&self) -> impl Future<Output = StoreResult<Vec<StoredFinding>>> + Send;
-    /// The documents and guarantees of the contracts with ids in `(after, up_to]` (no upper
-    /// bound when `None`), ranges the evaluation walks with [`Store::contracts_page`].
-    fn dossier_facts(
+    /// One page of an evaluation: up to `limit` contracts after `after` (in id order), with
+    /// the documents, guarantees and open findings of their id range — up to the last
+    /// contract, or without bound on the last page, so that findings of contracts gone since
+    /// are seen too.
+    fn evaluation_page(
         &self,
         after: &str,
-        up_to: Option<&str>,
-    ) -> impl Future<Output = StoreResult<DossierFacts>> + Send;
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<EvaluationPage>> + Send;
     /// Open findings most urgent first (fewest business days left, then contract id, kind,
     /// stage), the page after `after`.
     fn open_findings_sorted(
         &self,
         after: Option<&FindingCursor>,
         limit: u32,
-    ) -> impl Future<Output = StoreResult<Vec<StoredFinding>>> + Send;
-    /// The open findings of the contracts with ids in `(after, up_to]`.
-    fn open_findings_in(
-        &self,
-        after: &str,
-        up_to: Option<&str>,
     ) -> impl Future<Output = StoreResult<Vec<StoredFinding>>> + Send;
     /// Records the changes and queues their notifications (`events`) in one transaction, so
     /// a change is never recorded without its webhook events, nor the other way round.
@@ -541,10 +548,10 @@ impl Store for AnyStore {
             AnyStore::Postgres(s) => s.open_findings().await,
         }
     }
-    async fn dossier_facts(&self, after: &str, up_to: Option<&str>) -> StoreResult<DossierFacts> {
+    async fn evaluation_page(&self, after: &str, limit: u32) -> StoreResult<EvaluationPage> {
         match self {
-            AnyStore::Sqlite(s) => s.dossier_facts(after, up_to).await,
-            AnyStore::Postgres(s) => s.dossier_facts(after, up_to).await,
+            AnyStore::Sqlite(s) => s.evaluation_page(after, limit).await,
+            AnyStore::Postgres(s) => s.evaluation_page(after, limit).await,
         }
     }
     async fn open_findings_sorted(
@@ -555,16 +562,6 @@ impl Store for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.open_findings_sorted(after, limit).await,
             AnyStore::Postgres(s) => s.open_findings_sorted(after, limit).await,
-        }
-    }
-    async fn open_findings_in(
-        &self,
-        after: &str,
-        up_to: Option<&str>,
-    ) -> StoreResult<Vec<StoredFinding>> {
-        match self {
-            AnyStore::Sqlite(s) => s.open_findings_in(after, up_to).await,
-            AnyStore::Postgres(s) => s.open_findings_in(after, up_to).await,
         }
     }
     async fn apply_findings(

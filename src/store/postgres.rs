@@ -29,6 +29,20 @@ impl PgStore {
         apply_page_sqlx(&self.pool, page).await
     }
 
+    async fn read_evaluation_page(&self, after: &str, limit: u32) -> StoreResult<EvaluationPage> {
+        evaluation_page_sqlx(&self.pool, after, limit).await
+    }
+
+    async fn write_findings(
+        &self,
+        changes: &FindingChanges,
+        events: &[NewOutboxItem],
+        on: NaiveDate,
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        apply_findings_sqlx(&self.pool, changes, events, on, at).await
+    }
+
     /// Connects to the database at a `postgres://` URL (which must exist).
     pub async fn open(url: &str) -> StoreResult<PgStore> {
         let pool = PgPoolOptions::new()

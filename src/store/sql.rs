@@ -333,6 +333,201 @@ fn json(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
 }
 
+/// The documents and guarantees of the contracts with ids in `(after, up_to]` (no upper
+/// bound when `None`).
+async fn dossier_facts_sqlx(
+    pool: &sqlx::Pool<$db>,
+    after: &str,
+    up_to: Option<&str>,
+) -> StoreResult<DossierFacts> {
+    let bound = |col: &str| match up_to {
+        Some(_) => format!("{col} > $1 AND {col} <= $2"),
+        None => format!("{col} > $1"),
+    };
+    let sql = format!(
+        "SELECT d.id_contrato AS owner, d.id_documento, d.nombre_archivo, d.descripcion, d.fecha_carga              FROM documents d WHERE {} AND d.vanished_at IS NULL              UNION ALL              SELECT c.id_contrato AS owner, d.id_documento, d.nombre_archivo, d.descripcion, d.fecha_carga              FROM contracts c JOIN documents d ON d.proceso = c.proceso_de_compra              WHERE {} AND c.vanished_at IS NULL AND d.id_contrato IS NULL AND d.vanished_at IS NULL",
+        bound("d.id_contrato"),
+        bound("c.id_contrato")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after);
+    if let Some(up_to) = up_to {
+        q = q.bind(up_to);
+    }
+    let documents = q
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let owner: String = r.get("owner");
+            let doc = Document {
+                id: r.get("id_documento"),
+                contract_id: Some(owner.clone()),
+                file_name: r.get("nombre_archivo"),
+                description: r.get("descripcion"),
+                uploaded_on: parse_day(r.get("fecha_carga")),
+                ..Default::default()
+            };
+            (owner, doc)
+        })
+        .collect();
+    let sql = format!(
+        "SELECT guarantee_key, id_contrato, numeropoliza, tipopoliza, subtipopoliza,              fechafinpoliza, estado, aseguradora, valor FROM guarantees              WHERE {} AND vanished_at IS NULL",
+        bound("id_contrato")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after);
+    if let Some(up_to) = up_to {
+        q = q.bind(up_to);
+    }
+    let guarantees = q
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(|r| Guarantee {
+            key: r.get("guarantee_key"),
+            contract_id: r.get("id_contrato"),
+            policy_number: r.get("numeropoliza"),
+            policy_type: r.get("tipopoliza"),
+            policy_subtype: r.get("subtipopoliza"),
+            ends_on: parse_day(r.get("fechafinpoliza")),
+            status: r.get("estado"),
+            insurer: r.get("aseguradora"),
+            value: r.get("valor"),
+        })
+        .collect();
+    Ok(DossierFacts { documents, guarantees })
+}
+
+/// The open findings of the contracts with ids in `(after, up_to]`.
+async fn open_findings_in_sqlx(
+    pool: &sqlx::Pool<$db>,
+    after: &str,
+    up_to: Option<&str>,
+) -> StoreResult<Vec<StoredFinding>> {
+    let sql = match up_to {
+        Some(_) => "SELECT * FROM findings WHERE status = 'open' AND contract_id > $1 AND contract_id <= $2",
+        None => "SELECT * FROM findings WHERE status = 'open' AND contract_id > $1",
+    };
+    let mut q = sqlx::query(sql).bind(after);
+    if let Some(up_to) = up_to {
+        q = q.bind(up_to);
+    }
+    q.fetch_all(pool).await?.iter().map(finding_from_row).collect()
+}
+
+/// [`Store::evaluation_page`] through sqlx: the contracts, then the facts and open findings
+/// of their id range.
+async fn evaluation_page_sqlx(
+    pool: &sqlx::Pool<$db>,
+    after: &str,
+    limit: u32,
+) -> StoreResult<EvaluationPage> {
+    let sql = format!(
+        "{CONTRACT_SELECT} WHERE vanished_at IS NULL AND id_contrato > $1 ORDER BY id_contrato LIMIT $2"
+    );
+    let contracts: Vec<Contract> = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(contract_from_row)
+        .collect();
+    let up_to = match contracts.last() {
+        Some(last) if contracts.len() == limit as usize => Some(last.id.clone()),
+        _ => None,
+    };
+    let facts = dossier_facts_sqlx(pool, after, up_to.as_deref()).await?;
+    let open = open_findings_in_sqlx(pool, after, up_to.as_deref()).await?;
+    Ok(EvaluationPage { contracts, up_to, facts, open })
+}
+
+/// [`Store::apply_findings`] through sqlx.
+async fn apply_findings_sqlx(
+    pool: &sqlx::Pool<$db>,
+    changes: &FindingChanges,
+    events: &[NewOutboxItem],
+    on: NaiveDate,
+    at: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let mut tx = pool.begin().await?;
+    let mut opened = 0;
+    for item in events {
+        insert_outbox(&mut tx, item, at).await?;
+    }
+    for f in &changes.opened {
+        let row = sqlx::query(
+            "INSERT INTO findings (contract_id, kind, stage, status, since, deadline, \
+             business_days_left, level, step, reasons, missing, evaluated_on, opened_on, updated_at) \
+             VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (contract_id, kind, stage) WHERE status = 'open' DO NOTHING RETURNING id",
+        )
+        .bind(&f.contract_id)
+        .bind(&f.kind)
+        .bind(f.stage.as_deref().unwrap_or(""))
+        .bind(d(Some(f.since)))
+        .bind(d(Some(f.deadline)))
+        .bind(f.business_days_left)
+        .bind(&f.level)
+        .bind(&f.step)
+        .bind(json(&f.reasons))
+        .bind(json(&f.missing))
+        .bind(d(Some(on)))
+        .bind(d(Some(on)))
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        // None: another replica opened it first (the partial unique index holds one open
+        // finding per contract, kind and stage).
+        if let Some(row) = row {
+            opened += 1;
+            insert_event(&mut tx, row.get(0), "opened", &f.level, on, at).await?;
+        }
+    }
+    let updates = changes
+        .relevelled
+        .iter()
+        .map(|(id, f, ev)| (*id, f, Some(*ev)))
+        .chain(changes.refreshed.iter().map(|(id, f)| (*id, f, None)));
+    for (id, f, event) in updates {
+        sqlx::query(
+            "UPDATE findings SET since = $1, deadline = $2, business_days_left = $3, level = $4, \
+             step = $5, reasons = $6, missing = $7, evaluated_on = $8, updated_at = $9 WHERE id = $10 AND status = 'open'",
+        )
+        .bind(d(Some(f.since)))
+        .bind(d(Some(f.deadline)))
+        .bind(f.business_days_left)
+        .bind(&f.level)
+        .bind(&f.step)
+        .bind(json(&f.reasons))
+        .bind(json(&f.missing))
+        .bind(d(Some(on)))
+        .bind(at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(event) = event {
+            insert_event(&mut tx, id, event, &f.level, on, at).await?;
+        }
+    }
+    for &id in &changes.resolved {
+        let level: Option<String> = sqlx::query_scalar(
+            "UPDATE findings SET status = 'resolved', resolved_on = $1, updated_at = $2 \
+             WHERE id = $3 AND status = 'open' RETURNING level",
+        )
+        .bind(d(Some(on)))
+        .bind(at)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        // None: another replica resolved it first.
+        if let Some(level) = level {
+            insert_event(&mut tx, id, "resolved", &level, on, at).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(opened)
+}
+
 impl Store for $store {
     async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await?;
@@ -499,62 +694,8 @@ impl Store for $store {
         Ok(row.as_ref().map(contract_from_row))
     }
 
-    async fn dossier_facts(&self, after: &str, up_to: Option<&str>) -> StoreResult<DossierFacts> {
-        let bound = |col: &str| match up_to {
-            Some(_) => format!("{col} > $1 AND {col} <= $2"),
-            None => format!("{col} > $1"),
-        };
-        let sql = format!(
-            "SELECT d.id_contrato AS owner, d.id_documento, d.nombre_archivo, d.descripcion, d.fecha_carga              FROM documents d WHERE {} AND d.vanished_at IS NULL              UNION ALL              SELECT c.id_contrato AS owner, d.id_documento, d.nombre_archivo, d.descripcion, d.fecha_carga              FROM contracts c JOIN documents d ON d.proceso = c.proceso_de_compra              WHERE {} AND c.vanished_at IS NULL AND d.id_contrato IS NULL AND d.vanished_at IS NULL",
-            bound("d.id_contrato"),
-            bound("c.id_contrato")
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after);
-        if let Some(up_to) = up_to {
-            q = q.bind(up_to);
-        }
-        let documents = q
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| {
-                let owner: String = r.get("owner");
-                let doc = Document {
-                    id: r.get("id_documento"),
-                    contract_id: Some(owner.clone()),
-                    file_name: r.get("nombre_archivo"),
-                    description: r.get("descripcion"),
-                    uploaded_on: parse_day(r.get("fecha_carga")),
-                    ..Default::default()
-                };
-                (owner, doc)
-            })
-            .collect();
-        let sql = format!(
-            "SELECT guarantee_key, id_contrato, numeropoliza, tipopoliza, subtipopoliza,              fechafinpoliza, estado, aseguradora, valor FROM guarantees              WHERE {} AND vanished_at IS NULL",
-            bound("id_contrato")
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after);
-        if let Some(up_to) = up_to {
-            q = q.bind(up_to);
-        }
-        let guarantees = q
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| Guarantee {
-                key: r.get("guarantee_key"),
-                contract_id: r.get("id_contrato"),
-                policy_number: r.get("numeropoliza"),
-                policy_type: r.get("tipopoliza"),
-                policy_subtype: r.get("subtipopoliza"),
-                ends_on: parse_day(r.get("fechafinpoliza")),
-                status: r.get("estado"),
-                insurer: r.get("aseguradora"),
-                value: r.get("valor"),
-            })
-            .collect();
-        Ok(DossierFacts { documents, guarantees })
+    async fn evaluation_page(&self, after: &str, limit: u32) -> StoreResult<EvaluationPage> {
+        self.read_evaluation_page(after, limit).await
     }
 
     async fn open_findings_sorted(
@@ -590,22 +731,6 @@ impl Store for $store {
         rows.iter().map(finding_from_row).collect()
     }
 
-    async fn open_findings_in(
-        &self,
-        after: &str,
-        up_to: Option<&str>,
-    ) -> StoreResult<Vec<StoredFinding>> {
-        let sql = match up_to {
-            Some(_) => "SELECT * FROM findings WHERE status = 'open' AND contract_id > $1 AND contract_id <= $2",
-            None => "SELECT * FROM findings WHERE status = 'open' AND contract_id > $1",
-        };
-        let mut q = sqlx::query(sql).bind(after);
-        if let Some(up_to) = up_to {
-            q = q.bind(up_to);
-        }
-        q.fetch_all(&self.pool).await?.iter().map(finding_from_row).collect()
-    }
-
     async fn open_findings(&self) -> StoreResult<Vec<StoredFinding>> {
         let rows = sqlx::query("SELECT * FROM findings WHERE status = 'open' ORDER BY id")
             .fetch_all(&self.pool)
@@ -620,83 +745,7 @@ impl Store for $store {
         on: NaiveDate,
         at: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
-        let mut opened = 0;
-        for item in events {
-            insert_outbox(&mut tx, item, at).await?;
-        }
-        for f in &changes.opened {
-            let row = sqlx::query(
-                "INSERT INTO findings (contract_id, kind, stage, status, since, deadline, \
-                 business_days_left, level, step, reasons, missing, evaluated_on, opened_on, updated_at) \
-                 VALUES ($1, $2, $3, 'open', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-                 ON CONFLICT (contract_id, kind, stage) WHERE status = 'open' DO NOTHING RETURNING id",
-            )
-            .bind(&f.contract_id)
-            .bind(&f.kind)
-            .bind(f.stage.as_deref().unwrap_or(""))
-            .bind(d(Some(f.since)))
-            .bind(d(Some(f.deadline)))
-            .bind(f.business_days_left)
-            .bind(&f.level)
-            .bind(&f.step)
-            .bind(json(&f.reasons))
-            .bind(json(&f.missing))
-            .bind(d(Some(on)))
-            .bind(d(Some(on)))
-            .bind(at)
-            .fetch_optional(&mut *tx)
-            .await?;
-            // None: another replica opened it first (the partial unique index holds one open
-            // finding per contract, kind and stage).
-            if let Some(row) = row {
-                opened += 1;
-                insert_event(&mut tx, row.get(0), "opened", &f.level, on, at).await?;
-            }
-        }
-        let updates = changes
-            .relevelled
-            .iter()
-            .map(|(id, f, ev)| (*id, f, Some(*ev)))
-            .chain(changes.refreshed.iter().map(|(id, f)| (*id, f, None)));
-        for (id, f, event) in updates {
-            sqlx::query(
-                "UPDATE findings SET since = $1, deadline = $2, business_days_left = $3, level = $4, \
-                 step = $5, reasons = $6, missing = $7, evaluated_on = $8, updated_at = $9 WHERE id = $10 AND status = 'open'",
-            )
-            .bind(d(Some(f.since)))
-            .bind(d(Some(f.deadline)))
-            .bind(f.business_days_left)
-            .bind(&f.level)
-            .bind(&f.step)
-            .bind(json(&f.reasons))
-            .bind(json(&f.missing))
-            .bind(d(Some(on)))
-            .bind(at)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            if let Some(event) = event {
-                insert_event(&mut tx, id, event, &f.level, on, at).await?;
-            }
-        }
-        for &id in &changes.resolved {
-            let level: Option<String> = sqlx::query_scalar(
-                "UPDATE findings SET status = 'resolved', resolved_on = $1, updated_at = $2 \
-                 WHERE id = $3 AND status = 'open' RETURNING level",
-            )
-            .bind(d(Some(on)))
-            .bind(at)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            // None: another replica resolved it first.
-            if let Some(level) = level {
-                insert_event(&mut tx, id, "resolved", &level, on, at).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(opened)
+        self.write_findings(changes, events, on, at).await
     }
 
     async fn finding_history(

@@ -16,7 +16,7 @@ use crate::source::record::Parsed;
 
 /// The writer's connection.
 pub struct SqliteWriter {
-    conn: Connection,
+    pub(super) conn: Connection,
 }
 
 impl std::fmt::Debug for SqliteWriter {
@@ -25,12 +25,12 @@ impl std::fmt::Debug for SqliteWriter {
     }
 }
 
-fn err(e: rusqlite::Error) -> StoreError {
+pub(super) fn err(e: rusqlite::Error) -> StoreError {
     StoreError::Writer(e)
 }
 
 /// Timestamps as sqlx writes them, so both connections store the same text.
-fn ts(at: DateTime<Utc>) -> String {
+pub(super) fn ts(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, false)
 }
 

@@ -1,0 +1,327 @@
+//! Store, SQLite evaluation path: reads an evaluation page (contracts, their documents,
+//! guarantees and open findings) and records its changes on the bulk connection of
+//! [`SqliteWriter`], with prepared statements. It exists because sqlx's SQLite driver moves
+//! every row across threads; an evaluation reads about six rows per contract and, on the
+//! first run or a new day, writes one or two per finding. PostgreSQL and in-memory databases
+//! use the shared sqlx queries (`store/sql.rs`), which these mirror.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
+
+use super::sqlite_writer::{SqliteWriter, err, ts};
+use super::{DossierFacts, EvaluationPage, FindingChanges, NewOutboxItem, StoreError, StoreResult};
+use crate::domain::{Contract, Document, Flag, Guarantee};
+use crate::findings::{Finding, StoredFinding};
+
+fn day(s: Option<String>) -> Option<NaiveDate> {
+    s.and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok())
+}
+
+fn text(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+fn json(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
+}
+
+const CONTRACTS: &str = "SELECT id_contrato, proceso_de_compra, referencia_del_contrato, \
+    nit_entidad, nombre_entidad, codigo_entidad, estado_contrato, tipo_de_contrato, \
+    modalidad_de_contratacion, justificacion_modalidad_de, objeto_del_contrato, fecha_de_firma, \
+    fecha_de_inicio, fecha_de_fin, liquidacion, obligacion_ambiental, obligaciones_postconsumo, \
+    fecha_inicio_liquidacion, fecha_fin_liquidacion, valor_del_contrato, valor_pagado, \
+    valor_pendiente_de_pago, dias_adicionados, ultima_actualizacion, url_proceso, \
+    nombre_supervisor, documento_supervisor, nombre_ordenador_del_gasto, \
+    documento_ordenador_del_gasto, proveedor_adjudicado, documento_proveedor FROM contracts \
+    WHERE vanished_at IS NULL AND id_contrato > ?1 ORDER BY id_contrato LIMIT ?2";
+
+fn contract(r: &Row) -> rusqlite::Result<Contract> {
+    Ok(Contract {
+        id: r.get(0)?,
+        process_id: r.get(1)?,
+        reference: r.get(2)?,
+        entity_nit: r.get(3)?,
+        entity_name: r.get(4)?,
+        entity_code: r.get(5)?,
+        state: r.get(6)?,
+        contract_type: r.get(7)?,
+        modality: r.get(8)?,
+        modality_justification: r.get(9)?,
+        object: r.get(10)?,
+        signed_on: day(r.get(11)?),
+        starts_on: day(r.get(12)?),
+        ends_on: day(r.get(13)?),
+        requires_liquidation: Flag::from_db(r.get::<_, Option<String>>(14)?.as_deref()),
+        environmental_obligation: Flag::from_db(r.get::<_, Option<String>>(15)?.as_deref()),
+        post_consumption_obligation: Flag::from_db(r.get::<_, Option<String>>(16)?.as_deref()),
+        liquidation_starts_on: day(r.get(17)?),
+        liquidation_ends_on: day(r.get(18)?),
+        value: r.get(19)?,
+        paid: r.get(20)?,
+        pending_payment: r.get(21)?,
+        days_added: r.get(22)?,
+        last_update: day(r.get(23)?),
+        url: r.get(24)?,
+        supervisor_name: r.get(25)?,
+        supervisor_document: r.get(26)?,
+        spending_officer_name: r.get(27)?,
+        spending_officer_document: r.get(28)?,
+        supplier_name: r.get(29)?,
+        supplier_document: r.get(30)?,
+    })
+}
+
+/// The id range `(after, up_to]` as SQL over `col`.
+fn range(col: &str, bounded: bool) -> String {
+    if bounded { format!("{col} > ?1 AND {col} <= ?2") } else { format!("{col} > ?1") }
+}
+
+impl SqliteWriter {
+    /// [`super::Store::evaluation_page`], read in one transaction so that the contracts, their
+    /// facts and their open findings are one snapshot.
+    pub fn evaluation_page(&mut self, after: &str, limit: u32) -> StoreResult<EvaluationPage> {
+        let tx = self.conn.transaction().map_err(err)?;
+        let contracts = tx
+            .prepare_cached(CONTRACTS)
+            .map_err(err)?
+            .query_map(params![after, limit], contract)
+            .map_err(err)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(err)?;
+        let up_to = match contracts.last() {
+            Some(last) if contracts.len() == limit as usize => Some(last.id.clone()),
+            _ => None,
+        };
+        let bounded = up_to.is_some();
+        let bind = |stmt: &mut rusqlite::CachedStatement<'_>| -> rusqlite::Result<()> {
+            stmt.raw_bind_parameter(1, after)?;
+            if let Some(up_to) = &up_to {
+                stmt.raw_bind_parameter(2, up_to.as_str())?;
+            }
+            Ok(())
+        };
+
+        let mut facts = DossierFacts::default();
+        let sql = format!(
+            "SELECT d.id_contrato, d.id_documento, d.nombre_archivo, d.descripcion, d.fecha_carga \
+             FROM documents d WHERE {} AND d.vanished_at IS NULL \
+             UNION ALL \
+             SELECT c.id_contrato, d.id_documento, d.nombre_archivo, d.descripcion, d.fecha_carga \
+             FROM contracts c JOIN documents d ON d.proceso = c.proceso_de_compra \
+             WHERE {} AND c.vanished_at IS NULL AND d.id_contrato IS NULL AND d.vanished_at IS NULL",
+            range("d.id_contrato", bounded),
+            range("c.id_contrato", bounded)
+        );
+        let mut stmt = tx.prepare_cached(&sql).map_err(err)?;
+        bind(&mut stmt).map_err(err)?;
+        let mut rows = stmt.raw_query();
+        while let Some(r) = rows.next().map_err(err)? {
+            let owner: String = r.get(0).map_err(err)?;
+            let doc = Document {
+                id: r.get(1).map_err(err)?,
+                contract_id: Some(owner.clone()),
+                file_name: r.get(2).map_err(err)?,
+                description: r.get(3).map_err(err)?,
+                uploaded_on: day(r.get(4).map_err(err)?),
+                ..Default::default()
+            };
+            facts.documents.push((owner, doc));
+        }
+        drop(rows);
+        drop(stmt);
+
+        let sql = format!(
+            "SELECT guarantee_key, id_contrato, numeropoliza, tipopoliza, subtipopoliza, \
+             fechafinpoliza, estado, aseguradora, valor FROM guarantees WHERE {} AND vanished_at IS NULL",
+            range("id_contrato", bounded)
+        );
+        let mut stmt = tx.prepare_cached(&sql).map_err(err)?;
+        bind(&mut stmt).map_err(err)?;
+        let mut rows = stmt.raw_query();
+        while let Some(r) = rows.next().map_err(err)? {
+            facts.guarantees.push(Guarantee {
+                key: r.get(0).map_err(err)?,
+                contract_id: r.get(1).map_err(err)?,
+                policy_number: r.get(2).map_err(err)?,
+                policy_type: r.get(3).map_err(err)?,
+                policy_subtype: r.get(4).map_err(err)?,
+                ends_on: day(r.get(5).map_err(err)?),
+                status: r.get(6).map_err(err)?,
+                insurer: r.get(7).map_err(err)?,
+                value: r.get(8).map_err(err)?,
+            });
+        }
+        drop(rows);
+        drop(stmt);
+
+        let sql = format!(
+            "SELECT id, opened_on, contract_id, kind, stage, since, deadline, business_days_left, \
+             level, step, reasons, missing FROM findings WHERE status = 'open' AND {}",
+            range("contract_id", bounded)
+        );
+        let mut stmt = tx.prepare_cached(&sql).map_err(err)?;
+        bind(&mut stmt).map_err(err)?;
+        let mut rows = stmt.raw_query();
+        let mut open = Vec::new();
+        while let Some(r) = rows.next().map_err(err)? {
+            open.push(stored_finding(r)?);
+        }
+        drop(rows);
+        drop(stmt);
+        tx.commit().map_err(err)?;
+        Ok(EvaluationPage { contracts, up_to, facts, open })
+    }
+
+    /// [`super::Store::apply_findings`] in one immediate transaction.
+    pub fn apply_findings(
+        &mut self,
+        changes: &FindingChanges,
+        events: &[NewOutboxItem],
+        on: NaiveDate,
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let (on, at) = (text(on), ts(at));
+        {
+            let mut outbox = tx
+                .prepare_cached(
+                    "INSERT INTO outbox (idempotency_key, channel, target, subject, message_id, \
+                     payload, status, attempts, next_attempt_at, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7) \
+                     ON CONFLICT (idempotency_key) DO NOTHING",
+                )
+                .map_err(err)?;
+            for item in events {
+                outbox
+                    .execute(params![
+                        item.idempotency_key,
+                        item.channel,
+                        item.target,
+                        item.subject,
+                        item.message_id,
+                        item.payload,
+                        at
+                    ])
+                    .map_err(err)?;
+            }
+        }
+        let mut opened = 0;
+        {
+            let mut event = tx
+                .prepare_cached(
+                    "INSERT INTO finding_events (finding_id, event, level, on_date, created_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(err)?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO findings (contract_id, kind, stage, status, since, deadline, \
+                     business_days_left, level, step, reasons, missing, evaluated_on, opened_on, updated_at) \
+                     VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12) \
+                     ON CONFLICT (contract_id, kind, stage) WHERE status = 'open' DO NOTHING RETURNING id",
+                )
+                .map_err(err)?;
+            for f in &changes.opened {
+                let id: Option<i64> = insert
+                    .query_row(
+                        params![
+                            f.contract_id,
+                            f.kind,
+                            f.stage.as_deref().unwrap_or(""),
+                            text(f.since),
+                            text(f.deadline),
+                            f.business_days_left,
+                            f.level,
+                            f.step,
+                            json(&f.reasons),
+                            json(&f.missing),
+                            on,
+                            at
+                        ],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(err)?;
+                // None: another replica opened it first.
+                if let Some(id) = id {
+                    opened += 1;
+                    event.execute(params![id, "opened", f.level, on, at]).map_err(err)?;
+                }
+            }
+            let mut update = tx
+                .prepare_cached(
+                    "UPDATE findings SET since = ?1, deadline = ?2, business_days_left = ?3, level = ?4, \
+                     step = ?5, reasons = ?6, missing = ?7, evaluated_on = ?8, updated_at = ?9 \
+                     WHERE id = ?10 AND status = 'open'",
+                )
+                .map_err(err)?;
+            let updates = changes
+                .relevelled
+                .iter()
+                .map(|(id, f, ev)| (*id, f, Some(*ev)))
+                .chain(changes.refreshed.iter().map(|(id, f)| (*id, f, None)));
+            for (id, f, ev) in updates {
+                update
+                    .execute(params![
+                        text(f.since),
+                        text(f.deadline),
+                        f.business_days_left,
+                        f.level,
+                        f.step,
+                        json(&f.reasons),
+                        json(&f.missing),
+                        on,
+                        at,
+                        id
+                    ])
+                    .map_err(err)?;
+                if let Some(ev) = ev {
+                    event.execute(params![id, ev, f.level, on, at]).map_err(err)?;
+                }
+            }
+            let mut resolve = tx
+                .prepare_cached(
+                    "UPDATE findings SET status = 'resolved', resolved_on = ?1, updated_at = ?2 \
+                     WHERE id = ?3 AND status = 'open' RETURNING level",
+                )
+                .map_err(err)?;
+            for &id in &changes.resolved {
+                let level: Option<String> =
+                    resolve.query_row(params![on, at, id], |r| r.get(0)).optional().map_err(err)?;
+                // None: another replica resolved it first.
+                if let Some(level) = level {
+                    event.execute(params![id, "resolved", level, on, at]).map_err(err)?;
+                }
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(opened)
+    }
+}
+
+fn stored_finding(r: &Row) -> StoreResult<StoredFinding> {
+    let date = |i: usize, col: &str| -> StoreResult<NaiveDate> {
+        day(r.get(i).map_err(err)?).ok_or_else(|| StoreError::Corrupt(format!("findings.{col}")))
+    };
+    let list = |i: usize, col: &str| -> StoreResult<Vec<String>> {
+        let text: String = r.get(i).map_err(err)?;
+        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("findings.{col}: {e}")))
+    };
+    let stage: String = r.get(4).map_err(err)?;
+    Ok(StoredFinding {
+        id: r.get(0).map_err(err)?,
+        opened_on: date(1, "opened_on")?,
+        finding: Finding {
+            contract_id: r.get(2).map_err(err)?,
+            kind: r.get(3).map_err(err)?,
+            stage: (!stage.is_empty()).then_some(stage),
+            since: date(5, "since")?,
+            deadline: date(6, "deadline")?,
+            business_days_left: r.get(7).map_err(err)?,
+            level: r.get(8).map_err(err)?,
+            step: r.get(9).map_err(err)?,
+            reasons: list(10, "reasons")?,
+            missing: list(11, "missing")?,
+        },
+    })
+}
