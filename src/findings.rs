@@ -3,6 +3,7 @@
 //! whose condition stopped holding resolved — keeping the history.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::NaiveDate;
@@ -110,26 +111,48 @@ pub async fn evaluate<S: Store>(
     let engine = Engine::new(settings);
     let mut eval = Evaluation { as_of: Some(as_of), ..Default::default() };
     let now = clock.now();
-    let mut after = String::new();
-    loop {
-        let EvaluationPage { contracts: page, up_to, facts, open } =
-            store.evaluation_page(&after, PAGE).await.context("reading contracts")?;
-        let changes = evaluate_page(&engine, settings, &page, facts, open, as_of, now, &mut eval);
-        eval.escalated +=
-            changes.changes.relevelled.iter().filter(|(_, _, e)| *e == "escalated").count();
-        eval.resolved += changes.changes.resolved.len();
-        if !changes.is_empty() {
-            eval.opened += store
-                .apply_findings(&changes.changes, &changes.events, as_of, now)
-                .await
-                .context("recording findings")? as usize;
-        }
-        eval.pages += 1;
-        match up_to {
-            Some(last) => after = last,
-            None => break,
-        }
+    let mut memo = KindMemo::default();
+    // Where the time goes, for the debug log: waiting for pages, rules, writing.
+    let (mut waiting, mut ruling, mut writing) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let t = Instant::now();
+    let mut current = Some(store.evaluation_page("", PAGE).await.context("reading contracts")?);
+    waiting += t.elapsed();
+    while let Some(EvaluationPage { contracts: page, up_to, facts, open }) = current.take() {
+        // The next page is read (on the store's own thread) while this one is evaluated and
+        // recorded: id ranges do not overlap, so neither sees the other's changes.
+        let (t, spent) = (Instant::now(), ruling + writing);
+        let read_next = async {
+            match &up_to {
+                Some(last) => Some(store.evaluation_page(last, PAGE).await),
+                None => None,
+            }
+        };
+        let work = async {
+            let t = Instant::now();
+            let changes = evaluate_page(
+                &engine, settings, &page, facts, open, as_of, now, &mut eval, &mut memo,
+            );
+            eval.escalated +=
+                changes.changes.relevelled.iter().filter(|(_, _, e)| *e == "escalated").count();
+            eval.resolved += changes.changes.resolved.len();
+            ruling += t.elapsed();
+            let t = Instant::now();
+            if !changes.is_empty() {
+                eval.opened += store
+                    .apply_findings(&changes.changes, &changes.events, as_of, now)
+                    .await
+                    .context("recording findings")? as usize;
+            }
+            writing += t.elapsed();
+            eval.pages += 1;
+            anyhow::Ok(())
+        };
+        let (next, done) = tokio::join!(read_next, work);
+        waiting += t.elapsed().saturating_sub(ruling + writing - spent);
+        done?;
+        current = next.transpose().context("reading contracts")?;
     }
+    tracing::debug!(?waiting, ?ruling, ?writing, "evaluation timing");
     tracing::info!(
         %as_of,
         contracts = eval.data_quality.contracts,
@@ -160,6 +183,37 @@ impl PageChanges {
     }
 }
 
+/// Document kinds already inferred, by file name and description: entities reuse the same
+/// names ("CDP.pdf", "Estudios previos") across thousands of contracts, and the classifier
+/// is the costliest step of an evaluation. Bounded: cleared when full.
+#[derive(Default)]
+struct KindMemo {
+    kinds: HashMap<(Option<String>, Option<String>), String>,
+}
+
+impl KindMemo {
+    const MAX: usize = 200_000;
+
+    fn kind(
+        &mut self,
+        engine: &Engine,
+        name: &Option<String>,
+        description: &Option<String>,
+    ) -> String {
+        let key = (name.clone(), description.clone());
+        if let Some(kind) = self.kinds.get(&key) {
+            return kind.clone();
+        }
+        let kind =
+            engine.classifier().classify(name.as_deref(), description.as_deref()).to_string();
+        if self.kinds.len() >= Self::MAX {
+            self.kinds.clear();
+        }
+        self.kinds.insert(key, kind.clone());
+        kind
+    }
+}
+
 /// Facts of a page keyed by contract id.
 type ByContract<'a, T> = HashMap<&'a str, Vec<T>>;
 
@@ -168,21 +222,15 @@ type ByContract<'a, T> = HashMap<&'a str, Vec<T>>;
 fn group_facts<'a>(
     facts: &'a DossierFacts,
     engine: &Engine,
+    memo: &mut KindMemo,
 ) -> (ByContract<'a, DocumentFact>, ByContract<'a, Guarantee>) {
-    let classifier = engine.classifier();
     let mut docs: HashMap<&str, Vec<DocumentFact>> = HashMap::new();
-    let mut kinds: HashMap<&str, String> = HashMap::new();
     for (owner, d) in &facts.documents {
         let list = docs.entry(owner.as_str()).or_default();
         if list.iter().any(|x| x.id == d.id) {
             continue;
         }
-        let kind = kinds
-            .entry(d.id.as_str())
-            .or_insert_with(|| {
-                classifier.classify(d.file_name.as_deref(), d.description.as_deref()).to_string()
-            })
-            .clone();
+        let kind = memo.kind(engine, &d.file_name, &d.description);
         list.push(DocumentFact {
             id: d.id.clone(),
             kind,
@@ -210,21 +258,22 @@ fn evaluate_page(
     as_of: NaiveDate,
     now: chrono::DateTime<chrono::Utc>,
     eval: &mut Evaluation,
+    memo: &mut KindMemo,
 ) -> PageChanges {
     let mut open: HashMap<(String, String, String), StoredFinding> =
         open.into_iter().map(|f| (f.finding.key(), f)).collect();
-    let (docs, guarantees) = group_facts(&facts, engine);
+    let (docs, guarantees) = group_facts(&facts, engine, memo);
     let mut changes = FindingChanges::default();
     // Webhook events of the changes, queued in the same transaction as the changes.
     let mut events = Vec::new();
     let hooks = &settings.webhooks;
     let event = |type_, identity: String, data| Event::new(type_, &identity, now, data);
     for contract in page {
-        let dossier = Dossier {
+        let dossier = Dossier::new(
             contract,
-            documents: docs.get(contract.id.as_str()).map_or(&[], Vec::as_slice),
-            guarantees: guarantees.get(contract.id.as_str()).map_or(&[], Vec::as_slice),
-        };
+            docs.get(contract.id.as_str()).map_or(&[], Vec::as_slice),
+            guarantees.get(contract.id.as_str()).map_or(&[], Vec::as_slice),
+        );
         let found = engine.evaluate(&dossier, as_of, &mut eval.data_quality);
         if !found.is_empty() && routing::route(&settings.routes, contract).is_empty() {
             eval.unrouted += found.len();

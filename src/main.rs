@@ -113,6 +113,11 @@ enum CalendarCommand {
     BusinessDays { from: NaiveDate, to: NaiveDate },
 }
 
+/// mimalloc: evaluation and sync pages are built on one thread and dropped on another, and
+/// glibc's allocator serializes those frees on an arena lock.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let explicit = std::env::args_os()
@@ -282,7 +287,18 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn execute(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
-    let mut out = std::io::stdout().lock();
+    // Buffered: `evaluate` may print a million lines.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let code = execute_to(command, settings, &mut out).await;
+    out.flush()?;
+    code
+}
+
+async fn execute_to(
+    command: Command,
+    settings: Settings,
+    mut out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
     if let Command::Documents { command: DocumentsCommand::Classify { file } } = &command {
         classify_documents(file, &settings.classifier, &mut out)?;
         return Ok(ExitCode::SUCCESS);

@@ -80,13 +80,13 @@ impl Rule for Closable {
 
     fn evaluate(&self, d: &Dossier, ctx: &RuleContext) -> Vec<Draft> {
         let c = d.contract;
-        let state = StateClass::of(c.state.as_deref());
+        let state = d.state;
         if !matches!(state, StateClass::Executing | StateClass::Terminated) {
             return vec![];
         }
         let Some((ended_since, ended)) = term_ended(c, state, ctx.as_of) else { return vec![] };
         let settings = &ctx.rules.closable;
-        let services = is_services(c);
+        let services = d.services;
         let mut since = ended_since;
         let mut reasons = Vec::new();
         // What keeps the file open although the term ended: each is a reason in Spanish.
@@ -320,7 +320,7 @@ mod tests {
         let cal = Calendar::colombia();
         let classifier = Classifier::standard();
         Closable.evaluate(
-            &Dossier { contract: c, documents: docs, guarantees },
+            &Dossier::new(c, docs, guarantees),
             &RuleContext { as_of: date(as_of), calendar: &cal, rules: s, classifier: &classifier },
         )
     }

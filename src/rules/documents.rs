@@ -14,19 +14,18 @@ use chrono::NaiveDate;
 use super::closable::term_ended;
 use super::{Dossier, Draft, Rule, RuleContext, StateClass, fecha};
 use crate::config::{Requirement, Stage};
-use crate::domain::{Contract, Flag, fold};
+use crate::domain::{Contract, Flag};
 
 pub struct MissingDocuments;
 
 /// Whether a checklist entry applies to a contract.
-pub fn applies(r: &Requirement, c: &Contract) -> bool {
-    let modality = c.modality.as_deref().map(fold).unwrap_or_default();
-    let kind = c.contract_type.as_deref().map(fold).unwrap_or_default();
+pub fn applies(r: &Requirement, d: &Dossier) -> bool {
+    let (modality, kind, c) = (&d.folded_modality, &d.folded_type, d.contract);
     let any = |text: &str, list: &[String]| list.iter().any(|v| text.contains(v.as_str()));
-    (r.modalities.is_empty() || any(&modality, &r.modalities))
-        && !any(&modality, &r.except_modalities)
-        && (r.types.is_empty() || any(&kind, &r.types))
-        && !any(&kind, &r.except_types)
+    (r.modalities.is_empty() || any(modality, &r.modalities))
+        && !any(modality, &r.except_modalities)
+        && (r.types.is_empty() || any(kind, &r.types))
+        && !any(kind, &r.except_types)
         && r.liquidation_required.is_none_or(|req| req == (c.requires_liquidation == Flag::Yes))
 }
 
@@ -57,7 +56,7 @@ impl Rule for MissingDocuments {
     fn evaluate(&self, d: &Dossier, ctx: &RuleContext) -> Vec<Draft> {
         let c = d.contract;
         let s = &ctx.rules.missing_documents;
-        let state = StateClass::of(c.state.as_deref());
+        let state = d.state;
         // Closed files are out of scope: what is missing there is for the archive, not a task.
         if !state.is_signed_open() {
             return vec![];
@@ -76,7 +75,7 @@ impl Rule for MissingDocuments {
                 continue;
             }
             let mut missing: Vec<String> = Vec::new();
-            for r in s.checklist.iter().filter(|r| r.stage == stage && applies(r, c)) {
+            for r in s.checklist.iter().filter(|r| r.stage == stage && applies(r, d)) {
                 if d.first_of(&r.kind).is_none() && !missing.contains(&r.kind) {
                     missing.push(r.kind.clone());
                 }
@@ -141,7 +140,7 @@ mod tests {
         let cal = Calendar::colombia();
         let classifier = Classifier::standard();
         MissingDocuments.evaluate(
-            &Dossier { contract: c, documents: docs, guarantees: &[] },
+            &Dossier::new(c, docs, &[]),
             &RuleContext { as_of: date(as_of), calendar: &cal, rules: s, classifier: &classifier },
         )
     }

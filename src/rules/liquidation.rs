@@ -6,7 +6,7 @@
 use chrono::{Days, NaiveDate};
 
 use super::closable::term_ended;
-use super::{Dossier, Draft, Rule, RuleContext, StateClass, fecha};
+use super::{Dossier, Draft, Rule, RuleContext, fecha};
 use crate::calendar::Calendar;
 use crate::config::LiquidationSettings;
 use crate::domain::{Contract, Flag};
@@ -59,7 +59,7 @@ impl Rule for LiquidationDue {
 
     fn evaluate(&self, d: &Dossier, ctx: &RuleContext) -> Vec<Draft> {
         let c = d.contract;
-        let state = StateClass::of(c.state.as_deref());
+        let state = d.state;
         if !state.is_signed_open() || c.requires_liquidation != Flag::Yes {
             return vec![];
         }
@@ -144,7 +144,7 @@ mod tests {
         let rules = default_settings();
         let classifier = Classifier::standard();
         LiquidationDue.evaluate(
-            &Dossier { contract: c, documents: docs, guarantees: &[] },
+            &Dossier::new(c, docs, &[]),
             &RuleContext {
                 as_of: date(as_of),
                 calendar: &cal,

@@ -28,17 +28,43 @@ pub struct DocumentFact {
 
 /// Everything the rules know about one contract: the contract, its published documents
 /// (deduplicated by `id_documento`, those of its process included) and its guarantees.
-#[derive(Debug, Clone, Copy)]
+/// What every rule would otherwise work out again from the contract's text (folding is the
+/// costly part) is worked out once here.
+#[derive(Debug, Clone)]
 pub struct Dossier<'a> {
     pub contract: &'a Contract,
     pub documents: &'a [DocumentFact],
     pub guarantees: &'a [Guarantee],
+    /// `estado_contrato`, classified.
+    pub state: StateClass,
+    /// `tipo_de_contrato`, folded (lower case, no accents).
+    pub folded_type: String,
+    /// `modalidad_de_contratacion`, folded.
+    pub folded_modality: String,
+    /// A services and support contract ([`closable::is_services`]).
+    pub services: bool,
 }
 
 impl<'a> Dossier<'a> {
+    pub fn new(
+        contract: &'a Contract,
+        documents: &'a [DocumentFact],
+        guarantees: &'a [Guarantee],
+    ) -> Dossier<'a> {
+        Dossier {
+            contract,
+            documents,
+            guarantees,
+            state: StateClass::of(contract.state.as_deref()),
+            folded_type: contract.contract_type.as_deref().map(fold).unwrap_or_default(),
+            folded_modality: contract.modality.as_deref().map(fold).unwrap_or_default(),
+            services: closable::is_services(contract),
+        }
+    }
+
     /// A contract with no documents and no guarantees.
     pub fn bare(contract: &'a Contract) -> Dossier<'a> {
-        Dossier { contract, documents: &[], guarantees: &[] }
+        Dossier::new(contract, &[], &[])
     }
 
     /// The first published document of `kind` (the earliest upload; undated ones last).
@@ -174,7 +200,7 @@ impl Engine {
     pub fn evaluate(&self, d: &Dossier, as_of: NaiveDate, dq: &mut DataQuality) -> Vec<Finding> {
         let c = d.contract;
         dq.contracts += 1;
-        if StateClass::of(c.state.as_deref()) == StateClass::Unknown {
+        if d.state == StateClass::Unknown {
             let name = c.state.clone().unwrap_or_else(|| "(vacío)".into());
             *dq.unknown_states.entry(name).or_default() += 1;
         }

@@ -27,7 +27,7 @@ impl Rule for StateOutdated {
     fn evaluate(&self, d: &Dossier, ctx: &RuleContext) -> Vec<Draft> {
         let c = d.contract;
         let settings = &ctx.rules.state_outdated;
-        if StateClass::of(c.state.as_deref()) != StateClass::Executing {
+        if d.state != StateClass::Executing {
             return vec![];
         }
         let Some(end) = effective_end(c, settings.add_days_added) else { return vec![] };

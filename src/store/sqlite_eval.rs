@@ -180,7 +180,8 @@ impl SqliteWriter {
         on: NaiveDate,
         at: DateTime<Utc>,
     ) -> StoreResult<u64> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+        let tx =
+            self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
         let (on, at) = (text(on), ts(at));
         {
             let mut outbox = tx
