@@ -30,6 +30,13 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum RecordDataset {
+    Contracts,
+    Documents,
+    Guarantees,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
     Text,
     Json,
@@ -81,6 +88,15 @@ enum Command {
     Documents {
         #[command(subcommand)]
         command: DocumentsCommand,
+    },
+    /// Print a stored record as the source sent it (JSON), by its key.
+    Record {
+        /// contracts, documents or guarantees.
+        #[arg(value_enum)]
+        dataset: RecordDataset,
+        /// id_contrato, id_documento, or the guarantee key
+        /// (id_contrato|numeropoliza|tipopoliza|subtipopoliza).
+        key: String,
     },
     /// Validate the configuration and print every error.
     CheckConfig,
@@ -396,6 +412,26 @@ async fn execute_to(
         }
         Command::Migrate => {
             writeln!(out, "migrations applied to {}", app.settings.store_url)?;
+        }
+        Command::Record { dataset, key } => {
+            use cierre::source::Dataset;
+            use cierre::store::Store;
+            let dataset = match dataset {
+                RecordDataset::Contracts => Dataset::Contracts,
+                RecordDataset::Documents => Dataset::Documents,
+                RecordDataset::Guarantees => Dataset::Guarantees,
+            };
+            match app.store.raw_record(dataset, &key).await? {
+                Some(frame) => {
+                    let text = cierre::source::raw::decompress(&frame)
+                        .map_err(|e| anyhow::anyhow!("{} {key}: {e}", dataset.name()))?;
+                    writeln!(out, "{text}")?;
+                }
+                None => {
+                    eprintln!("no {} record with key {key}", dataset.name());
+                    return Ok(ExitCode::from(1));
+                }
+            }
         }
         Command::Status => {
             use cierre::source::Dataset;

@@ -324,6 +324,13 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = StoreResult<Vec<Contract>>> + Send;
     fn contract(&self, id: &str) -> impl Future<Output = StoreResult<Option<Contract>>> + Send;
     fn open_findings(&self) -> impl Future<Output = StoreResult<Vec<StoredFinding>>> + Send;
+    /// The record as the source sent it (a zstd frame, see `source::raw::decompress`), by
+    /// the dataset's key (`id_contrato`, `id_documento`, or the guarantee key).
+    fn raw_record(
+        &self,
+        dataset: Dataset,
+        key: &str,
+    ) -> impl Future<Output = StoreResult<Option<Vec<u8>>>> + Send;
     /// One page of an evaluation: up to `limit` contracts after `after` (in id order), with
     /// the documents, guarantees and open findings of their id range — up to the last
     /// contract, or without bound on the last page, so that findings of contracts gone since
@@ -546,6 +553,12 @@ impl Store for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.open_findings().await,
             AnyStore::Postgres(s) => s.open_findings().await,
+        }
+    }
+    async fn raw_record(&self, dataset: Dataset, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        match self {
+            AnyStore::Sqlite(s) => s.raw_record(dataset, key).await,
+            AnyStore::Postgres(s) => s.raw_record(dataset, key).await,
         }
     }
     async fn evaluation_page(&self, after: &str, limit: u32) -> StoreResult<EvaluationPage> {

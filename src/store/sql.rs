@@ -694,6 +694,20 @@ impl Store for $store {
         Ok(row.as_ref().map(contract_from_row))
     }
 
+    async fn raw_record(&self, dataset: Dataset, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let key_col = match dataset {
+            Dataset::Contracts => <Contract as TableRow>::KEY,
+            Dataset::Documents => <Document as TableRow>::KEY,
+            Dataset::Guarantees => <Guarantee as TableRow>::KEY,
+        };
+        let sql = format!("SELECT raw FROM {} WHERE {key_col} = $1", table_of(dataset));
+        let raw: Option<Vec<u8>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(raw)
+    }
+
     async fn evaluation_page(&self, after: &str, limit: u32) -> StoreResult<EvaluationPage> {
         self.read_evaluation_page(after, limit).await
     }

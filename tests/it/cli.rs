@@ -18,6 +18,8 @@ fn run_once_on_the_sample_leaves_eml_files_naming_every_closable_contract() {
     let dir = tempfile::tempdir().unwrap();
     let config = repo().join("daemon.toml");
     let contracts = repo().join("examples/secop/contracts.jsonl");
+    let documents = repo().join("examples/secop/documents.constructed.jsonl");
+    let guarantees = repo().join("examples/secop/guarantees.constructed.jsonl");
     let templates = repo().join("templates");
     let run = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_cierre"))
@@ -25,6 +27,8 @@ fn run_once_on_the_sample_leaves_eml_files_naming_every_closable_contract() {
             .args(args)
             .current_dir(dir.path())
             .env("CIERRE__SOURCE__CONTRACTS_PATH", &contracts)
+            .env("CIERRE__SOURCE__DOCUMENTS_PATH", &documents)
+            .env("CIERRE__SOURCE__GUARANTEES_PATH", &guarantees)
             .env("CIERRE__EMAIL__TEMPLATES_DIR", &templates)
             .env("CIERRE_LOG", "warn")
             .output()
@@ -33,6 +37,18 @@ fn run_once_on_the_sample_leaves_eml_files_naming_every_closable_contract() {
     let out = run(&["run", "--once", "--as-of", "2026-02-16"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("contracts       1000    1000"), "{}", stdout(&out));
+
+    // Every record is kept as the source sent it, and reads back byte for byte as JSON.
+    let sample = std::fs::read_to_string(&contracts).unwrap();
+    let line = sample.lines().find(|l| l.contains("\"CO1.PCCNTR.1841076\"")).unwrap();
+    let out = run(&["record", "contracts", "CO1.PCCNTR.1841076"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim_end(), line);
+    let out = run(&["record", "documents", "900000003"]);
+    assert!(stdout(&out).contains("Analisis del Sector.pdf"), "{}", stdout(&out));
+    let out = run(&["record", "contracts", "CO1.PCCNTR.0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no contracts record with key CO1.PCCNTR.0"));
 
     let emails: Vec<Email> = std::fs::read_dir(dir.path().join("outbox"))
         .unwrap()
