@@ -255,3 +255,73 @@ async fn a_sync_that_runs_out_of_retries_fails_and_the_next_one_resumes_after_th
         "resumed after the last committed page: {queries:?}"
     );
 }
+
+#[tokio::test]
+async fn a_sync_killed_with_sigkill_between_pages_resumes_and_ends_with_exactly_the_source_rows() {
+    // The fourth request is slow: the real `cierre sync` is killed while it waits for it,
+    // with three pages of 100 rows committed.
+    let (base, soda) = soda(vec![None, None, None, Some(Fault::Slow)]).await;
+    let t = app(&base, 100, "", "").await;
+    let config = t.dir.path().join("kill.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nurl = \"{}\"\n{}",
+            t.app.settings.store_url,
+            // Long enough for the slow page to still be in flight when the kill comes.
+            source_config(&base, 100, "", "")
+                .replace("request_timeout_secs = 1", "request_timeout_secs = 30")
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cierre"))
+        .args(["--config", config.to_str().unwrap(), "sync"])
+        .current_dir(t.dir.path())
+        .env("CIERRE_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Waits (on the subprocess, not on a clock the code reads) until the slow request is in
+    // flight and the pages before it are committed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let asked = soda.queries.lock().unwrap().len();
+        let stored = t.app.store.count_rows(Dataset::Contracts, true).await.unwrap_or(0);
+        if asked >= 4 && stored >= 300 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the sync never reached the slow page");
+        if child.try_wait().unwrap().is_some() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("the sync ended before the slow page: {err}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(t.app.store.count_rows(Dataset::Contracts, true).await.unwrap(), 300);
+
+    // The next sync picks up after the last committed page and ends with every row once.
+    let r = t.app.sync().await.unwrap();
+    let c = &r.datasets[0].counts;
+    assert_eq!((c.new, c.changed, c.vanished), (700, 0, 0));
+    assert_eq!(t.app.store.count_rows(Dataset::Contracts, true).await.unwrap(), 1000);
+    let queries = soda.queries.lock().unwrap().clone();
+    let resumed = &queries[4..];
+    assert!(
+        resumed.first().is_some_and(|q| q.contains(":id > 'row-000299'")),
+        "resumed after the last committed page: {queries:?}"
+    );
+    let source = std::fs::read_to_string(sample_contracts()).unwrap();
+    for line in source.lines().step_by(97) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = v["id_contrato"].as_str().unwrap();
+        let stored = t.app.store.raw_record(Dataset::Contracts, id).await.unwrap().unwrap();
+        let text = cierre::source::raw::decompress(&stored).unwrap();
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back["id_contrato"], v["id_contrato"]);
+        assert_eq!(back["estado_contrato"], v["estado_contrato"]);
+    }
+}
