@@ -308,6 +308,8 @@ async fn insert_outbox(
     Ok(done.rows_affected() == 1)
 }
 
+// PostgreSQL records findings in batches of its own (`apply_findings_batched`).
+#[allow(dead_code)]
 async fn insert_event(
     tx: &mut Transaction<'_, $db>,
     finding_id: i64,
@@ -441,7 +443,8 @@ async fn evaluation_page_sqlx(
     Ok(EvaluationPage { contracts, up_to, facts, open })
 }
 
-/// [`Store::apply_findings`] through sqlx.
+/// [`Store::apply_findings`] through sqlx, one finding at a time: SQLite in memory uses it.
+#[allow(dead_code)]
 async fn apply_findings_sqlx(
     pool: &sqlx::Pool<$db>,
     changes: &FindingChanges,
