@@ -84,6 +84,9 @@ pub struct Contract {
     pub spending_officer_document: Option<String>,
     pub supplier_name: Option<String>,
     pub supplier_document: Option<String>,
+    /// The day the stored row last changed (set by the store, not the source): the best
+    /// evidence of when a contract became `terminado` when SECOP II gives no date.
+    pub changed_on: Option<NaiveDate>,
 }
 
 /// The contract fields routes may match on, by their SODA API names.

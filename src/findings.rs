@@ -223,9 +223,14 @@ fn group_facts<'a>(
     facts: &'a DossierFacts,
     engine: &Engine,
     memo: &mut KindMemo,
+    as_of: NaiveDate,
 ) -> (ByContract<'a, DocumentFact>, ByContract<'a, Guarantee>) {
     let mut docs: HashMap<&str, Vec<DocumentFact>> = HashMap::new();
-    for (owner, d) in &facts.documents {
+    // A document uploaded after the evaluation date was not there yet: results as of a date
+    // stay the same whatever was published since. Undated documents count.
+    let published =
+        facts.documents.iter().filter(|(_, d)| d.uploaded_on.is_none_or(|u| u <= as_of));
+    for (owner, d) in published {
         let list = docs.entry(owner.as_str()).or_default();
         if list.iter().any(|x| x.id == d.id) {
             continue;
@@ -262,7 +267,7 @@ fn evaluate_page(
 ) -> PageChanges {
     let mut open: HashMap<(String, String, String), StoredFinding> =
         open.into_iter().map(|f| (f.finding.key(), f)).collect();
-    let (docs, guarantees) = group_facts(&facts, engine, memo);
+    let (docs, guarantees) = group_facts(&facts, engine, memo, as_of);
     let mut changes = FindingChanges::default();
     // Webhook events of the changes, queued in the same transaction as the changes.
     let mut events = Vec::new();

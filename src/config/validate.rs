@@ -188,6 +188,19 @@ pub fn validate(
     if kinds.is_empty() {
         e.add("documents.kinds", "replace_default_kinds = true needs at least one kind");
     }
+    // The liquidation rules see a liquidation evidenced by a document of this kind.
+    if let Some(c) = &classifier
+        && (raw.rules.closable.enabled || raw.rules.liquidation_due.enabled)
+        && c.label(crate::rules::ACTA_LIQUIDACION).is_none()
+    {
+        e.add(
+            "documents.kinds",
+            format!(
+                "no kind `{}`: rules.closable and rules.liquidation_due look for it to see a liquidation evidenced",
+                crate::rules::ACTA_LIQUIDACION
+            ),
+        );
+    }
     let md = &raw.rules.missing_documents;
     if !(0..=60).contains(&md.publication_business_days) {
         e.add(
@@ -223,6 +236,16 @@ pub fn validate(
                 at("kind"),
                 format!("`{}` is not a document kind; known kinds: {}", r.kind, known.join(", ")),
             );
+        }
+        for (field, list) in [
+            ("modalities", &r.modalities),
+            ("except_modalities", &r.except_modalities),
+            ("types", &r.types),
+            ("except_types", &r.except_types),
+        ] {
+            if list.iter().any(|v| fold(v).is_empty()) {
+                e.add(at(field), "an empty value matches every contract");
+            }
         }
         let folded = |list: &[String]| list.iter().map(|v| fold(v)).collect::<Vec<_>>();
         if let Some(stage) = stage {

@@ -22,28 +22,50 @@ pub fn is_services(c: &Contract) -> bool {
             .is_some_and(|j| fold(j).contains("servicios profesionales y apoyo a la gestion"))
 }
 
-/// The first day the execution term is over, as of `as_of`, with the reason in Spanish.
-/// `None` while the contract is still within its term (or the data cannot tell).
-pub fn term_ended(
-    c: &Contract,
-    state: StateClass,
-    as_of: NaiveDate,
-) -> Option<(NaiveDate, String)> {
+/// When the execution term ended, as the data shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ended {
+    /// The last day of the term (the end date, or the day the contract was terminated).
+    pub end: NaiveDate,
+    /// The first day the term is over: the day after the end date, or the termination day.
+    pub since: NaiveDate,
+    /// What shows it, in Spanish.
+    pub reason: String,
+}
+
+/// Whether the execution term is over as of `as_of`; `None` while the contract is within its
+/// term, suspended (its term is on hold), or the data cannot tell.
+pub fn term_ended(c: &Contract, state: StateClass, as_of: NaiveDate) -> Option<Ended> {
+    if state == StateClass::Suspended {
+        return None;
+    }
     let reliable_end = c.ends_on.filter(|end| c.signed_on.is_none_or(|s| *end >= s));
     if let Some(end) = reliable_end
         && end < as_of
     {
-        let since = end.checked_add_days(Days::new(1)).unwrap_or(end);
-        return Some((
-            since,
-            format!("El plazo de ejecución terminó el {} (fecha de fin del contrato).", fecha(end)),
-        ));
+        return Some(Ended {
+            end,
+            since: end.checked_add_days(Days::new(1)).unwrap_or(end),
+            reason: format!(
+                "El plazo de ejecución terminó el {} (fecha de fin del contrato).",
+                fecha(end)
+            ),
+        });
     }
     if state == StateClass::Terminated {
-        // Terminated before its end date (or with no usable end date): the last update is the
-        // best evidence of when; without it, today.
-        let since = c.last_update.filter(|d| *d <= as_of).unwrap_or(as_of);
-        return Some((since, "SECOP II registra el contrato en estado «terminado».".to_string()));
+        // Terminated before its end date (or with no usable end date): SECOP II's last update
+        // is the best evidence of when; else the day the stored row last changed (a stable
+        // date, unlike today's, so deadlines do not slide).
+        let on = c
+            .last_update
+            .filter(|d| *d <= as_of)
+            .or(c.changed_on.filter(|d| *d <= as_of))
+            .unwrap_or(as_of);
+        return Some(Ended {
+            end: on,
+            since: on,
+            reason: "SECOP II registra el contrato en estado «terminado».".to_string(),
+        });
     }
     None
 }
@@ -84,7 +106,10 @@ impl Rule for Closable {
         if !matches!(state, StateClass::Executing | StateClass::Terminated) {
             return vec![];
         }
-        let Some((ended_since, ended)) = term_ended(c, state, ctx.as_of) else { return vec![] };
+        let Some(Ended { since: ended_since, reason: ended, .. }) = term_ended(c, state, ctx.as_of)
+        else {
+            return vec![];
+        };
         let settings = &ctx.rules.closable;
         let services = d.services;
         let mut since = ended_since;
@@ -113,7 +138,7 @@ impl Rule for Closable {
         }
 
         // Liquidation: not required, or evidenced by a published acta.
-        let acta = d.first_of("acta_liquidacion");
+        let acta = d.first_of(super::ACTA_LIQUIDACION);
         match (c.requires_liquidation, acta) {
             (_, Some(doc)) => {
                 let on = doc.uploaded_on.unwrap_or(since);

@@ -44,7 +44,7 @@ fn stage_start(
             None => Some((signed, format!("contrato firmado el {}", fecha(signed)))),
         },
         Stage::Postcontractual => term_ended(c, state, as_of)
-            .map(|(since, _)| (since, "terminó el plazo de ejecución".to_string())),
+            .map(|e| (e.since, "terminó el plazo de ejecución".to_string())),
     }
 }
 

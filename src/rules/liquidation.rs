@@ -3,9 +3,9 @@
 //! 11 it is in — `bilateral` (the agreed term, else 4 months after the end), `unilateral` (2
 //! months more), `late` (the 2 years after that) and `competence_lost`.
 
-use chrono::{Days, NaiveDate};
+use chrono::NaiveDate;
 
-use super::closable::term_ended;
+use super::closable::{Ended, term_ended};
 use super::{Dossier, Draft, Rule, RuleContext, fecha};
 use crate::calendar::Calendar;
 use crate::config::LiquidationSettings;
@@ -63,12 +63,13 @@ impl Rule for LiquidationDue {
         if !state.is_signed_open() || c.requires_liquidation != Flag::Yes {
             return vec![];
         }
-        let Some((since, ended)) = term_ended(c, state, ctx.as_of) else { return vec![] };
-        if d.first_of("acta_liquidacion").is_some() {
+        let Some(Ended { end, since, reason: ended }) = term_ended(c, state, ctx.as_of) else {
+            return vec![];
+        };
+        if d.first_of(super::ACTA_LIQUIDACION).is_some() {
             return vec![];
         }
         let s = &ctx.rules.liquidation_due;
-        let end = since.checked_sub_days(Days::new(1)).unwrap_or(since);
         let terms = Terms::of(c, end, s, ctx.calendar);
         let (step, deadline) = terms.step(ctx.as_of);
         let mut reasons = vec![
@@ -217,10 +218,11 @@ mod tests {
 
     #[test]
     fn only_signed_open_contracts_that_require_liquidation_are_due() {
-        for state in ["Cerrado", "Cancelado", "Borrador", "En aprobación", "raro"] {
+        // A suspended contract's term is on hold.
+        for state in ["Cerrado", "Cancelado", "Borrador", "En aprobación", "raro", "Suspendido"] {
             assert!(run(&contract(state, "2025-01-31"), &[], "2025-07-01").is_empty(), "{state}");
         }
-        for state in ["En ejecución", "Modificado", "Suspendido", "terminado", "Prorrogado"] {
+        for state in ["En ejecución", "Modificado", "terminado", "Prorrogado"] {
             assert_eq!(run(&contract(state, "2025-01-31"), &[], "2025-07-01").len(), 1, "{state}");
         }
         for flag in [Flag::No, Flag::Unknown] {
@@ -239,6 +241,20 @@ mod tests {
         c.last_update = Some(date("2025-03-03"));
         let f = run(&c, &[], "2025-07-01");
         assert_eq!(f[0].since, date("2025-03-03"));
+    }
+
+    #[test]
+    fn a_contract_terminated_early_counts_its_terms_from_the_termination_day() {
+        let mut c = contract("terminado", "2026-12-31");
+        c.last_update = Some(date("2025-03-03"));
+        // 2025-03-03 + 4 months = Thursday 2025-07-03.
+        assert_eq!(step(&c, "2025-04-01"), ("bilateral".into(), date("2025-07-03")));
+        // Without a last update, the day the stored row last changed; never today, which
+        // would push the terms back every day.
+        c.last_update = None;
+        c.changed_on = Some(date("2025-03-10"));
+        assert_eq!(step(&c, "2025-04-01"), ("bilateral".into(), date("2025-07-10")));
+        assert_eq!(step(&c, "2025-04-02"), ("bilateral".into(), date("2025-07-10")));
     }
 
     #[test]

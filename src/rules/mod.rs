@@ -17,6 +17,9 @@ use crate::config::{Level, RuleSettings, Settings};
 use crate::domain::{Contract, Guarantee, fold};
 use crate::findings::Finding;
 
+/// The document kind that evidences a liquidation.
+pub const ACTA_LIQUIDACION: &str = "acta_liquidacion";
+
 /// A published document as the rules see it: its kind, already inferred by the classifier.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocumentFact {

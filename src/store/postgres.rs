@@ -84,7 +84,13 @@ fn push_raw(b: &mut sqlx::query_builder::Separated<'_, Postgres, &'static str>, 
     b.push_bind(raw.to_vec());
 }
 
-super::sql::sql_store!(PgStore, Postgres, PgRow, " FOR UPDATE SKIP LOCKED");
+super::sql::sql_store!(
+    PgStore,
+    Postgres,
+    PgRow,
+    " FOR UPDATE SKIP LOCKED",
+    "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+);
 
 /// Rows per multi-row statement of [`apply_findings_batched`] (at most 9 values each).
 const FINDING_ROWS: usize = 2_000;

@@ -6,9 +6,10 @@
 
 /// Implements [`super::Store`] for `$store` on the sqlx database `$db` with row type `$row`;
 /// `$skip_locked` ends the outbox claim's subquery (`" FOR UPDATE SKIP LOCKED"` where the
-/// backend has row locks).
+/// backend has row locks); `$snapshot` starts a read transaction that sees one snapshot
+/// (empty where every transaction does).
 macro_rules! sql_store {
-    ($store:ident, $db:ident, $row:ident, $skip_locked:literal) => {
+    ($store:ident, $db:ident, $row:ident, $skip_locked:literal, $snapshot:literal) => {
 /// Binds one column value the way this backend stores it.
 fn bind_col(b: &mut sqlx::query_builder::Separated<'_, $db, &'static str>, col: Col<'_>) {
     match col {
@@ -170,6 +171,9 @@ fn contract_from_row(r: &$row) -> Contract {
         spending_officer_document: r.get("documento_ordenador_del_gasto"),
         supplier_name: r.get("proveedor_adjudicado"),
         supplier_document: r.get("documento_proveedor"),
+        changed_on: r
+            .get::<Option<DateTime<Utc>>, _>("last_changed")
+            .map(|t| t.date_naive()),
     }
 }
 
@@ -180,7 +184,8 @@ const CONTRACT_SELECT: &str = "SELECT id_contrato, proceso_de_compra, referencia
     fecha_inicio_liquidacion, fecha_fin_liquidacion, valor_del_contrato, valor_pagado, \
     valor_pendiente_de_pago, dias_adicionados, ultima_actualizacion, url_proceso, \
     nombre_supervisor, documento_supervisor, nombre_ordenador_del_gasto, \
-    documento_ordenador_del_gasto, proveedor_adjudicado, documento_proveedor FROM contracts";
+    documento_ordenador_del_gasto, proveedor_adjudicado, documento_proveedor, last_changed \
+    FROM contracts";
 
 fn finding_from_row(r: &$row) -> StoreResult<StoredFinding> {
     let json_list = |col: &str| -> StoreResult<Vec<String>> {
@@ -338,7 +343,7 @@ fn json(list: &[String]) -> String {
 /// The documents and guarantees of the contracts with ids in `(after, up_to]` (no upper
 /// bound when `None`).
 async fn dossier_facts_sqlx(
-    pool: &sqlx::Pool<$db>,
+    conn: &mut <$db as sqlx::Database>::Connection,
     after: &str,
     up_to: Option<&str>,
 ) -> StoreResult<DossierFacts> {
@@ -356,7 +361,7 @@ async fn dossier_facts_sqlx(
         q = q.bind(up_to);
     }
     let documents = q
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?
         .iter()
         .map(|r| {
@@ -381,7 +386,7 @@ async fn dossier_facts_sqlx(
         q = q.bind(up_to);
     }
     let guarantees = q
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?
         .iter()
         .map(|r| Guarantee {
@@ -401,7 +406,7 @@ async fn dossier_facts_sqlx(
 
 /// The open findings of the contracts with ids in `(after, up_to]`.
 async fn open_findings_in_sqlx(
-    pool: &sqlx::Pool<$db>,
+    conn: &mut <$db as sqlx::Database>::Connection,
     after: &str,
     up_to: Option<&str>,
 ) -> StoreResult<Vec<StoredFinding>> {
@@ -413,23 +418,27 @@ async fn open_findings_in_sqlx(
     if let Some(up_to) = up_to {
         q = q.bind(up_to);
     }
-    q.fetch_all(pool).await?.iter().map(finding_from_row).collect()
+    q.fetch_all(&mut *conn).await?.iter().map(finding_from_row).collect()
 }
 
 /// [`Store::evaluation_page`] through sqlx: the contracts, then the facts and open findings
-/// of their id range.
+/// of their id range, in one read transaction that sees one snapshot.
 async fn evaluation_page_sqlx(
     pool: &sqlx::Pool<$db>,
     after: &str,
     limit: u32,
 ) -> StoreResult<EvaluationPage> {
+    let mut tx = pool.begin().await?;
+    if !$snapshot.is_empty() {
+        sqlx::query($snapshot).execute(&mut *tx).await?;
+    }
     let sql = format!(
         "{CONTRACT_SELECT} WHERE vanished_at IS NULL AND id_contrato > $1 ORDER BY id_contrato LIMIT $2"
     );
     let contracts: Vec<Contract> = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(after)
         .bind(limit as i64)
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?
         .iter()
         .map(contract_from_row)
@@ -438,8 +447,9 @@ async fn evaluation_page_sqlx(
         Some(last) if contracts.len() == limit as usize => Some(last.id.clone()),
         _ => None,
     };
-    let facts = dossier_facts_sqlx(pool, after, up_to.as_deref()).await?;
-    let open = open_findings_in_sqlx(pool, after, up_to.as_deref()).await?;
+    let facts = dossier_facts_sqlx(&mut tx, after, up_to.as_deref()).await?;
+    let open = open_findings_in_sqlx(&mut tx, after, up_to.as_deref()).await?;
+    tx.commit().await?;
     Ok(EvaluationPage { contracts, up_to, facts, open })
 }
 
@@ -492,7 +502,7 @@ async fn apply_findings_sqlx(
         .map(|(id, f, ev)| (*id, f, Some(*ev)))
         .chain(changes.refreshed.iter().map(|(id, f)| (*id, f, None)));
     for (id, f, event) in updates {
-        sqlx::query(
+        let updated = sqlx::query(
             "UPDATE findings SET since = $1, deadline = $2, business_days_left = $3, level = $4, \
              step = $5, reasons = $6, missing = $7, evaluated_on = $8, updated_at = $9 WHERE id = $10 AND status = 'open'",
         )
@@ -507,8 +517,10 @@ async fn apply_findings_sqlx(
         .bind(at)
         .bind(id)
         .execute(&mut *tx)
-        .await?;
-        if let Some(event) = event {
+        .await?
+        .rows_affected();
+        // 0: another replica resolved it meanwhile; nothing to record.
+        if let (Some(event), 1) = (event, updated) {
             insert_event(&mut tx, id, event, &f.level, on, at).await?;
         }
     }

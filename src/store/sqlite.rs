@@ -136,4 +136,4 @@ fn push_raw(b: &mut sqlx::query_builder::Separated<'_, Sqlite, &'static str>, ra
     b.push_bind(raw.to_vec());
 }
 
-super::sql::sql_store!(SqliteStore, Sqlite, SqliteRow, "");
+super::sql::sql_store!(SqliteStore, Sqlite, SqliteRow, "", "");

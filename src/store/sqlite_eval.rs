@@ -32,7 +32,8 @@ const CONTRACTS: &str = "SELECT id_contrato, proceso_de_compra, referencia_del_c
     fecha_inicio_liquidacion, fecha_fin_liquidacion, valor_del_contrato, valor_pagado, \
     valor_pendiente_de_pago, dias_adicionados, ultima_actualizacion, url_proceso, \
     nombre_supervisor, documento_supervisor, nombre_ordenador_del_gasto, \
-    documento_ordenador_del_gasto, proveedor_adjudicado, documento_proveedor FROM contracts \
+    documento_ordenador_del_gasto, proveedor_adjudicado, documento_proveedor, last_changed \
+    FROM contracts \
     WHERE vanished_at IS NULL AND id_contrato > ?1 ORDER BY id_contrato LIMIT ?2";
 
 fn contract(r: &Row) -> rusqlite::Result<Contract> {
@@ -68,6 +69,10 @@ fn contract(r: &Row) -> rusqlite::Result<Contract> {
         spending_officer_document: r.get(28)?,
         supplier_name: r.get(29)?,
         supplier_document: r.get(30)?,
+        changed_on: r
+            .get::<_, Option<String>>(31)?
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc).date_naive()),
     })
 }
 
@@ -262,7 +267,7 @@ impl SqliteWriter {
                 .map(|(id, f, ev)| (*id, f, Some(*ev)))
                 .chain(changes.refreshed.iter().map(|(id, f)| (*id, f, None)));
             for (id, f, ev) in updates {
-                update
+                let updated = update
                     .execute(params![
                         text(f.since),
                         text(f.deadline),
@@ -276,7 +281,8 @@ impl SqliteWriter {
                         id
                     ])
                     .map_err(err)?;
-                if let Some(ev) = ev {
+                // 0: another replica resolved it meanwhile; nothing to record.
+                if let (Some(ev), 1) = (ev, updated) {
                     event.execute(params![id, ev, f.level, on, at]).map_err(err)?;
                 }
             }

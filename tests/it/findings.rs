@@ -148,6 +148,14 @@ async fn the_sample_with_documents_and_guarantees_gives_the_findings_checked_by_
     assert_eq!((f.since, f.deadline), (date("2026-02-09"), date("2026-02-12")));
     assert!(of(&findings, "CO1.PCCNTR.9202043", "missing_documents", "postcontractual").is_none());
 
+    // As of the day before the acta was uploaded, the liquidation was still due (unilateral
+    // step: the agreed 2025-04-30 plus 2 months is the San Pedro holiday, 2025-06-30).
+    t.app.evaluate(Some(date("2025-05-19"))).await.unwrap();
+    let before = t.findings().await;
+    let f = of(&before, "CO1.PCCNTR.6863177", "liquidation_due", "postcontractual").unwrap();
+    assert_eq!((f.step.as_deref(), f.deadline), (Some("unilateral"), date("2025-07-01")));
+    assert!(of(&before, "CO1.PCCNTR.6863177", "closable", "postcontractual").is_none());
+
     // Every kind is counted in the summary, and every finding reason cites a rule.
     for kind in ["closable", "liquidation_due", "state_outdated", "missing_documents"] {
         assert!(eval.counts.keys().any(|(k, _)| k == kind), "{kind}");
