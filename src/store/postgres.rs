@@ -29,6 +29,14 @@ impl PgStore {
         apply_page_sqlx(&self.pool, page).await
     }
 
+    async fn read_open_findings_sorted(
+        &self,
+        after: Option<&FindingCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredFinding>> {
+        open_findings_sorted_sqlx(&self.pool, after, limit).await
+    }
+
     async fn read_evaluation_page(&self, after: &str, limit: u32) -> StoreResult<EvaluationPage> {
         evaluation_page_sqlx(&self.pool, after, limit).await
     }

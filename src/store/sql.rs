@@ -543,6 +543,40 @@ async fn apply_findings_sqlx(
     Ok(opened)
 }
 
+/// [`Store::open_findings_sorted`] through sqlx.
+async fn open_findings_sorted_sqlx(
+    pool: &sqlx::Pool<$db>,
+    after: Option<&FindingCursor>,
+    limit: u32,
+) -> StoreResult<Vec<StoredFinding>> {
+    let rows = match after {
+        None => {
+            sqlx::query(
+                "SELECT * FROM findings WHERE status = 'open' \
+                 ORDER BY business_days_left, contract_id, kind, stage LIMIT $1",
+            )
+            .bind(limit as i64)
+            .fetch_all(pool)
+            .await?
+        }
+        Some(c) => {
+            sqlx::query(
+                "SELECT * FROM findings WHERE status = 'open' \
+                 AND (business_days_left, contract_id, kind, stage) > ($1, $2, $3, $4) \
+                 ORDER BY business_days_left, contract_id, kind, stage LIMIT $5",
+            )
+            .bind(c.business_days_left)
+            .bind(&c.contract_id)
+            .bind(&c.kind)
+            .bind(&c.stage)
+            .bind(limit as i64)
+            .fetch_all(pool)
+            .await?
+        }
+    };
+    rows.iter().map(finding_from_row).collect()
+    }
+
 impl Store for $store {
     async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await?;
@@ -732,32 +766,7 @@ impl Store for $store {
         after: Option<&FindingCursor>,
         limit: u32,
     ) -> StoreResult<Vec<StoredFinding>> {
-        let rows = match after {
-            None => {
-                sqlx::query(
-                    "SELECT * FROM findings WHERE status = 'open' \
-                     ORDER BY business_days_left, contract_id, kind, stage LIMIT $1",
-                )
-                .bind(limit as i64)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            Some(c) => {
-                sqlx::query(
-                    "SELECT * FROM findings WHERE status = 'open' \
-                     AND (business_days_left, contract_id, kind, stage) > ($1, $2, $3, $4) \
-                     ORDER BY business_days_left, contract_id, kind, stage LIMIT $5",
-                )
-                .bind(c.business_days_left)
-                .bind(&c.contract_id)
-                .bind(&c.kind)
-                .bind(&c.stage)
-                .bind(limit as i64)
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
-        rows.iter().map(finding_from_row).collect()
+        self.read_open_findings_sorted(after, limit).await
     }
 
     async fn open_findings(&self) -> StoreResult<Vec<StoredFinding>> {

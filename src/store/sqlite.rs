@@ -102,6 +102,19 @@ impl SqliteStore {
         self.with_bulk(path, move |w| w.evaluation_page(&after, limit)).await
     }
 
+    /// Lists open findings on the bulk connection (a listing may hold a million rows).
+    async fn read_open_findings_sorted(
+        &self,
+        after: Option<&FindingCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredFinding>> {
+        let Some(path) = self.path.clone() else {
+            return open_findings_sorted_sqlx(&self.pool, after, limit).await;
+        };
+        let after = after.cloned();
+        self.with_bulk(path, move |w| w.open_findings_sorted(after.as_ref(), limit)).await
+    }
+
     /// Records an evaluation page's changes on the bulk connection (prepared statements).
     async fn write_findings(
         &self,

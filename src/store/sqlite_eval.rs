@@ -9,7 +9,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 use super::sqlite_writer::{SqliteWriter, err, ts};
-use super::{DossierFacts, EvaluationPage, FindingChanges, NewOutboxItem, StoreError, StoreResult};
+use super::{
+    DossierFacts, EvaluationPage, FindingChanges, FindingCursor, NewOutboxItem, StoreError,
+    StoreResult,
+};
 use crate::domain::{Contract, Document, Flag, Guarantee};
 use crate::findings::{Finding, StoredFinding};
 
@@ -175,6 +178,50 @@ impl SqliteWriter {
         drop(stmt);
         tx.commit().map_err(err)?;
         Ok(EvaluationPage { contracts, up_to, facts, open })
+    }
+
+    /// [`super::Store::open_findings_sorted`].
+    pub fn open_findings_sorted(
+        &mut self,
+        after: Option<&FindingCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<StoredFinding>> {
+        const SELECT: &str = "SELECT id, opened_on, contract_id, kind, stage, since, deadline, \
+            business_days_left, level, step, reasons, missing FROM findings WHERE status = 'open'";
+        const ORDER: &str = "ORDER BY business_days_left, contract_id, kind, stage";
+        let mut out = Vec::new();
+        let mut push = |mut rows: rusqlite::Rows<'_>| -> StoreResult<()> {
+            while let Some(r) = rows.next().map_err(err)? {
+                out.push(stored_finding(r)?);
+            }
+            Ok(())
+        };
+        match after {
+            None => {
+                let mut stmt =
+                    self.conn.prepare_cached(&format!("{SELECT} {ORDER} LIMIT ?1")).map_err(err)?;
+                push(stmt.query(params![limit]).map_err(err)?)?;
+            }
+            Some(c) => {
+                let mut stmt = self
+                    .conn
+                    .prepare_cached(&format!(
+                        "{SELECT} AND (business_days_left, contract_id, kind, stage) > (?1, ?2, ?3, ?4) {ORDER} LIMIT ?5"
+                    ))
+                    .map_err(err)?;
+                push(
+                    stmt.query(params![
+                        c.business_days_left,
+                        c.contract_id,
+                        c.kind,
+                        c.stage,
+                        limit
+                    ])
+                    .map_err(err)?,
+                )?;
+            }
+        }
+        Ok(out)
     }
 
     /// [`super::Store::apply_findings`] in one immediate transaction.
