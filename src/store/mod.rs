@@ -2,6 +2,7 @@
 //! and their history, the notification outbox and the job runs. One trait, one
 //! implementation per backend (SQLite now; PostgreSQL is the second implementation).
 
+mod eval_sql;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -316,12 +317,6 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = StoreResult<u64>> + Send;
 
     // --- evaluation
-    /// Contracts not vanished, in id order, after `after`: keyset pages keep memory flat.
-    fn contracts_page(
-        &self,
-        after: Option<&str>,
-        limit: u32,
-    ) -> impl Future<Output = StoreResult<Vec<Contract>>> + Send;
     fn contract(&self, id: &str) -> impl Future<Output = StoreResult<Option<Contract>>> + Send;
     fn open_findings(&self) -> impl Future<Output = StoreResult<Vec<StoredFinding>>> + Send;
     /// The record as the source sent it (a zstd frame, see `source::raw::decompress`), by
@@ -535,12 +530,6 @@ impl Store for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.count_rows(dataset, include_vanished).await,
             AnyStore::Postgres(s) => s.count_rows(dataset, include_vanished).await,
-        }
-    }
-    async fn contracts_page(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Contract>> {
-        match self {
-            AnyStore::Sqlite(s) => s.contracts_page(after, limit).await,
-            AnyStore::Postgres(s) => s.contracts_page(after, limit).await,
         }
     }
     async fn contract(&self, id: &str) -> StoreResult<Option<Contract>> {

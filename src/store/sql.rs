@@ -177,15 +177,6 @@ fn contract_from_row(r: &$row) -> Contract {
     }
 }
 
-const CONTRACT_SELECT: &str = "SELECT id_contrato, proceso_de_compra, referencia_del_contrato, \
-    nit_entidad, nombre_entidad, codigo_entidad, estado_contrato, tipo_de_contrato, \
-    modalidad_de_contratacion, justificacion_modalidad_de, objeto_del_contrato, fecha_de_firma, \
-    fecha_de_inicio, fecha_de_fin, liquidacion, obligacion_ambiental, obligaciones_postconsumo, \
-    fecha_inicio_liquidacion, fecha_fin_liquidacion, valor_del_contrato, valor_pagado, \
-    valor_pendiente_de_pago, dias_adicionados, ultima_actualizacion, url_proceso, \
-    nombre_supervisor, documento_supervisor, nombre_ordenador_del_gasto, \
-    documento_ordenador_del_gasto, proveedor_adjudicado, documento_proveedor, last_changed \
-    FROM contracts";
 
 fn finding_from_row(r: &$row) -> StoreResult<StoredFinding> {
     let json_list = |col: &str| -> StoreResult<Vec<String>> {
@@ -347,15 +338,7 @@ async fn dossier_facts_sqlx(
     after: &str,
     up_to: Option<&str>,
 ) -> StoreResult<DossierFacts> {
-    let bound = |col: &str| match up_to {
-        Some(_) => format!("{col} > $1 AND {col} <= $2"),
-        None => format!("{col} > $1"),
-    };
-    let sql = format!(
-        "SELECT d.id_contrato AS owner, d.id_documento, d.nombre_archivo, d.descripcion, d.fecha_carga              FROM documents d WHERE {} AND d.vanished_at IS NULL              UNION ALL              SELECT c.id_contrato AS owner, d.id_documento, d.nombre_archivo, d.descripcion, d.fecha_carga              FROM contracts c JOIN documents d ON d.proceso = c.proceso_de_compra              WHERE {} AND c.vanished_at IS NULL AND d.id_contrato IS NULL AND d.vanished_at IS NULL",
-        bound("d.id_contrato"),
-        bound("c.id_contrato")
-    );
+    let sql = eval_sql::documents_in_range(up_to.is_some());
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after);
     if let Some(up_to) = up_to {
         q = q.bind(up_to);
@@ -377,10 +360,7 @@ async fn dossier_facts_sqlx(
             (owner, doc)
         })
         .collect();
-    let sql = format!(
-        "SELECT guarantee_key, id_contrato, numeropoliza, tipopoliza, subtipopoliza,              fechafinpoliza, estado, aseguradora, valor FROM guarantees              WHERE {} AND vanished_at IS NULL",
-        bound("id_contrato")
-    );
+    let sql = eval_sql::guarantees_in_range(up_to.is_some());
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after);
     if let Some(up_to) = up_to {
         q = q.bind(up_to);
@@ -410,11 +390,8 @@ async fn open_findings_in_sqlx(
     after: &str,
     up_to: Option<&str>,
 ) -> StoreResult<Vec<StoredFinding>> {
-    let sql = match up_to {
-        Some(_) => "SELECT * FROM findings WHERE status = 'open' AND contract_id > $1 AND contract_id <= $2",
-        None => "SELECT * FROM findings WHERE status = 'open' AND contract_id > $1",
-    };
-    let mut q = sqlx::query(sql).bind(after);
+    let sql = eval_sql::open_findings_in_range(up_to.is_some());
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after);
     if let Some(up_to) = up_to {
         q = q.bind(up_to);
     }
@@ -432,10 +409,7 @@ async fn evaluation_page_sqlx(
     if !$snapshot.is_empty() {
         sqlx::query($snapshot).execute(&mut *tx).await?;
     }
-    let sql = format!(
-        "{CONTRACT_SELECT} WHERE vanished_at IS NULL AND id_contrato > $1 ORDER BY id_contrato LIMIT $2"
-    );
-    let contracts: Vec<Contract> = sqlx::query(sqlx::AssertSqlSafe(sql))
+    let contracts: Vec<Contract> = sqlx::query(sqlx::AssertSqlSafe(eval_sql::contracts_page()))
         .bind(after)
         .bind(limit as i64)
         .fetch_all(&mut *tx)
@@ -549,33 +523,22 @@ async fn open_findings_sorted_sqlx(
     after: Option<&FindingCursor>,
     limit: u32,
 ) -> StoreResult<Vec<StoredFinding>> {
+    let sql = sqlx::AssertSqlSafe(eval_sql::open_findings_sorted(after.is_some()));
     let rows = match after {
-        None => {
-            sqlx::query(
-                "SELECT * FROM findings WHERE status = 'open' \
-                 ORDER BY business_days_left, contract_id, kind, stage LIMIT $1",
-            )
-            .bind(limit as i64)
-            .fetch_all(pool)
-            .await?
-        }
+        None => sqlx::query(sql).bind(limit as i64).fetch_all(pool).await?,
         Some(c) => {
-            sqlx::query(
-                "SELECT * FROM findings WHERE status = 'open' \
-                 AND (business_days_left, contract_id, kind, stage) > ($1, $2, $3, $4) \
-                 ORDER BY business_days_left, contract_id, kind, stage LIMIT $5",
-            )
-            .bind(c.business_days_left)
-            .bind(&c.contract_id)
-            .bind(&c.kind)
-            .bind(&c.stage)
-            .bind(limit as i64)
-            .fetch_all(pool)
-            .await?
+            sqlx::query(sql)
+                .bind(c.business_days_left)
+                .bind(&c.contract_id)
+                .bind(&c.kind)
+                .bind(&c.stage)
+                .bind(limit as i64)
+                .fetch_all(pool)
+                .await?
         }
     };
     rows.iter().map(finding_from_row).collect()
-    }
+}
 
 impl Store for $store {
     async fn migrate(&self) -> StoreResult<()> {
@@ -725,20 +688,8 @@ impl Store for $store {
         Ok(n as u64)
     }
 
-    async fn contracts_page(&self, after: Option<&str>, limit: u32) -> StoreResult<Vec<Contract>> {
-        let sql = format!(
-            "{CONTRACT_SELECT} WHERE vanished_at IS NULL AND id_contrato > $1 ORDER BY id_contrato LIMIT $2"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(after.unwrap_or(""))
-            .bind(limit as i64)
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(contract_from_row).collect())
-    }
-
     async fn contract(&self, id: &str) -> StoreResult<Option<Contract>> {
-        let sql = format!("{CONTRACT_SELECT} WHERE id_contrato = $1");
+        let sql = format!("SELECT {} FROM contracts WHERE id_contrato = $1", eval_sql::CONTRACT_COLUMNS);
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(contract_from_row))
     }

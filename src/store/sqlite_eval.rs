@@ -2,12 +2,13 @@
 //! guarantees and open findings) and records its changes on the bulk connection of
 //! [`SqliteWriter`], with prepared statements. It exists because sqlx's SQLite driver moves
 //! every row across threads; an evaluation reads about six rows per contract and, on the
-//! first run or a new day, writes one or two per finding. PostgreSQL and in-memory databases
-//! use the shared sqlx queries (`store/sql.rs`), which these mirror.
+//! first run or a new day, writes one or two per finding. The read queries are those of
+//! `store/eval_sql.rs`, shared with the sqlx path that PostgreSQL and in-memory databases use.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
+use super::eval_sql;
 use super::sqlite_writer::{SqliteWriter, err, ts};
 use super::{
     DossierFacts, EvaluationPage, FindingChanges, FindingCursor, NewOutboxItem, StoreError,
@@ -27,17 +28,6 @@ fn text(d: NaiveDate) -> String {
 fn json(list: &[String]) -> String {
     serde_json::to_string(list).unwrap_or_else(|_| "[]".into())
 }
-
-const CONTRACTS: &str = "SELECT id_contrato, proceso_de_compra, referencia_del_contrato, \
-    nit_entidad, nombre_entidad, codigo_entidad, estado_contrato, tipo_de_contrato, \
-    modalidad_de_contratacion, justificacion_modalidad_de, objeto_del_contrato, fecha_de_firma, \
-    fecha_de_inicio, fecha_de_fin, liquidacion, obligacion_ambiental, obligaciones_postconsumo, \
-    fecha_inicio_liquidacion, fecha_fin_liquidacion, valor_del_contrato, valor_pagado, \
-    valor_pendiente_de_pago, dias_adicionados, ultima_actualizacion, url_proceso, \
-    nombre_supervisor, documento_supervisor, nombre_ordenador_del_gasto, \
-    documento_ordenador_del_gasto, proveedor_adjudicado, documento_proveedor, last_changed \
-    FROM contracts \
-    WHERE vanished_at IS NULL AND id_contrato > ?1 ORDER BY id_contrato LIMIT ?2";
 
 fn contract(r: &Row) -> rusqlite::Result<Contract> {
     Ok(Contract {
@@ -79,18 +69,13 @@ fn contract(r: &Row) -> rusqlite::Result<Contract> {
     })
 }
 
-/// The id range `(after, up_to]` as SQL over `col`.
-fn range(col: &str, bounded: bool) -> String {
-    if bounded { format!("{col} > ?1 AND {col} <= ?2") } else { format!("{col} > ?1") }
-}
-
 impl SqliteWriter {
     /// [`super::Store::evaluation_page`], read in one transaction so that the contracts, their
     /// facts and their open findings are one snapshot.
     pub fn evaluation_page(&mut self, after: &str, limit: u32) -> StoreResult<EvaluationPage> {
         let tx = self.conn.transaction().map_err(err)?;
         let contracts = tx
-            .prepare_cached(CONTRACTS)
+            .prepare_cached(&eval_sql::contracts_page())
             .map_err(err)?
             .query_map(params![after, limit], contract)
             .map_err(err)?
@@ -110,16 +95,7 @@ impl SqliteWriter {
         };
 
         let mut facts = DossierFacts::default();
-        let sql = format!(
-            "SELECT d.id_contrato, d.id_documento, d.nombre_archivo, d.descripcion, d.fecha_carga \
-             FROM documents d WHERE {} AND d.vanished_at IS NULL \
-             UNION ALL \
-             SELECT c.id_contrato, d.id_documento, d.nombre_archivo, d.descripcion, d.fecha_carga \
-             FROM contracts c JOIN documents d ON d.proceso = c.proceso_de_compra \
-             WHERE {} AND c.vanished_at IS NULL AND d.id_contrato IS NULL AND d.vanished_at IS NULL",
-            range("d.id_contrato", bounded),
-            range("c.id_contrato", bounded)
-        );
+        let sql = eval_sql::documents_in_range(bounded);
         let mut stmt = tx.prepare_cached(&sql).map_err(err)?;
         bind(&mut stmt).map_err(err)?;
         let mut rows = stmt.raw_query();
@@ -138,11 +114,7 @@ impl SqliteWriter {
         drop(rows);
         drop(stmt);
 
-        let sql = format!(
-            "SELECT guarantee_key, id_contrato, numeropoliza, tipopoliza, subtipopoliza, \
-             fechafinpoliza, estado, aseguradora, valor FROM guarantees WHERE {} AND vanished_at IS NULL",
-            range("id_contrato", bounded)
-        );
+        let sql = eval_sql::guarantees_in_range(bounded);
         let mut stmt = tx.prepare_cached(&sql).map_err(err)?;
         bind(&mut stmt).map_err(err)?;
         let mut rows = stmt.raw_query();
@@ -162,11 +134,7 @@ impl SqliteWriter {
         drop(rows);
         drop(stmt);
 
-        let sql = format!(
-            "SELECT id, opened_on, contract_id, kind, stage, since, deadline, business_days_left, \
-             level, step, reasons, missing FROM findings WHERE status = 'open' AND {}",
-            range("contract_id", bounded)
-        );
+        let sql = eval_sql::open_findings_in_range(bounded);
         let mut stmt = tx.prepare_cached(&sql).map_err(err)?;
         bind(&mut stmt).map_err(err)?;
         let mut rows = stmt.raw_query();
@@ -186,9 +154,7 @@ impl SqliteWriter {
         after: Option<&FindingCursor>,
         limit: u32,
     ) -> StoreResult<Vec<StoredFinding>> {
-        const SELECT: &str = "SELECT id, opened_on, contract_id, kind, stage, since, deadline, \
-            business_days_left, level, step, reasons, missing FROM findings WHERE status = 'open'";
-        const ORDER: &str = "ORDER BY business_days_left, contract_id, kind, stage";
+        let sql = eval_sql::open_findings_sorted(after.is_some());
         let mut out = Vec::new();
         let mut push = |mut rows: rusqlite::Rows<'_>| -> StoreResult<()> {
             while let Some(r) = rows.next().map_err(err)? {
@@ -198,17 +164,11 @@ impl SqliteWriter {
         };
         match after {
             None => {
-                let mut stmt =
-                    self.conn.prepare_cached(&format!("{SELECT} {ORDER} LIMIT ?1")).map_err(err)?;
+                let mut stmt = self.conn.prepare_cached(&sql).map_err(err)?;
                 push(stmt.query(params![limit]).map_err(err)?)?;
             }
             Some(c) => {
-                let mut stmt = self
-                    .conn
-                    .prepare_cached(&format!(
-                        "{SELECT} AND (business_days_left, contract_id, kind, stage) > (?1, ?2, ?3, ?4) {ORDER} LIMIT ?5"
-                    ))
-                    .map_err(err)?;
+                let mut stmt = self.conn.prepare_cached(&sql).map_err(err)?;
                 push(
                     stmt.query(params![
                         c.business_days_left,
