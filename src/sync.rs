@@ -1,8 +1,11 @@
-//! Sync: source pages → parse and hash (on a blocking thread) → one transaction per page
-//! (upsert with change detection, quarantine, cursor) → vanished rows marked at the end of a
-//! complete pass. An interrupted pass resumes after its last committed page.
+//! Sync: source pages → parse and hash (on blocking threads) → the store's writer, which
+//! applies whole pages in transactions (upsert with change detection, quarantine, cursor;
+//! pages already waiting share one) → vanished rows marked at the end of a complete pass.
+//! An interrupted pass resumes after its last committed page.
 
-use std::time::Instant;
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -12,7 +15,7 @@ use crate::clock::Clock;
 use crate::domain::{Contract, Document, Guarantee};
 use crate::source::record::{Parsed, parse_contract, parse_document, parse_guarantee};
 use crate::source::{Dataset, Page, Source};
-use crate::store::{PageRecords, PageWrite, Rejected, Store, SyncCounts};
+use crate::store::{Committed, PageRecords, PageWrite, Rejected, Store, SyncCounts};
 
 /// What one dataset's sync did.
 #[derive(Debug, Clone, Serialize)]
@@ -164,30 +167,6 @@ struct ParsedPage {
     cursor: String,
     last: bool,
     retries: u32,
-    /// Source pages in this one (several when merged for one write).
-    pages: u64,
-}
-
-/// Rows per write at most when parsed pages are merged.
-const GROUP_ROWS: usize = 10_000;
-
-impl ParsedPage {
-    /// Appends the next page: its rows follow, its cursor and end-of-pass mark win.
-    fn absorb(&mut self, next: ParsedPage) {
-        match (&mut self.records, next.records) {
-            (PageRecords::Contracts(a), PageRecords::Contracts(b)) => a.extend(b),
-            (PageRecords::Documents(a), PageRecords::Documents(b)) => a.extend(b),
-            (PageRecords::Guarantees(a), PageRecords::Guarantees(b)) => a.extend(b),
-            _ => unreachable!("one pass reads one dataset"),
-        }
-        self.rejected.extend(next.rejected);
-        self.read += next.read;
-        self.skipped += next.skipped;
-        self.cursor = next.cursor;
-        self.last = next.last;
-        self.retries += next.retries;
-        self.pages += next.pages;
-    }
 }
 
 fn parse_page(dataset: Dataset, page: Page, scope: &Scope) -> ParsedPage {
@@ -246,7 +225,6 @@ fn parse_page(dataset: Dataset, page: Page, scope: &Scope) -> ParsedPage {
         cursor: page.cursor,
         last: page.last,
         retries: page.retries,
-        pages: 1,
     }
 }
 
@@ -376,83 +354,102 @@ async fn run_pass<S: Store, R: Source>(
     progress: &dyn Progress,
 ) -> Result<SyncCounts, (SyncCounts, anyhow::Error)> {
     let dataset = run.dataset;
-    let mut counts = SyncCounts::default();
     let mut parsed_pages = parse_stage(dataset, source.pages(dataset, resume), scope.clone());
-    let mut finished = false;
+    // The counts so far, and what each page handed to the writer but not yet committed
+    // counted when parsed: counts follow commits, so they say what is in the store.
+    let tally: Mutex<(SyncCounts, VecDeque<SyncCounts>)> = Mutex::default();
+    let (page_tx, page_rx) = tokio::sync::mpsc::channel::<PageWrite>(2);
+    let (committed_tx, mut committed_rx) = tokio::sync::mpsc::unbounded_channel::<Committed>();
     // Where the pass's time goes: waiting for parsed pages (the source and the parsers are
-    // the bottleneck) or writing them (the store is).
-    let (mut waiting, mut writing) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
-    loop {
-        let t = Instant::now();
-        let Some(parsed) = parsed_pages.recv().await else { break };
-        waiting += t.elapsed();
-        let mut parsed = match parsed {
-            Ok(p) => p,
-            Err(e) => return Err((counts, e)),
-        };
-        // Pages already parsed and waiting join this write: when the store is the
-        // bottleneck, transactions grow (up to GROUP_ROWS rows) and cost less per row.
-        let mut failed = None;
-        while !parsed.last && parsed.records.len() < GROUP_ROWS {
-            match parsed_pages.try_recv() {
-                Ok(Ok(next)) => parsed.absorb(next),
-                Ok(Err(e)) => {
-                    failed = Some(e);
-                    break;
+    // the bottleneck) or for the writer to take them (the store is).
+    let (mut waiting, mut writing) = (Duration::ZERO, Duration::ZERO);
+
+    let write = store.apply_pages(page_rx, committed_tx);
+    // Hands parsed pages to the writer; true once the page that ends the pass is handed.
+    let feed = async {
+        let page_tx = page_tx;
+        let fed: anyhow::Result<bool> = async {
+            loop {
+                let t = Instant::now();
+                let Some(parsed) = parsed_pages.recv().await else { return Ok(false) };
+                waiting += t.elapsed();
+                let parsed = parsed?;
+                for r in &parsed.rejected {
+                    tracing::warn!(dataset = dataset.name(), locator = %r.locator, reason = %r.reason, "row quarantined");
+                    if rejected_rows.len() < MAX_REPORTED {
+                        rejected_rows.push((r.locator.clone(), r.reason.clone()));
+                    }
                 }
-                Err(_) => break,
+                let counted = SyncCounts {
+                    read: parsed.read,
+                    skipped: parsed.skipped,
+                    rejected: parsed.rejected.len() as u64,
+                    pages: 1,
+                    retries: u64::from(parsed.retries),
+                    ..SyncCounts::default()
+                };
+                tally.lock().unwrap_or_else(|p| p.into_inner()).1.push_back(counted);
+                let last = parsed.last;
+                let page = PageWrite {
+                    dataset,
+                    sync_run_id: run.run_id,
+                    records: parsed.records,
+                    rejected: parsed.rejected,
+                    pass: run.pass,
+                    seen_at: run.seen_at,
+                    cursor: parsed.cursor,
+                };
+                let t = Instant::now();
+                // A closed channel means the writer stopped; its error says why.
+                if page_tx.send(page).await.is_err() {
+                    return Ok(false);
+                }
+                writing += t.elapsed();
+                if last {
+                    return Ok(true);
+                }
             }
         }
-        finished = parsed.last;
-        for r in &parsed.rejected {
-            tracing::warn!(dataset = dataset.name(), locator = %r.locator, reason = %r.reason, "row quarantined");
-            if rejected_rows.len() < MAX_REPORTED {
-                rejected_rows.push((r.locator.clone(), r.reason.clone()));
+        .await;
+        // The writer commits what it has and ends once no more pages can come.
+        drop(page_tx);
+        fed
+    };
+    let report = async {
+        while let Some(done) = committed_rx.recv().await {
+            let mut guard = tally.lock().unwrap_or_else(|p| p.into_inner());
+            let (counts, pending) = &mut *guard;
+            for page in pending.drain(..(done.pages as usize).min(pending.len())) {
+                counts.read += page.read;
+                counts.skipped += page.skipped;
+                counts.rejected += page.rejected;
+                counts.pages += page.pages;
+                counts.retries += page.retries;
             }
+            counts.new += done.counts.new;
+            counts.changed += done.counts.changed;
+            counts.unchanged += done.counts.unchanged;
+            progress.page(dataset, counts);
         }
-        counts.read += parsed.read;
-        counts.skipped += parsed.skipped;
-        counts.rejected += parsed.rejected.len() as u64;
-        counts.pages += parsed.pages;
-        counts.retries += u64::from(parsed.retries);
-        let write = PageWrite {
-            dataset,
-            sync_run_id: run.run_id,
-            records: parsed.records,
-            rejected: parsed.rejected,
-            pass: run.pass,
-            seen_at: run.seen_at,
-            cursor: parsed.cursor,
-        };
-        let t = Instant::now();
-        let applied = store.apply_page(write).await;
-        writing += t.elapsed();
-        match applied {
-            Ok(c) => {
-                counts.new += c.new;
-                counts.changed += c.changed;
-                counts.unchanged += c.unchanged;
-                progress.page(dataset, &counts);
-            }
-            Err(e) => return Err((counts, anyhow::Error::new(e).context("writing a page"))),
-        }
-        if let Some(e) = failed {
-            return Err((counts, e));
-        }
-        if finished {
-            break;
-        }
-    }
+    };
+    let (written, fed, ()) = tokio::join!(write, feed, report);
+    let counts = tally.into_inner().unwrap_or_else(|p| p.into_inner()).0;
     tracing::debug!(
         dataset = dataset.name(),
         waiting_for_pages_s = waiting.as_secs_f64(),
-        writing_s = writing.as_secs_f64(),
+        waiting_for_writer_s = writing.as_secs_f64(),
         "pass timing"
     );
-    if !finished {
+    if let Err(e) = written {
+        return Err((counts, anyhow::Error::new(e).context("writing a page")));
+    }
+    match fed {
+        Ok(true) => Ok(counts),
+        Err(e) => Err((counts, e)),
         // The source stopped without saying the pass was complete (a crashed reader): the
         // committed pages stay, and the next sync resumes after them.
-        return Err((counts, anyhow::anyhow!("the source ended before the end of the dataset")));
+        Ok(false) => {
+            Err((counts, anyhow::anyhow!("the source ended before the end of the dataset")))
+        }
     }
-    Ok(counts)
 }

@@ -123,6 +123,22 @@ pub struct PageCounts {
     pub unchanged: u64,
 }
 
+impl std::ops::AddAssign for PageCounts {
+    fn add_assign(&mut self, o: PageCounts) {
+        self.new += o.new;
+        self.changed += o.changed;
+        self.unchanged += o.unchanged;
+    }
+}
+
+/// Pages a writer committed in one transaction: how many, and what they did. Reported after
+/// each commit, so a sync counts exactly what is in the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Committed {
+    pub pages: u64,
+    pub counts: PageCounts,
+}
+
 /// The counts of one dataset's sync, as recorded in `sync_runs`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SyncCounts {
@@ -283,6 +299,15 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = StoreResult<i64>> + Send;
     /// Applies a page in one transaction, cursor included: a page is never half-applied.
     fn apply_page(&self, page: PageWrite) -> impl Future<Output = StoreResult<PageCounts>> + Send;
+    /// Applies the pages received until `pages` closes, each commit reported on `committed`.
+    /// Pages are whole in every transaction; a backend may put several in one when they
+    /// arrive faster than it writes them. On an error the open transaction is rolled back,
+    /// so the pages reported are exactly those in the store.
+    fn apply_pages(
+        &self,
+        pages: tokio::sync::mpsc::Receiver<PageWrite>,
+        committed: tokio::sync::mpsc::UnboundedSender<Committed>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Ends a complete pass: rows of the scope not seen in it are marked vanished (never
     /// deleted), and the cursor is cleared. `entities` empty = the whole table.
     fn finish_pass(
@@ -482,6 +507,16 @@ impl Store for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.apply_page(page).await,
             AnyStore::Postgres(s) => s.apply_page(page).await,
+        }
+    }
+    async fn apply_pages(
+        &self,
+        pages: tokio::sync::mpsc::Receiver<PageWrite>,
+        committed: tokio::sync::mpsc::UnboundedSender<Committed>,
+    ) -> StoreResult<()> {
+        match self {
+            AnyStore::Sqlite(s) => s.apply_pages(pages, committed).await,
+            AnyStore::Postgres(s) => s.apply_pages(pages, committed).await,
         }
     }
     async fn finish_pass(

@@ -29,6 +29,16 @@ impl PgStore {
         apply_page_sqlx(&self.pool, page).await
     }
 
+    /// Applies pages one transaction each: PostgreSQL's multi-row upserts make a page's
+    /// commit a small part of its cost.
+    async fn write_pages(
+        &self,
+        pages: tokio::sync::mpsc::Receiver<PageWrite>,
+        committed: tokio::sync::mpsc::UnboundedSender<Committed>,
+    ) -> StoreResult<()> {
+        apply_pages_sqlx(&self.pool, pages, committed).await
+    }
+
     async fn read_open_findings_sorted(
         &self,
         after: Option<&FindingCursor>,

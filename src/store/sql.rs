@@ -248,6 +248,22 @@ fn outbox_from_row(r: &$row) -> OutboxItem {
     }
 }
 
+/// Applies pages with sqlx, one transaction each (see [`Store::apply_pages`]).
+async fn apply_pages_sqlx(
+    pool: &sqlx::Pool<$db>,
+    mut pages: tokio::sync::mpsc::Receiver<PageWrite>,
+    committed: tokio::sync::mpsc::UnboundedSender<Committed>,
+) -> StoreResult<()> {
+    while let Some(page) = pages.recv().await {
+        let counts = apply_page_sqlx(pool, page).await?;
+        if committed.send(Committed { pages: 1, counts }).is_err() {
+            // The sync stopped listening: it is going away, and the page is stored anyway.
+            tracing::debug!("a committed page was not reported");
+        }
+    }
+    Ok(())
+}
+
 /// Applies a page with sqlx: the PostgreSQL path, and SQLite's when the bulk writer cannot
 /// open the database (in memory).
 async fn apply_page_sqlx(pool: &sqlx::Pool<$db>, page: PageWrite) -> StoreResult<PageCounts> {
@@ -579,6 +595,14 @@ impl Store for $store {
 
     async fn apply_page(&self, page: PageWrite) -> StoreResult<PageCounts> {
         self.write_page(page).await
+    }
+
+    async fn apply_pages(
+        &self,
+        pages: tokio::sync::mpsc::Receiver<PageWrite>,
+        committed: tokio::sync::mpsc::UnboundedSender<Committed>,
+    ) -> StoreResult<()> {
+        self.write_pages(pages, committed).await
     }
 
     async fn finish_pass(

@@ -49,7 +49,7 @@ impl SqliteStore {
             // 16 MB of page cache per connection (the default is 2 MB): an evaluation walks
             // contracts, documents and findings by range and would otherwise re-read the same
             // index pages from the OS for every page of contracts.
-            .pragma("cache_size", "-16384")
+            .pragma("cache_size", "-4096")
             // Pages of 16 KB (for a new database): contract rows are ~1 KB, and bigger pages
             // mean fewer b-tree splits and WAL frames per row written.
             .page_size(16_384);
@@ -89,6 +89,19 @@ impl SqliteStore {
             return apply_page_sqlx(&self.pool, page).await;
         };
         self.with_bulk(path, move |w| w.apply_page(&page)).await
+    }
+
+    /// Applies a pass's pages with the bulk writer, on one blocking thread for the whole
+    /// pass (see [`SqliteWriter::apply_pages`]). Without a file, one sqlx transaction each.
+    async fn write_pages(
+        &self,
+        mut pages: tokio::sync::mpsc::Receiver<PageWrite>,
+        committed: tokio::sync::mpsc::UnboundedSender<Committed>,
+    ) -> StoreResult<()> {
+        let Some(path) = self.path.clone() else {
+            return apply_pages_sqlx(&self.pool, pages, committed).await;
+        };
+        self.with_bulk(path, move |w| w.apply_pages(&mut pages, &committed)).await
     }
 
     /// Reads an evaluation page on the bulk connection: sqlx hands every row of every column

@@ -5,14 +5,15 @@
 //! query goes through sqlx. Both connections share the database file in WAL mode.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::table::{Col, TableRow};
-use super::{PageCounts, PageRecords, PageWrite, StoreError, StoreResult};
+use super::{Committed, PageCounts, PageRecords, PageWrite, StoreError, StoreResult};
 use crate::source::record::Parsed;
+use tokio::sync::mpsc;
 
 /// The writer's connection.
 pub struct SqliteWriter {
@@ -43,7 +44,7 @@ impl SqliteWriter {
         // writer looks up every key of a page.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-             PRAGMA cache_size = -16384; PRAGMA wal_autocheckpoint = 4096; \
+             PRAGMA cache_size = -49152; PRAGMA wal_autocheckpoint = 4096; \
              PRAGMA journal_size_limit = 67108864;",
         )
         .map_err(err)?;
@@ -55,39 +56,89 @@ impl SqliteWriter {
     pub fn apply_page(&mut self, page: &PageWrite) -> StoreResult<PageCounts> {
         let tx =
             self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
-        let seen_at = ts(page.seen_at);
-        let counts = match &page.records {
-            PageRecords::Contracts(rows) => upsert(&tx, rows, page.pass, &seen_at)?,
-            PageRecords::Documents(rows) => upsert(&tx, rows, page.pass, &seen_at)?,
-            PageRecords::Guarantees(rows) => upsert(&tx, rows, page.pass, &seen_at)?,
-        };
-        if !page.rejected.is_empty() {
-            let mut q = tx
-                .prepare_cached(
-                    "INSERT INTO quarantine (sync_run_id, dataset, locator, reason, raw, created_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(err)?;
-            for r in &page.rejected {
-                q.execute(params![
-                    page.sync_run_id,
-                    page.dataset.name(),
-                    r.locator,
-                    r.reason,
-                    r.raw,
-                    seen_at
-                ])
-                .map_err(err)?;
-            }
-        }
-        tx.execute(
-            "UPDATE sync_state SET cursor = ?1, updated_at = ?2 WHERE dataset = ?3",
-            params![page.cursor, ts(Utc::now()), page.dataset.name()],
-        )
-        .map_err(err)?;
+        let counts = write_page(&tx, page)?;
         tx.commit().map_err(err)?;
         Ok(counts)
     }
+
+    /// Applies a pass's pages as they come, until `pages` closes. Pages that are already
+    /// waiting join the open transaction (up to [`COMMIT_ROWS`] rows or [`COMMIT_AFTER`]):
+    /// when the writer is the bottleneck, transactions grow and each b-tree page of the
+    /// key index, which random keys touch all over, is written once per commit rather than
+    /// once per source page — at a million contracts that was two thirds of the bytes
+    /// written. Rows are held one page at a time; only the transaction grows. A page that
+    /// fails rolls back the open transaction, whose pages were not reported.
+    pub fn apply_pages(
+        &mut self,
+        pages: &mut mpsc::Receiver<PageWrite>,
+        committed: &mpsc::UnboundedSender<Committed>,
+    ) -> StoreResult<()> {
+        while let Some(mut page) = pages.blocking_recv() {
+            let started = Instant::now();
+            let tx =
+                self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+            let (mut done, mut rows) = (Committed::default(), 0);
+            loop {
+                rows += page.records.len();
+                done.counts += write_page(&tx, &page)?;
+                done.pages += 1;
+                if rows >= COMMIT_ROWS || started.elapsed() >= COMMIT_AFTER {
+                    break;
+                }
+                match pages.try_recv() {
+                    Ok(next) => page = next,
+                    Err(_) => break,
+                }
+            }
+            tx.commit().map_err(err)?;
+            tracing::trace!(pages = done.pages, rows, "pages committed");
+            if committed.send(done).is_err() {
+                // The sync stopped listening: it is going away, and the pages are stored.
+                tracing::debug!("committed pages were not reported");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rows per transaction at most when pages are waiting (see [`SqliteWriter::apply_pages`]).
+pub const COMMIT_ROWS: usize = 100_000;
+/// How long a transaction stays open at most while pages keep coming.
+pub const COMMIT_AFTER: Duration = Duration::from_secs(5);
+
+/// One page inside the caller's transaction: rows, rejects, and the cursor after them.
+fn write_page(tx: &Connection, page: &PageWrite) -> StoreResult<PageCounts> {
+    let seen_at = ts(page.seen_at);
+    let counts = match &page.records {
+        PageRecords::Contracts(rows) => upsert(tx, rows, page.pass, &seen_at)?,
+        PageRecords::Documents(rows) => upsert(tx, rows, page.pass, &seen_at)?,
+        PageRecords::Guarantees(rows) => upsert(tx, rows, page.pass, &seen_at)?,
+    };
+    if !page.rejected.is_empty() {
+        let mut q = tx
+            .prepare_cached(
+                "INSERT INTO quarantine (sync_run_id, dataset, locator, reason, raw, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(err)?;
+        for r in &page.rejected {
+            q.execute(params![
+                page.sync_run_id,
+                page.dataset.name(),
+                r.locator,
+                r.reason,
+                r.raw,
+                seen_at
+            ])
+            .map_err(err)?;
+        }
+    }
+    tx.execute(
+        "UPDATE sync_state SET cursor = ?1, updated_at = ?2 WHERE dataset = ?3",
+        params![page.cursor, ts(Utc::now()), page.dataset.name()],
+    )
+    .map_err(err)?;
+    Ok(counts)
 }
 
 /// `YYYY-MM-DD`, as sqlite.rs stores dates (without chrono's format-string interpreter).
@@ -99,7 +150,7 @@ fn iso_date(d: chrono::NaiveDate) -> String {
 /// New rows inserted, changed rows rewritten (keeping `first_seen`), unchanged rows only get
 /// `last_seen` and the pass. A key repeated within a page counts once: the last one wins.
 fn upsert<T: TableRow>(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     rows: &[Parsed<T>],
     pass: i64,
     seen_at: &str,

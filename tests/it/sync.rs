@@ -193,3 +193,81 @@ async fn progress_is_reported_after_every_committed_write_and_at_the_end() {
     }
     assert_eq!(writes.last().map(|w| (w.0, w.1)), Some((5, 1000)));
 }
+
+#[tokio::test]
+async fn a_failed_write_rolls_back_its_transaction_and_only_committed_pages_are_reported() {
+    use cierre::source::record::parse_contract;
+    use cierre::store::{AnyStore, Committed, PageRecords, PageWrite};
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::helpers::fresh_store_url(dir.path());
+    let store = AnyStore::open(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    // A real failure from the database: inserting the contract `BAD` aborts its statement.
+    if url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::query(
+            "CREATE TRIGGER refuse_bad BEFORE INSERT ON contracts WHEN NEW.id_contrato = 'BAD' \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+    } else {
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE FUNCTION refuse_bad() RETURNS trigger AS $$ BEGIN \
+               IF NEW.id_contrato = 'BAD' THEN RAISE EXCEPTION 'injected failure'; END IF; \
+               RETURN NEW; END $$ LANGUAGE plpgsql; \
+             CREATE TRIGGER refuse_bad BEFORE INSERT ON contracts \
+               FOR EACH ROW EXECUTE FUNCTION refuse_bad();",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let now = chrono::Utc::now();
+    let pass = store.begin_pass(Dataset::Contracts, now).await.unwrap();
+    let run = store.start_sync_run(Dataset::Contracts, "test", now).await.unwrap();
+    let lines = sample_lines();
+    let page = |n: usize, texts: Vec<String>| PageWrite {
+        dataset: Dataset::Contracts,
+        sync_run_id: run,
+        records: PageRecords::Contracts(texts.iter().map(|t| parse_contract(t).unwrap()).collect()),
+        rejected: vec![],
+        pass,
+        seen_at: now,
+        cursor: n.to_string(),
+    };
+    let (pages_tx, pages_rx) = tokio::sync::mpsc::channel(8);
+    let (committed_tx, mut committed_rx) = tokio::sync::mpsc::unbounded_channel();
+    // Two pages already waiting when the writer starts.
+    pages_tx.send(page(1, lines[..10].to_vec())).await.unwrap();
+    pages_tx.send(page(2, lines[10..20].to_vec())).await.unwrap();
+    let writer = tokio::spawn({
+        let store = store.clone();
+        async move { store.apply_pages(pages_rx, committed_tx).await }
+    });
+    let mut reports: Vec<Committed> = Vec::new();
+    while reports.iter().map(|c| c.pages).sum::<u64>() < 2 {
+        reports.push(committed_rx.recv().await.unwrap());
+    }
+    // Then a page whose last row the database refuses: its transaction is rolled back.
+    let bad = lines[20].replacen(&parse_contract(&lines[20]).unwrap().value.id, "BAD", 1);
+    pages_tx.send(page(3, vec![lines[21].clone(), bad])).await.unwrap();
+    drop(pages_tx);
+    let err = writer.await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    while let Some(c) = committed_rx.recv().await {
+        reports.push(c);
+    }
+    let new: u64 = reports.iter().map(|c| c.counts.new).sum();
+    assert_eq!((reports.iter().map(|c| c.pages).sum::<u64>(), new), (2, 20));
+    if url.starts_with("sqlite") {
+        // The pages that were waiting shared one transaction.
+        assert_eq!(reports.len(), 1, "{reports:?}");
+    }
+    assert_eq!(store.count_rows(Dataset::Contracts, true).await.unwrap(), 20);
+    let state = store.sync_state(Dataset::Contracts).await.unwrap().unwrap();
+    assert_eq!(state.cursor.as_deref(), Some("2"));
+}
