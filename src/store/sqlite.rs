@@ -46,9 +46,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true)
-            // 16 MB of page cache per connection (the default is 2 MB): an evaluation walks
-            // contracts, documents and findings by range and would otherwise re-read the same
-            // index pages from the OS for every page of contracts.
+            // 4 MB of page cache per connection (the default is 2 MB): the bulk work, sync
+            // pages and evaluation pages, runs on the bulk connection with a cache of its own
+            // (sqlite_writer.rs); these serve small queries and full scans, which a bigger
+            // cache would not speed up but would add to the peak memory.
             .pragma("cache_size", "-4096")
             // Pages of 16 KB (for a new database): contract rows are ~1 KB, and bigger pages
             // mean fewer b-tree splits and WAL frames per row written.

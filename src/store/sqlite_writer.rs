@@ -40,11 +40,13 @@ impl SqliteWriter {
     pub fn open(path: &Path) -> StoreResult<SqliteWriter> {
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
-        // The same settings as the pool's (see sqlite.rs), and a larger page cache: the
-        // writer looks up every key of a page.
+        // The same settings as the pool's (see sqlite.rs), and a 32 MB page cache: the
+        // writer looks up and inserts every key of a page at a random place of the key
+        // index, and each miss costs a 16 KB read. The index of 1,000,000 contracts
+        // (~28 MB) stays cached: with 16 MB the sync of a million rows took 27 s instead of 20.
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-             PRAGMA cache_size = -49152; PRAGMA wal_autocheckpoint = 4096; \
+             PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 4096; \
              PRAGMA journal_size_limit = 67108864;",
         )
         .map_err(err)?;
