@@ -87,6 +87,8 @@ con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 con.close()
 PY
 echo "store of $rows contracts, $((rows * 3)) documents, $((rows / 2)) guarantees built in $(( $(date +%s) - start )) s"
+# The store just written is still being flushed to disk: let that finish before timing.
+sync
 source benches/measure.sh
 measure "evaluate (first)" "$bin" --config daemon.toml evaluate --as-of 2026-02-16 --format jsonl
 measure "evaluate (same day)" "$bin" --config daemon.toml evaluate --as-of 2026-02-16 --format jsonl

@@ -21,6 +21,8 @@ with open(out, "w") as f:
         v["id_contrato"] = f'{v["id_contrato"]}-{i // len(sample)}'
         f.write(json.dumps(v, ensure_ascii=False) + "\n")
 PY
+# The file just written is still being flushed to disk: let that finish before timing.
+sync
 bin=$PWD/target/release/cierre
 export CIERRE__SOURCE__CONTRACTS_PATH=$work/contracts.jsonl
 export CIERRE__STORE__URL=${BENCH_STORE_URL:-sqlite://$work/bench.db}
