@@ -103,7 +103,7 @@ impl Scope {
 /// Told of a sync's progress, page by page: a progress bar on a terminal, log lines
 /// otherwise.
 pub trait Progress: Send + Sync {
-    /// After each committed page, with the counts so far.
+    /// After each commit of the store's writer (one page or several), with the counts so far.
     fn page(&self, dataset: Dataset, counts: &SyncCounts);
     /// When the dataset's pass is complete.
     fn finished(&self, dataset: Dataset, counts: &SyncCounts);

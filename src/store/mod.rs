@@ -297,11 +297,9 @@ pub trait Store: Send + Sync {
         dataset: Dataset,
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<i64>> + Send;
-    /// Applies a page in one transaction, cursor included: a page is never half-applied.
-    fn apply_page(&self, page: PageWrite) -> impl Future<Output = StoreResult<PageCounts>> + Send;
     /// Applies the pages received until `pages` closes, each commit reported on `committed`.
-    /// Pages are whole in every transaction; a backend may put several in one when they
-    /// arrive faster than it writes them. On an error the open transaction is rolled back,
+    /// A page is never half-applied: its rows, rejects and cursor are in one transaction; a
+    /// backend may put several waiting pages in one. On an error the open transaction is rolled back,
     /// so the pages reported are exactly those in the store.
     fn apply_pages(
         &self,
@@ -501,12 +499,6 @@ impl Store for AnyStore {
         match self {
             AnyStore::Sqlite(s) => s.begin_pass(dataset, at).await,
             AnyStore::Postgres(s) => s.begin_pass(dataset, at).await,
-        }
-    }
-    async fn apply_page(&self, page: PageWrite) -> StoreResult<PageCounts> {
-        match self {
-            AnyStore::Sqlite(s) => s.apply_page(page).await,
-            AnyStore::Postgres(s) => s.apply_page(page).await,
         }
     }
     async fn apply_pages(

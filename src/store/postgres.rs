@@ -24,11 +24,6 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Applies a sync page with the shared sqlx upsert.
-    async fn write_page(&self, page: PageWrite) -> StoreResult<PageCounts> {
-        apply_page_sqlx(&self.pool, page).await
-    }
-
     /// Applies pages one transaction each: PostgreSQL's multi-row upserts make a page's
     /// commit a small part of its cost.
     async fn write_pages(

@@ -593,10 +593,6 @@ impl Store for $store {
         Ok(pass)
     }
 
-    async fn apply_page(&self, page: PageWrite) -> StoreResult<PageCounts> {
-        self.write_page(page).await
-    }
-
     async fn apply_pages(
         &self,
         pages: tokio::sync::mpsc::Receiver<PageWrite>,

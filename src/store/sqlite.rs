@@ -84,16 +84,11 @@ impl SqliteStore {
         .map_err(|e| StoreError::Corrupt(format!("the bulk connection stopped: {e}")))?
     }
 
-    /// Applies a sync page with the bulk writer, on a blocking thread.
-    async fn write_page(&self, page: PageWrite) -> StoreResult<PageCounts> {
-        let Some(path) = self.path.clone() else {
-            return apply_page_sqlx(&self.pool, page).await;
-        };
-        self.with_bulk(path, move |w| w.apply_page(&page)).await
-    }
-
-    /// Applies a pass's pages with the bulk writer, on one blocking thread for the whole
-    /// pass (see [`SqliteWriter::apply_pages`]). Without a file, one sqlx transaction each.
+    /// Applies a pass's pages with the bulk writer: each page that arrives, with those
+    /// waiting behind it, is one transaction on a blocking thread (see
+    /// [`SqliteWriter::apply_batch`]). The bulk connection is held for a batch, not while
+    /// waiting for the source, so an evaluation can read between batches. Without a file,
+    /// one sqlx transaction per page.
     async fn write_pages(
         &self,
         mut pages: tokio::sync::mpsc::Receiver<PageWrite>,
@@ -102,7 +97,23 @@ impl SqliteStore {
         let Some(path) = self.path.clone() else {
             return apply_pages_sqlx(&self.pool, pages, committed).await;
         };
-        self.with_bulk(path, move |w| w.apply_pages(&mut pages, &committed)).await
+        while let Some(first) = pages.recv().await {
+            // The receiver goes to the blocking thread, which takes the waiting pages, and
+            // comes back with the outcome.
+            let (back, done) = self
+                .with_bulk(path.clone(), move |w| {
+                    let done = w.apply_batch(first, &mut pages);
+                    Ok((pages, done))
+                })
+                .await?;
+            pages = back;
+            let done = done?;
+            if committed.send(done).is_err() {
+                // The sync stopped listening: it is going away, and the pages are stored.
+                tracing::debug!("committed pages were not reported");
+            }
+        }
+        Ok(())
     }
 
     /// Reads an evaluation page on the bulk connection: sqlx hands every row of every column

@@ -1,8 +1,9 @@
 //! Store, SQLite bulk page writer: applies sync pages through prepared statements on a
 //! connection of its own (rusqlite on the same bundled SQLite as sqlx). It exists because the
 //! page upsert is the hot path of a sync: per-row prepared statements avoid building and
-//! re-parsing 30,000-parameter SQL per page and run several times faster; every other
-//! query goes through sqlx. Both connections share the database file in WAL mode.
+//! re-parsing 30,000-parameter SQL per page and run several times faster. The evaluation's
+//! reads and writes use the same connection (`sqlite_eval.rs`); other queries go through
+//! sqlx. The connections share the database file in WAL mode.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -54,58 +55,43 @@ impl SqliteWriter {
         Ok(SqliteWriter { conn })
     }
 
-    /// Applies one page in one transaction: rows, rejects, and the cursor after them.
-    pub fn apply_page(&mut self, page: &PageWrite) -> StoreResult<PageCounts> {
+    /// Applies `first` and the pages already waiting behind it in one transaction, until
+    /// [`COMMIT_ROWS`] rows or [`COMMIT_AFTER`] (checked after each page, so a batch may
+    /// pass them by one page), and returns what the committed batch did. When the writer is
+    /// the bottleneck, batches grow and each b-tree page of the key index, which random keys
+    /// touch all over, is written once per commit rather than once per source page: at a
+    /// million contracts that was half the bytes written. Rows are held one page at a time;
+    /// only the transaction grows. A page that fails rolls the whole batch back.
+    pub fn apply_batch(
+        &mut self,
+        first: PageWrite,
+        pages: &mut mpsc::Receiver<PageWrite>,
+    ) -> StoreResult<Committed> {
+        let started = Instant::now();
         let tx =
             self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
-        let counts = write_page(&tx, page)?;
-        tx.commit().map_err(err)?;
-        Ok(counts)
-    }
-
-    /// Applies a pass's pages as they come, until `pages` closes. Pages that are already
-    /// waiting join the open transaction (up to [`COMMIT_ROWS`] rows or [`COMMIT_AFTER`]):
-    /// when the writer is the bottleneck, transactions grow and each b-tree page of the
-    /// key index, which random keys touch all over, is written once per commit rather than
-    /// once per source page — at a million contracts that was two thirds of the bytes
-    /// written. Rows are held one page at a time; only the transaction grows. A page that
-    /// fails rolls back the open transaction, whose pages were not reported.
-    pub fn apply_pages(
-        &mut self,
-        pages: &mut mpsc::Receiver<PageWrite>,
-        committed: &mpsc::UnboundedSender<Committed>,
-    ) -> StoreResult<()> {
-        while let Some(mut page) = pages.blocking_recv() {
-            let started = Instant::now();
-            let tx =
-                self.conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
-            let (mut done, mut rows) = (Committed::default(), 0);
-            loop {
-                rows += page.records.len();
-                done.counts += write_page(&tx, &page)?;
-                done.pages += 1;
-                if rows >= COMMIT_ROWS || started.elapsed() >= COMMIT_AFTER {
-                    break;
-                }
-                match pages.try_recv() {
-                    Ok(next) => page = next,
-                    Err(_) => break,
-                }
+        let (mut done, mut rows, mut page) = (Committed::default(), 0, first);
+        loop {
+            rows += page.records.len();
+            done.counts += write_page(&tx, &page)?;
+            done.pages += 1;
+            if rows >= COMMIT_ROWS || started.elapsed() >= COMMIT_AFTER {
+                break;
             }
-            tx.commit().map_err(err)?;
-            tracing::trace!(pages = done.pages, rows, "pages committed");
-            if committed.send(done).is_err() {
-                // The sync stopped listening: it is going away, and the pages are stored.
-                tracing::debug!("committed pages were not reported");
+            match pages.try_recv() {
+                Ok(next) => page = next,
+                Err(_) => break,
             }
         }
-        Ok(())
+        tx.commit().map_err(err)?;
+        tracing::trace!(pages = done.pages, rows, "pages committed");
+        Ok(done)
     }
 }
 
-/// Rows per transaction at most when pages are waiting (see [`SqliteWriter::apply_pages`]).
+/// Rows after which a batch is committed (see [`SqliteWriter::apply_batch`]).
 pub const COMMIT_ROWS: usize = 100_000;
-/// How long a transaction stays open at most while pages keep coming.
+/// How long after its start a batch is committed while pages keep coming.
 pub const COMMIT_AFTER: Duration = Duration::from_secs(5);
 
 /// One page inside the caller's transaction: rows, rejects, and the cursor after them.

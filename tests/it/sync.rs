@@ -252,22 +252,40 @@ async fn a_failed_write_rolls_back_its_transaction_and_only_committed_pages_are_
     while reports.iter().map(|c| c.pages).sum::<u64>() < 2 {
         reports.push(committed_rx.recv().await.unwrap());
     }
-    // Then a page whose last row the database refuses: its transaction is rolled back.
-    let bad = lines[20].replacen(&parse_contract(&lines[20]).unwrap().value.id, "BAD", 1);
-    pages_tx.send(page(3, vec![lines[21].clone(), bad])).await.unwrap();
+    // Then a good page and one whose last row the database refuses, sent together: on
+    // SQLite they share a transaction, and both are rolled back.
+    let bad = lines[30].replacen(&parse_contract(&lines[30]).unwrap().value.id, "BAD", 1);
+    pages_tx.send(page(3, lines[20..30].to_vec())).await.unwrap();
+    pages_tx.send(page(4, vec![lines[31].clone(), bad])).await.unwrap();
     drop(pages_tx);
     let err = writer.await.unwrap().unwrap_err();
     assert!(err.to_string().contains("injected failure"), "{err}");
     while let Some(c) = committed_rx.recv().await {
         reports.push(c);
     }
+    // Whatever the backend batched, what was reported is exactly what is stored.
+    let pages: u64 = reports.iter().map(|c| c.pages).sum();
     let new: u64 = reports.iter().map(|c| c.counts.new).sum();
-    assert_eq!((reports.iter().map(|c| c.pages).sum::<u64>(), new), (2, 20));
-    if url.starts_with("sqlite") {
-        // The pages that were waiting shared one transaction.
-        assert_eq!(reports.len(), 1, "{reports:?}");
-    }
-    assert_eq!(store.count_rows(Dataset::Contracts, true).await.unwrap(), 20);
+    assert_eq!(new, pages * 10);
+    assert_eq!(store.count_rows(Dataset::Contracts, true).await.unwrap(), new);
     let state = store.sync_state(Dataset::Contracts).await.unwrap().unwrap();
-    assert_eq!(state.cursor.as_deref(), Some("2"));
+    assert_eq!(state.cursor, Some(pages.to_string()));
+    if url.starts_with("sqlite") {
+        // The two waiting pages were one commit; the good page went down with the bad one.
+        assert_eq!(reports, [Committed { pages: 2, counts: reports[0].counts }]);
+        assert_eq!(new, 20);
+    } else {
+        assert_eq!(new, 30, "one transaction per page: page 3 stays");
+    }
+
+    // The writer is usable again: the next page is applied and reported.
+    let (pages_tx, pages_rx) = tokio::sync::mpsc::channel(1);
+    let (committed_tx, mut committed_rx) = tokio::sync::mpsc::unbounded_channel();
+    pages_tx.send(page(5, lines[40..50].to_vec())).await.unwrap();
+    drop(pages_tx);
+    store.apply_pages(pages_rx, committed_tx).await.unwrap();
+    assert_eq!(committed_rx.recv().await.map(|c| (c.pages, c.counts.new)), Some((1, 10)));
+    assert_eq!(store.count_rows(Dataset::Contracts, true).await.unwrap(), new + 10);
+    let state = store.sync_state(Dataset::Contracts).await.unwrap().unwrap();
+    assert_eq!(state.cursor.as_deref(), Some("5"));
 }
