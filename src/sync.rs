@@ -420,15 +420,9 @@ async fn run_pass<S: Store, R: Source>(
             let mut guard = tally.lock().unwrap_or_else(|p| p.into_inner());
             let (counts, pending) = &mut *guard;
             for page in pending.drain(..(done.pages as usize).min(pending.len())) {
-                counts.read += page.read;
-                counts.skipped += page.skipped;
-                counts.rejected += page.rejected;
-                counts.pages += page.pages;
-                counts.retries += page.retries;
+                *counts += page;
             }
-            counts.new += done.counts.new;
-            counts.changed += done.counts.changed;
-            counts.unchanged += done.counts.unchanged;
+            *counts += done.counts;
             progress.page(dataset, counts);
         }
     };

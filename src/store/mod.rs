@@ -139,6 +139,14 @@ pub struct Committed {
     pub counts: PageCounts,
 }
 
+/// Reports a commit to the sync. A sync that stopped listening is going away; the pages are
+/// stored all the same.
+fn report_commit(committed: &tokio::sync::mpsc::UnboundedSender<Committed>, done: Committed) {
+    if committed.send(done).is_err() {
+        tracing::debug!("committed pages were not reported");
+    }
+}
+
 /// The counts of one dataset's sync, as recorded in `sync_runs`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SyncCounts {
@@ -151,6 +159,28 @@ pub struct SyncCounts {
     pub skipped: u64,
     pub pages: u64,
     pub retries: u64,
+}
+
+impl std::ops::AddAssign for SyncCounts {
+    fn add_assign(&mut self, o: SyncCounts) {
+        self.read += o.read;
+        self.new += o.new;
+        self.changed += o.changed;
+        self.unchanged += o.unchanged;
+        self.vanished += o.vanished;
+        self.rejected += o.rejected;
+        self.skipped += o.skipped;
+        self.pages += o.pages;
+        self.retries += o.retries;
+    }
+}
+
+impl std::ops::AddAssign<PageCounts> for SyncCounts {
+    fn add_assign(&mut self, o: PageCounts) {
+        self.new += o.new;
+        self.changed += o.changed;
+        self.unchanged += o.unchanged;
+    }
 }
 
 /// A quarantined row, read back.
@@ -299,8 +329,8 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = StoreResult<i64>> + Send;
     /// Applies the pages received until `pages` closes, each commit reported on `committed`.
     /// A page is never half-applied: its rows, rejects and cursor are in one transaction; a
-    /// backend may put several waiting pages in one. On an error the open transaction is rolled back,
-    /// so the pages reported are exactly those in the store.
+    /// backend may put several waiting pages in one. On an error the open transaction is
+    /// rolled back, so the pages reported are exactly those in the store.
     fn apply_pages(
         &self,
         pages: tokio::sync::mpsc::Receiver<PageWrite>,

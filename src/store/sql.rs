@@ -256,10 +256,7 @@ async fn apply_pages_sqlx(
 ) -> StoreResult<()> {
     while let Some(page) = pages.recv().await {
         let counts = apply_page_sqlx(pool, page).await?;
-        if committed.send(Committed { pages: 1, counts }).is_err() {
-            // The sync stopped listening: it is going away, and the page is stored anyway.
-            tracing::debug!("a committed page was not reported");
-        }
+        report_commit(&committed, Committed { pages: 1, counts });
     }
     Ok(())
 }

@@ -107,11 +107,7 @@ impl SqliteStore {
                 })
                 .await?;
             pages = back;
-            let done = done?;
-            if committed.send(done).is_err() {
-                // The sync stopped listening: it is going away, and the pages are stored.
-                tracing::debug!("committed pages were not reported");
-            }
+            report_commit(&committed, done?);
         }
         Ok(())
     }
