@@ -20,10 +20,11 @@ fn bind_col(b: &mut sqlx::query_builder::Separated<'_, $db, &'static str>, col: 
 }
 
 /// Upserts a page of one table inside `tx`: new rows inserted, changed rows rewritten,
-/// unchanged rows only get `last_seen`. Returns the counts.
+/// unchanged rows left as they are, their keys listed in `sync_seen`. Returns the counts.
 async fn upsert<T: TableRow>(
     tx: &mut Transaction<'_, $db>,
     rows: &[Parsed<T>],
+    dataset: &str,
     pass: i64,
     seen_at: DateTime<Utc>,
 ) -> StoreResult<PageCounts> {
@@ -109,20 +110,23 @@ async fn upsert<T: TableRow>(
         set.push("vanished_at = NULL");
         q.build().execute(&mut **tx).await?;
     }
-    for chunk in touch.chunks(MAX_PARAMS - 1) {
-        let mut q = QueryBuilder::<$db>::new(format!("UPDATE {} SET last_seen = ", T::TABLE));
-        q.push_bind(seen_at);
-        q.push(", seen_pass = ");
-        q.push_bind(pass);
-        q.push(format!(" WHERE {} IN (", T::KEY));
-        let mut sep = q.separated(", ");
-        for &i in chunk {
-            sep.push_bind(rows[i].value.key().to_string());
-        }
-        q.push(")");
+    for chunk in touch.chunks(MAX_PARAMS / 2) {
+        let mut q = QueryBuilder::<$db>::new("INSERT INTO sync_seen (dataset, key) ");
+        q.push_values(chunk, |mut b, &i| {
+            b.push_bind(dataset.to_string()).push_bind(rows[i].value.key().to_string());
+        });
+        q.push(" ON CONFLICT DO NOTHING");
         q.build().execute(&mut **tx).await?;
     }
     Ok(counts)
+}
+
+fn key_of(dataset: Dataset) -> &'static str {
+    match dataset {
+        Dataset::Contracts => <Contract as TableRow>::KEY,
+        Dataset::Documents => <Document as TableRow>::KEY,
+        Dataset::Guarantees => <Guarantee as TableRow>::KEY,
+    }
 }
 
 fn table_of(dataset: Dataset) -> &'static str {
@@ -265,10 +269,11 @@ async fn apply_pages_sqlx(
 /// open the database (in memory).
 async fn apply_page_sqlx(pool: &sqlx::Pool<$db>, page: PageWrite) -> StoreResult<PageCounts> {
     let mut tx = pool.begin().await?;
+    let name = page.dataset.name();
     let counts = match &page.records {
-        PageRecords::Contracts(rows) => upsert(&mut tx, rows, page.pass, page.seen_at).await?,
-        PageRecords::Documents(rows) => upsert(&mut tx, rows, page.pass, page.seen_at).await?,
-        PageRecords::Guarantees(rows) => upsert(&mut tx, rows, page.pass, page.seen_at).await?,
+        PageRecords::Contracts(rows) => upsert(&mut tx, rows, name, page.pass, page.seen_at).await?,
+        PageRecords::Documents(rows) => upsert(&mut tx, rows, name, page.pass, page.seen_at).await?,
+        PageRecords::Guarantees(rows) => upsert(&mut tx, rows, name, page.pass, page.seen_at).await?,
     };
     for r in &page.rejected {
         sqlx::query(
@@ -576,6 +581,12 @@ impl Store for $store {
     }
 
     async fn begin_pass(&self, dataset: Dataset, at: DateTime<Utc>) -> StoreResult<i64> {
+        let mut tx = self.pool.begin().await?;
+        // Keys an abandoned pass found unchanged say nothing about this one.
+        sqlx::query("DELETE FROM sync_seen WHERE dataset = $1")
+            .bind(dataset.name())
+            .execute(&mut *tx)
+            .await?;
         let pass: i64 = sqlx::query_scalar(
             "INSERT INTO sync_state (dataset, pass, pass_started_at, cursor, updated_at) VALUES ($1, 1, $2, NULL, $3) \
              ON CONFLICT (dataset) DO UPDATE SET pass = sync_state.pass + 1, \
@@ -585,8 +596,9 @@ impl Store for $store {
         .bind(dataset.name())
         .bind(at)
         .bind(at)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(pass)
     }
 
@@ -611,6 +623,10 @@ impl Store for $store {
         q.push_bind(at);
         q.push(" WHERE vanished_at IS NULL AND seen_pass < ");
         q.push_bind(pass);
+        // Rows the pass found unchanged were not rewritten: their keys are in sync_seen.
+        q.push(" AND NOT EXISTS (SELECT 1 FROM sync_seen s WHERE s.dataset = ");
+        q.push_bind(dataset.name());
+        q.push(format!(" AND s.key = {table}.{})", key_of(dataset)));
         if !entities.is_empty() && dataset != Dataset::Guarantees {
             q.push(" AND nit_entidad IN (");
             let mut sep = q.separated(", ");
@@ -620,6 +636,10 @@ impl Store for $store {
             q.push(")");
         }
         let vanished = q.build().execute(&mut *tx).await?.rows_affected();
+        sqlx::query("DELETE FROM sync_seen WHERE dataset = $1")
+            .bind(dataset.name())
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE sync_state SET cursor = NULL, pass_started_at = NULL, updated_at = $1 WHERE dataset = $2")
             .bind(at)
             .bind(dataset.name())
@@ -712,12 +732,7 @@ impl Store for $store {
     }
 
     async fn raw_record(&self, dataset: Dataset, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        let key_col = match dataset {
-            Dataset::Contracts => <Contract as TableRow>::KEY,
-            Dataset::Documents => <Document as TableRow>::KEY,
-            Dataset::Guarantees => <Guarantee as TableRow>::KEY,
-        };
-        let sql = format!("SELECT raw FROM {} WHERE {key_col} = $1", table_of(dataset));
+        let sql = format!("SELECT raw FROM {} WHERE {} = $1", table_of(dataset), key_of(dataset));
         let raw: Option<Vec<u8>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(key)
             .fetch_optional(&self.pool)

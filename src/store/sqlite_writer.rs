@@ -97,10 +97,11 @@ pub const COMMIT_AFTER: Duration = Duration::from_secs(5);
 /// One page inside the caller's transaction: rows, rejects, and the cursor after them.
 fn write_page(tx: &Connection, page: &PageWrite) -> StoreResult<PageCounts> {
     let seen_at = ts(page.seen_at);
+    let name = page.dataset.name();
     let counts = match &page.records {
-        PageRecords::Contracts(rows) => upsert(tx, rows, page.pass, &seen_at)?,
-        PageRecords::Documents(rows) => upsert(tx, rows, page.pass, &seen_at)?,
-        PageRecords::Guarantees(rows) => upsert(tx, rows, page.pass, &seen_at)?,
+        PageRecords::Contracts(rows) => upsert(tx, rows, name, page.pass, &seen_at)?,
+        PageRecords::Documents(rows) => upsert(tx, rows, name, page.pass, &seen_at)?,
+        PageRecords::Guarantees(rows) => upsert(tx, rows, name, page.pass, &seen_at)?,
     };
     if !page.rejected.is_empty() {
         let mut q = tx
@@ -135,11 +136,13 @@ fn iso_date(d: chrono::NaiveDate) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
 }
 
-/// New rows inserted, changed rows rewritten (keeping `first_seen`), unchanged rows only get
-/// `last_seen` and the pass. A key repeated within a page counts once: the last one wins.
+/// New rows inserted, changed rows rewritten (keeping `first_seen`), unchanged rows left as
+/// they are, their keys listed in `sync_seen`. A key repeated within a page counts once:
+/// the last one wins.
 fn upsert<T: TableRow>(
     tx: &Connection,
     rows: &[Parsed<T>],
+    dataset: &str,
     pass: i64,
     seen_at: &str,
 ) -> StoreResult<PageCounts> {
@@ -181,10 +184,10 @@ fn upsert<T: TableRow>(
             set.join(", "),
         ))
         .map_err(err)?;
-    let mut touch = tx
-        .prepare_cached(&format!(
-            "UPDATE {table} SET last_seen = ?1, seen_pass = ?2 WHERE {key} = ?3"
-        ))
+    let mut seen = tx
+        .prepare_cached(
+            "INSERT INTO sync_seen (dataset, key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+        )
         .map_err(err)?;
 
     let mut counts = PageCounts::default();
@@ -197,7 +200,7 @@ fn upsert<T: TableRow>(
         match existing {
             Some((hash, false)) if hash == r.hash => {
                 counts.unchanged += 1;
-                touch.execute(params![seen_at, pass, r.value.key()]).map_err(err)?;
+                seen.execute(params![dataset, r.value.key()]).map_err(err)?;
                 continue;
             }
             Some(_) => counts.changed += 1,

@@ -238,3 +238,20 @@ pub fn cierre(dir: &Path, args: &[&str]) -> std::process::Output {
         .output()
         .expect("the cierre binary runs")
 }
+
+/// One integer from `sql` on the store at `url`, SQLite or PostgreSQL: for assertions on
+/// what the store holds that the `Store` trait does not expose.
+pub async fn scalar(url: &str, sql: &str) -> i64 {
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    } else {
+        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::helpers::{sample_contracts, spawn_app_with};
+use crate::helpers::{sample_contracts, scalar, spawn_app_with};
 use cierre::source::Dataset;
 use cierre::store::Store;
 
@@ -31,6 +31,11 @@ async fn a_second_sync_of_unchanged_data_changes_nothing_and_a_change_is_counted
     let second = t.app.sync().await.unwrap();
     let c = &second.datasets[0].counts;
     assert_eq!((c.new, c.changed, c.unchanged, c.vanished), (0, 0, 1000, 0));
+    // Nothing was rewritten: every row is still the version the first pass stored, and the
+    // keys the pass found unchanged are gone with it.
+    let url = &t.app.settings.store_url;
+    assert_eq!(scalar(url, "SELECT COUNT(*) FROM contracts WHERE seen_pass <> 1").await, 0);
+    assert_eq!(scalar(url, "SELECT COUNT(*) FROM sync_seen").await, 0);
 
     // One contract gets closed at the source; another disappears from it.
     let mut v: serde_json::Value = serde_json::from_str(&lines[10]).unwrap();
@@ -42,6 +47,7 @@ async fn a_second_sync_of_unchanged_data_changes_nothing_and_a_change_is_counted
     let third = t.app.sync().await.unwrap();
     let c = &third.datasets[0].counts;
     assert_eq!((c.new, c.changed, c.unchanged, c.vanished), (0, 1, 998, 1));
+    assert_eq!(scalar(url, "SELECT COUNT(*) FROM contracts WHERE seen_pass = 3").await, 1);
     let stored = t.app.store.contract(&changed_id).await.unwrap().unwrap();
     assert_eq!(stored.state.as_deref(), Some("Cerrado"));
     // Vanished rows are marked, never deleted.
@@ -124,6 +130,31 @@ async fn an_interrupted_pass_resumes_after_its_last_committed_page() {
     // And a fresh pass over the same data finds every row unchanged.
     let again = t.app.sync().await.unwrap();
     assert_eq!(again.datasets[0].counts.unchanged, 1000);
+
+    // An unchanged pass cut off after two pages, then resumed over the rest with one row
+    // gone: the rows found unchanged before the interruption are still seen by the pass,
+    // and only the missing one vanishes.
+    std::fs::write(&file, format!("[{}, {{\"id_contrato\": \"CO1", lines[..600].join(",\n")))
+        .unwrap();
+    t.app.sync().await.unwrap_err();
+    let mut rest = lines.clone();
+    let gone = rest.remove(700);
+    std::fs::write(&file, format!("[{}]", rest.join(",\n"))).unwrap();
+    let r = t.app.sync().await.unwrap();
+    let c = &r.datasets[0].counts;
+    assert_eq!((c.read, c.unchanged, c.vanished), (499, 499, 1));
+    assert_eq!(t.app.store.count_rows(Dataset::Contracts, false).await.unwrap(), 999);
+    let gone: serde_json::Value = serde_json::from_str(&gone).unwrap();
+    let url = &t.app.settings.store_url;
+    let vanished = scalar(
+        url,
+        &format!(
+            "SELECT COUNT(*) FROM contracts WHERE vanished_at IS NOT NULL AND id_contrato = '{}'",
+            gone["id_contrato"].as_str().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(vanished, 1);
 }
 
 #[tokio::test]
