@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use serde_json::json;
 
+use crate::calendar::Calendar;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::{Contract, Guarantee};
@@ -32,7 +33,8 @@ pub struct Finding {
     /// The day the condition became true.
     pub since: NaiveDate,
     pub deadline: NaiveDate,
-    /// Business days from the evaluation date to the deadline; negative when overdue.
+    /// Business days from the evaluation date (or, read from the store, the date it is read
+    /// for: [`Finding::count_days_from`]) to the deadline; negative when overdue.
     pub business_days_left: i64,
     /// The escalation level (`aviso`, `urgente`, `vencido`…), or `info` before any threshold.
     pub level: String,
@@ -47,6 +49,38 @@ impl Finding {
     /// Identity across evaluations: one open finding per contract, kind and stage.
     pub fn key(&self) -> (String, String, String) {
         (self.contract_id.clone(), self.kind.clone(), self.stage.clone().unwrap_or_default())
+    }
+
+    /// Counts the business days left as of `as_of`. The store keeps the count of the
+    /// evaluation that last wrote the finding; a finding read for another day is recounted.
+    pub fn count_days_from(&mut self, calendar: &Calendar, as_of: NaiveDate) {
+        self.business_days_left = calendar.business_days_between(as_of, self.deadline);
+    }
+
+    /// The same conclusion, whatever day the business days left were counted from: an
+    /// evaluation rewrites a stored finding only when this is false, not every day.
+    pub fn same_apart_from_days_left(&self, other: &Finding) -> bool {
+        let Finding {
+            contract_id,
+            kind,
+            stage,
+            since,
+            deadline,
+            business_days_left: _,
+            level,
+            step,
+            reasons,
+            missing,
+        } = self;
+        *contract_id == other.contract_id
+            && *kind == other.kind
+            && *stage == other.stage
+            && *since == other.since
+            && *deadline == other.deadline
+            && *level == other.level
+            && *step == other.step
+            && *reasons == other.reasons
+            && *missing == other.missing
     }
 }
 
@@ -311,7 +345,9 @@ fn evaluate_page(
                     }
                     changes.relevelled.push((stored.id, f, kind));
                 }
-                Some(stored) if stored.finding != f => changes.refreshed.push((stored.id, f)),
+                Some(stored) if !stored.finding.same_apart_from_days_left(&f) => {
+                    changes.refreshed.push((stored.id, f))
+                }
                 Some(_) => {}
             }
         }
@@ -332,10 +368,13 @@ fn evaluate_page(
     PageChanges { changes, events }
 }
 
-/// Every open finding, most urgent first (fewest business days left, then contract, kind
-/// and stage), read from the store a page at a time and handed to `each`.
+/// Every open finding, most urgent first (earliest deadline, so fewest business days left,
+/// then contract, kind and stage), with its business days left as of `as_of`, read from the
+/// store a page at a time and handed to `each`.
 pub async fn for_each_open<S: Store>(
     store: &S,
+    calendar: &Calendar,
+    as_of: NaiveDate,
     mut each: impl FnMut(&Finding) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
     let mut after: Option<FindingCursor> = None;
@@ -347,7 +386,8 @@ pub async fn for_each_open<S: Store>(
             .context("reading open findings")?;
         let Some(last) = page.last() else { break };
         after = Some(FindingCursor::of(&last.finding));
-        for f in &page {
+        for mut f in page {
+            f.finding.count_days_from(calendar, as_of);
             each(&f.finding)?;
             n += 1;
         }
@@ -355,10 +395,14 @@ pub async fn for_each_open<S: Store>(
     Ok(n)
 }
 
-/// Every open finding, most urgent first (see [`for_each_open`]).
-pub async fn open_sorted<S: Store>(store: &S) -> anyhow::Result<Vec<Finding>> {
+/// Every open finding, most urgent first, counted as of `as_of` (see [`for_each_open`]).
+pub async fn open_sorted<S: Store>(
+    store: &S,
+    calendar: &Calendar,
+    as_of: NaiveDate,
+) -> anyhow::Result<Vec<Finding>> {
     let mut all = Vec::new();
-    for_each_open(store, |f| {
+    for_each_open(store, calendar, as_of, |f| {
         all.push(f.clone());
         Ok(())
     })
@@ -379,4 +423,51 @@ pub fn contract_json(c: &Contract) -> serde_json::Value {
         "nombre_supervisor": c.supervisor_name,
         "url": c.url,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding() -> Finding {
+        Finding {
+            contract_id: "CO1.PCCNTR.1".into(),
+            kind: "closable".into(),
+            stage: Some("postcontractual".into()),
+            since: NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(),
+            deadline: NaiveDate::from_ymd_opt(2026, 3, 16).unwrap(),
+            business_days_left: 20,
+            level: "aviso".into(),
+            step: None,
+            reasons: vec!["El plazo de ejecución terminó.".into()],
+            missing: vec![],
+        }
+    }
+
+    #[test]
+    fn a_finding_counted_from_another_day_is_the_same_conclusion() {
+        let later = Finding { business_days_left: 19, ..finding() };
+        assert!(finding().same_apart_from_days_left(&later));
+    }
+
+    #[test]
+    fn a_finding_with_other_reasons_level_or_deadline_is_not_the_same_conclusion() {
+        let reasons = Finding { reasons: vec!["Otra razón.".into()], ..finding() };
+        let level = Finding { level: "urgente".into(), ..finding() };
+        let deadline =
+            Finding { deadline: NaiveDate::from_ymd_opt(2026, 3, 17).unwrap(), ..finding() };
+        for other in [reasons, level, deadline] {
+            assert!(!finding().same_apart_from_days_left(&other), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn days_left_are_recounted_for_the_day_a_finding_is_read_for() {
+        let calendar = Calendar::colombia();
+        let mut f = finding();
+        let day = NaiveDate::from_ymd_opt(2026, 3, 13).unwrap(); // a Friday
+        f.count_days_from(&calendar, day);
+        assert_eq!(f.business_days_left, calendar.business_days_between(day, f.deadline));
+        assert_eq!(f.business_days_left, 1);
+    }
 }

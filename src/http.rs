@@ -153,8 +153,10 @@ async fn findings<S: Store + Clone + 'static>(
     };
     let mut out = Vec::new();
     let mut contracts = HashMap::new();
+    let today = d.clock.today(settings.schedule.timezone);
     for f in open {
-        let f = f.finding;
+        let mut f = f.finding;
+        f.count_days_from(&settings.calendar, today);
         if q.kind.as_ref().is_some_and(|k| *k != f.kind)
             || q.level.as_ref().is_some_and(|l| *l != f.level)
         {

@@ -366,9 +366,12 @@ async fn execute_to(
             write!(out, "{}", r.render())?;
         }
         Command::Evaluate { as_of, format } => {
-            let eval = app.evaluate(as_of).await?;
+            let as_of = app.as_of(as_of);
+            let eval = app.evaluate(Some(as_of)).await?;
             let mut w = output::FindingWriter::new(&mut out, format)?;
-            cierre::findings::for_each_open(&app.store, |f| Ok(w.write(f)?)).await?;
+            let calendar = &app.settings.calendar;
+            cierre::findings::for_each_open(&app.store, calendar, as_of, |f| Ok(w.write(f)?))
+                .await?;
             w.finish()?;
             let summary = output::summary(&eval);
             if format == Format::Table {

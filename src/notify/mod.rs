@@ -78,7 +78,8 @@ pub async fn build_digests<S: Store>(
     let mut contracts: HashMap<String, Option<Contract>> = HashMap::new();
     let mut unrouted = 0;
     for stored in findings {
-        let f = stored.finding;
+        let mut f = stored.finding;
+        f.count_days_from(&settings.calendar, slot);
         let Some(level) = settings.levels.iter().find(|l| l.name == f.level) else { continue };
         if !escalation::due_on(level, slot) {
             continue;

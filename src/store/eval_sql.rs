@@ -18,8 +18,9 @@ pub const CONTRACT_COLUMNS: &str = "id_contrato, proceso_de_compra, referencia_d
 const FINDING_COLUMNS: &str = "id, opened_on, contract_id, kind, stage, since, deadline, \
     business_days_left, level, step, reasons, missing";
 
-/// The order people read open findings in: most urgent first.
-const FINDING_ORDER: &str = "ORDER BY business_days_left, contract_id, kind, stage";
+/// The order people read open findings in: most urgent first. Business days left grow with
+/// the deadline, so this is their order whatever date they are counted from.
+const FINDING_ORDER: &str = "ORDER BY deadline, contract_id, kind, stage";
 
 /// Up to `$2` contracts not vanished with ids after `$1`, in id order.
 pub fn contracts_page() -> String {
@@ -69,12 +70,12 @@ pub fn open_findings_in_range(bounded: bool) -> String {
 }
 
 /// Open findings most urgent first: the first `$1` (`after` false), or the `$5` after the
-/// sort key (`$1`…`$4`: days left, contract, kind, stage).
+/// sort key (`$1`…`$4`: deadline, contract, kind, stage).
 pub fn open_findings_sorted(after: bool) -> String {
     if after {
         format!(
             "SELECT {FINDING_COLUMNS} FROM findings WHERE status = 'open' \
-             AND (business_days_left, contract_id, kind, stage) > ($1, $2, $3, $4) \
+             AND (deadline, contract_id, kind, stage) > ($1, $2, $3, $4) \
              {FINDING_ORDER} LIMIT $5"
         )
     } else {

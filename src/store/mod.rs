@@ -195,7 +195,7 @@ pub struct QuarantinedRow {
 /// Where a page of [`Store::open_findings_sorted`] ends: the sort key of its last finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FindingCursor {
-    pub business_days_left: i64,
+    pub deadline: NaiveDate,
     pub contract_id: String,
     pub kind: String,
     pub stage: String,
@@ -204,7 +204,7 @@ pub struct FindingCursor {
 impl FindingCursor {
     pub fn of(f: &Finding) -> FindingCursor {
         FindingCursor {
-            business_days_left: f.business_days_left,
+            deadline: f.deadline,
             contract_id: f.contract_id.clone(),
             kind: f.kind.clone(),
             stage: f.stage.clone().unwrap_or_default(),

@@ -546,7 +546,7 @@ async fn open_findings_sorted_sqlx(
         None => sqlx::query(sql).bind(limit as i64).fetch_all(pool).await?,
         Some(c) => {
             sqlx::query(sql)
-                .bind(c.business_days_left)
+                .bind(d(Some(c.deadline)))
                 .bind(&c.contract_id)
                 .bind(&c.kind)
                 .bind(&c.stage)

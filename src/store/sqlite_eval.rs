@@ -171,7 +171,7 @@ impl SqliteWriter {
                 let mut stmt = self.conn.prepare_cached(&sql).map_err(err)?;
                 push(
                     stmt.query(params![
-                        c.business_days_left,
+                        c.deadline.to_string(),
                         c.contract_id,
                         c.kind,
                         c.stage,

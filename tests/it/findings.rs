@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use crate::helpers::{date, spawn_app, spawn_app_with};
+use crate::helpers::{date, scalar, spawn_app, spawn_app_with};
+use cierre::calendar::Calendar;
 use cierre::findings::Finding;
 use cierre::store::Store;
 
@@ -193,19 +194,29 @@ async fn a_finding_is_escalated_as_its_deadline_nears_and_resolved_when_closed()
     assert_eq!(t.findings().await[0].level, "aviso");
     assert_eq!(e.opened, 1);
 
+    // The next business day the count moves but the level does not: the stored finding is
+    // not rewritten, and the listing counts from the day it is read for.
+    let url = &t.app.settings.store_url;
+    let next = cierre::calendar::Calendar::colombia().add_business_days(date("2026-02-02"), 1);
+    let written = "SELECT COUNT(*) FROM findings WHERE evaluated_on = '2026-02-02'";
+    assert_eq!(scalar(url, written).await, 1);
+    let e = t.app.evaluate(Some(next)).await.unwrap();
+    assert_eq!((e.opened, e.escalated, e.resolved), (0, 0, 0));
+    assert_eq!(scalar(url, written).await, 1, "the finding was rewritten");
+    let left_next = t.findings_on(next).await[0].business_days_left;
+    let left_before = t.findings_on(date("2026-02-02")).await[0].business_days_left;
+    assert_eq!(left_next, Calendar::colombia().business_days_between(next, deadline));
+    assert_eq!(left_next + 1, left_before);
+
     let ten_left = cierre::calendar::Calendar::colombia().add_business_days(deadline, -10);
     let e = t.app.evaluate(Some(ten_left)).await.unwrap();
-    assert_eq!(
-        (t.findings().await[0].business_days_left, t.findings().await[0].level.as_str()),
-        (10, "urgente")
-    );
+    let f = &t.findings_on(ten_left).await[0];
+    assert_eq!((f.business_days_left, f.level.as_str()), (10, "urgente"));
     assert_eq!(e.escalated, 1);
 
     let e = t.app.evaluate(Some(deadline)).await.unwrap();
-    assert_eq!(
-        (t.findings().await[0].business_days_left, t.findings().await[0].level.as_str()),
-        (0, "urgente")
-    );
+    let f = &t.findings_on(deadline).await[0];
+    assert_eq!((f.business_days_left, f.level.as_str()), (0, "urgente"));
     assert_eq!(e.escalated, 0);
 
     // Overdue from the next business day on.

@@ -32,9 +32,16 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// The open findings, most urgent first: what `cierre evaluate` lists after evaluating.
+    /// The open findings, most urgent first, as of the app's today: what `cierre evaluate`
+    /// lists after evaluating.
     pub async fn findings(&self) -> Vec<cierre::findings::Finding> {
-        cierre::findings::open_sorted(&self.app.store).await.unwrap()
+        self.findings_on(self.app.as_of(None)).await
+    }
+
+    /// The open findings, most urgent first, with business days left as of `day`.
+    pub async fn findings_on(&self, day: NaiveDate) -> Vec<cierre::findings::Finding> {
+        let calendar = &self.app.settings.calendar;
+        cierre::findings::open_sorted(&self.app.store, calendar, day).await.unwrap()
     }
 
     pub fn outbox(&self) -> PathBuf {
