@@ -226,38 +226,39 @@ impl SqliteWriter {
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(err)?;
+            // No RETURNING: SQLite runs a statement with RETURNING as one that may write
+            // several rows, with a statement journal holding the original of every page it
+            // touches (16 KB each, spilled to a temporary file), which cost more than the
+            // insert itself. The new row's id is the connection's last insert rowid.
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO findings (contract_id, kind, stage, status, since, deadline, \
                      business_days_left, level, step, reasons, missing, evaluated_on, opened_on, updated_at) \
                      VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12) \
-                     ON CONFLICT (contract_id, kind, stage) WHERE status = 'open' DO NOTHING RETURNING id",
+                     ON CONFLICT (contract_id, kind, stage) WHERE status = 'open' DO NOTHING",
                 )
                 .map_err(err)?;
             for f in &changes.opened {
-                let id: Option<i64> = insert
-                    .query_row(
-                        params![
-                            f.contract_id,
-                            f.kind,
-                            f.stage.as_deref().unwrap_or(""),
-                            text(f.since),
-                            text(f.deadline),
-                            f.business_days_left,
-                            f.level,
-                            f.step,
-                            json(&f.reasons),
-                            json(&f.missing),
-                            on,
-                            at
-                        ],
-                        |r| r.get(0),
-                    )
-                    .optional()
+                let inserted = insert
+                    .execute(params![
+                        f.contract_id,
+                        f.kind,
+                        f.stage.as_deref().unwrap_or(""),
+                        text(f.since),
+                        text(f.deadline),
+                        f.business_days_left,
+                        f.level,
+                        f.step,
+                        json(&f.reasons),
+                        json(&f.missing),
+                        on,
+                        at
+                    ])
                     .map_err(err)?;
-                // None: another replica opened it first.
-                if let Some(id) = id {
+                // 0: another replica opened it first.
+                if inserted == 1 {
                     opened += 1;
+                    let id = tx.last_insert_rowid();
                     event.execute(params![id, "opened", f.level, on, at]).map_err(err)?;
                 }
             }
