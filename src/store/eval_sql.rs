@@ -51,6 +51,22 @@ pub fn documents_in_range(bounded: bool) -> String {
     )
 }
 
+/// The documents published on the contracts in the range, (owner, id_documento,
+/// nombre_archivo, descripcion, fecha_carga): the first half of [`documents_in_range`].
+pub fn contract_documents_in_range(bounded: bool) -> String {
+    format!(
+        "SELECT d.id_contrato AS owner, d.id_documento, d.nombre_archivo, d.descripcion, d.fecha_carga \
+         FROM documents d WHERE {} AND d.vanished_at IS NULL",
+        range("d.id_contrato", bounded)
+    )
+}
+
+/// The documents published on process `$1` without a contract number (id_documento,
+/// nombre_archivo, descripcion, fecha_carga): the second half of [`documents_in_range`], one
+/// process at a time, for a reader that already holds the page's contracts.
+pub const PROCESS_DOCUMENTS: &str = "SELECT id_documento, nombre_archivo, descripcion, fecha_carga \
+     FROM documents WHERE proceso = $1 AND id_contrato IS NULL AND vanished_at IS NULL";
+
 /// The guarantees of the contracts in the range.
 pub fn guarantees_in_range(bounded: bool) -> String {
     format!(

@@ -95,7 +95,7 @@ impl SqliteWriter {
         };
 
         let mut facts = DossierFacts::default();
-        let sql = eval_sql::documents_in_range(bounded);
+        let sql = eval_sql::contract_documents_in_range(bounded);
         let mut stmt = tx.prepare_cached(&sql).map_err(err)?;
         bind(&mut stmt).map_err(err)?;
         let mut rows = stmt.raw_query();
@@ -112,6 +112,44 @@ impl SqliteWriter {
             facts.documents.push((owner, doc));
         }
         drop(rows);
+        drop(stmt);
+        // Documents published on a process count for each of its contracts. Looked up by
+        // the processes of the contracts just read, not by joining contracts again: that
+        // read every contract row of the page a second time, at random places of the file.
+        let mut processes: Vec<(&str, Vec<&str>)> = Vec::new();
+        let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for c in &contracts {
+            if let Some(p) = c.process_id.as_deref() {
+                let i = *seen.entry(p).or_insert_with(|| {
+                    processes.push((p, Vec::new()));
+                    processes.len() - 1
+                });
+                processes[i].1.push(c.id.as_str());
+            }
+        }
+        let mut stmt = tx.prepare_cached(eval_sql::PROCESS_DOCUMENTS).map_err(err)?;
+        for (process, owners) in &processes {
+            let mut rows = stmt.query(params![process]).map_err(err)?;
+            while let Some(r) = rows.next().map_err(err)? {
+                let (id, file_name, description, uploaded): (String, _, _, Option<String>) = (
+                    r.get(0).map_err(err)?,
+                    r.get(1).map_err(err)?,
+                    r.get(2).map_err(err)?,
+                    r.get(3).map_err(err)?,
+                );
+                for owner in owners {
+                    let doc = Document {
+                        id: id.clone(),
+                        contract_id: Some(owner.to_string()),
+                        file_name: Option::<String>::clone(&file_name),
+                        description: Option::<String>::clone(&description),
+                        uploaded_on: day(uploaded.clone()),
+                        ..Default::default()
+                    };
+                    facts.documents.push((owner.to_string(), doc));
+                }
+            }
+        }
         drop(stmt);
 
         let sql = eval_sql::guarantees_in_range(bounded);
