@@ -357,9 +357,12 @@ fn evaluate_page(
     resolved.sort_by_key(|f| f.id);
     if !hooks.is_empty() {
         for stored in &resolved {
-            let f = &stored.finding;
+            // Counted as of the evaluation, not as of the last time the finding was written.
+            let mut f = stored.finding.clone();
+            f.count_days_from(&settings.calendar, as_of);
             let (c, k, s) = f.key();
-            let data = json!({ "finding": f, "resolved_on": as_of, "opened_on": stored.opened_on });
+            let data =
+                json!({ "finding": &f, "resolved_on": as_of, "opened_on": stored.opened_on });
             let id = format!("{c}|{k}|{s}|{}|{as_of}", stored.opened_on);
             events.extend(event("finding.resolved", id, data).items(hooks));
         }

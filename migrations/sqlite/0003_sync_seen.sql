@@ -2,9 +2,10 @@
 -- it was seen (`last_seen`, `seen_pass` now say when the row was last stored, new or
 -- changed): its key is appended here instead, a few dozen bytes against the whole row.
 -- At the end of a complete pass, the rows of the scope that the pass neither stored nor
--- listed here have vanished from the source; the pass's keys are then deleted.
+-- listed here under its number have vanished from the source; the keys are then deleted.
 CREATE TABLE sync_seen (
     dataset             TEXT NOT NULL,
+    pass                INTEGER NOT NULL,
     key                 TEXT NOT NULL,
-    PRIMARY KEY (dataset, key)
+    PRIMARY KEY (dataset, pass, key)
 ) WITHOUT ROWID;

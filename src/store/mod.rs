@@ -107,8 +107,9 @@ pub struct PageWrite {
     pub sync_run_id: i64,
     pub records: PageRecords,
     pub rejected: Vec<Rejected>,
-    /// The pass: every row seen in it is marked with its number, so rows of the scope not
-    /// seen by the end of the pass are exactly those marked with an older one.
+    /// The pass: every row it stores (new or changed) is marked with its number and every
+    /// key it finds unchanged is listed under it in `sync_seen`, so rows of the scope not
+    /// seen by the end of the pass are those marked with an older one and not listed.
     pub pass: i64,
     /// When the rows were seen (`last_seen`).
     pub seen_at: DateTime<Utc>,
@@ -238,7 +239,8 @@ pub struct FindingChanges {
     pub opened: Vec<Finding>,
     /// Open findings whose level changed (`escalated` when more urgent).
     pub relevelled: Vec<(i64, Finding, &'static str)>,
-    /// Open findings still true whose figures moved (days left, reasons).
+    /// Open findings still true whose conclusion moved (reasons, dates, missing documents;
+    /// not the days left alone, which are counted whenever findings are read).
     pub refreshed: Vec<(i64, Finding)>,
     pub resolved: Vec<i64>,
 }
@@ -337,7 +339,9 @@ pub trait Store: Send + Sync {
         committed: tokio::sync::mpsc::UnboundedSender<Committed>,
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Ends a complete pass: rows of the scope not seen in it are marked vanished (never
-    /// deleted), and the cursor is cleared. `entities` empty = the whole table.
+    /// deleted), and the cursor is cleared. `entities` empty = the whole table. A pass that
+    /// is no longer the open one (another sync ended or replaced it meanwhile) ends nothing
+    /// and returns 0.
     fn finish_pass(
         &self,
         dataset: Dataset,
@@ -388,8 +392,9 @@ pub trait Store: Send + Sync {
         after: &str,
         limit: u32,
     ) -> impl Future<Output = StoreResult<EvaluationPage>> + Send;
-    /// Open findings most urgent first (fewest business days left, then contract id, kind,
-    /// stage), the page after `after`.
+    /// Open findings most urgent first (earliest deadline, then contract id, kind, stage),
+    /// the page after `after`. Their business days left are as stored, counted by the
+    /// evaluation that last wrote them: readers recount ([`Finding::count_days_from`]).
     fn open_findings_sorted(
         &self,
         after: Option<&FindingCursor>,

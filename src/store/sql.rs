@@ -110,10 +110,12 @@ async fn upsert<T: TableRow>(
         set.push("vanished_at = NULL");
         q.build().execute(&mut **tx).await?;
     }
-    for chunk in touch.chunks(MAX_PARAMS / 2) {
-        let mut q = QueryBuilder::<$db>::new("INSERT INTO sync_seen (dataset, key) ");
+    for chunk in touch.chunks(MAX_PARAMS / 3) {
+        let mut q = QueryBuilder::<$db>::new("INSERT INTO sync_seen (dataset, pass, key) ");
         q.push_values(chunk, |mut b, &i| {
-            b.push_bind(dataset.to_string()).push_bind(rows[i].value.key().to_string());
+            b.push_bind(dataset.to_string())
+                .push_bind(pass)
+                .push_bind(rows[i].value.key().to_string());
         });
         q.push(" ON CONFLICT DO NOTHING");
         q.build().execute(&mut **tx).await?;
@@ -582,7 +584,8 @@ impl Store for $store {
 
     async fn begin_pass(&self, dataset: Dataset, at: DateTime<Utc>) -> StoreResult<i64> {
         let mut tx = self.pool.begin().await?;
-        // Keys an abandoned pass found unchanged say nothing about this one.
+        // Keys of earlier passes are garbage: an abandoned pass, or one still running
+        // elsewhere, can no longer end (`finish_pass` ends only the open pass).
         sqlx::query("DELETE FROM sync_seen WHERE dataset = $1")
             .bind(dataset.name())
             .execute(&mut *tx)
@@ -618,6 +621,28 @@ impl Store for $store {
         at: DateTime<Utc>,
     ) -> StoreResult<u64> {
         let mut tx = self.pool.begin().await?;
+        // Only the open pass ends: a sync that resumed the same pass, or started the next
+        // one, while this one ran may have ended it or deleted its keys, and marking rows
+        // vanished without them would take every unchanged row for gone.
+        let ended = sqlx::query(
+            "UPDATE sync_state SET cursor = NULL, pass_started_at = NULL, updated_at = $1 \
+             WHERE dataset = $2 AND pass = $3 AND pass_started_at IS NOT NULL",
+        )
+        .bind(at)
+        .bind(dataset.name())
+        .bind(pass)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if ended == 0 {
+            tx.rollback().await?;
+            tracing::warn!(
+                dataset = dataset.name(),
+                pass,
+                "the pass was ended or replaced by another sync meanwhile; it marks no row vanished"
+            );
+            return Ok(0);
+        }
         let table = table_of(dataset);
         let mut q = QueryBuilder::<$db>::new(format!("UPDATE {table} SET vanished_at = "));
         q.push_bind(at);
@@ -626,6 +651,8 @@ impl Store for $store {
         // Rows the pass found unchanged were not rewritten: their keys are in sync_seen.
         q.push(" AND NOT EXISTS (SELECT 1 FROM sync_seen s WHERE s.dataset = ");
         q.push_bind(dataset.name());
+        q.push(" AND s.pass = ");
+        q.push_bind(pass);
         q.push(format!(" AND s.key = {table}.{})", key_of(dataset)));
         if !entities.is_empty() && dataset != Dataset::Guarantees {
             q.push(" AND nit_entidad IN (");
@@ -636,13 +663,9 @@ impl Store for $store {
             q.push(")");
         }
         let vanished = q.build().execute(&mut *tx).await?.rows_affected();
-        sqlx::query("DELETE FROM sync_seen WHERE dataset = $1")
+        sqlx::query("DELETE FROM sync_seen WHERE dataset = $1 AND pass <= $2")
             .bind(dataset.name())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE sync_state SET cursor = NULL, pass_started_at = NULL, updated_at = $1 WHERE dataset = $2")
-            .bind(at)
-            .bind(dataset.name())
+            .bind(pass)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

@@ -2,7 +2,7 @@
 //! guarantees and open findings) and records its changes on the bulk connection of
 //! [`SqliteWriter`], with prepared statements. It exists because sqlx's SQLite driver moves
 //! every row across threads; an evaluation reads about six rows per contract and, on the
-//! first run or a new day, writes one or two per finding. The read queries are those of
+//! first run, writes one or two per finding (later only those whose conclusion changed). The read queries are those of
 //! `store/eval_sql.rs`, shared with the sqlx path that PostgreSQL and in-memory databases use.
 
 use chrono::{DateTime, NaiveDate, Utc};

@@ -186,7 +186,7 @@ fn upsert<T: TableRow>(
         .map_err(err)?;
     let mut seen = tx
         .prepare_cached(
-            "INSERT INTO sync_seen (dataset, key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            "INSERT INTO sync_seen (dataset, pass, key) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
         )
         .map_err(err)?;
 
@@ -200,7 +200,7 @@ fn upsert<T: TableRow>(
         match existing {
             Some((hash, false)) if hash == r.hash => {
                 counts.unchanged += 1;
-                seen.execute(params![dataset, r.value.key()]).map_err(err)?;
+                seen.execute(params![dataset, pass, r.value.key()]).map_err(err)?;
                 continue;
             }
             Some(_) => counts.changed += 1,

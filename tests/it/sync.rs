@@ -104,6 +104,31 @@ async fn rows_outside_the_configured_entities_are_skipped() {
 }
 
 #[tokio::test]
+async fn a_pass_ended_or_replaced_meanwhile_marks_no_row_vanished() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("contracts.jsonl");
+    write(&file, &sample_lines());
+    let t = spawn_app_with(&file, "2026-02-16", "").await;
+    t.app.sync().await.unwrap();
+    let second = t.app.sync().await.unwrap();
+    assert_eq!(second.datasets[0].counts.unchanged, 1000);
+    let store = &t.app.store;
+    let at = chrono::Utc::now();
+
+    // A second sync that had resumed pass 2 ends after the first did: its keys are gone,
+    // and ending the pass again would take every unchanged row for vanished.
+    assert_eq!(store.finish_pass(Dataset::Contracts, 2, &[], at).await.unwrap(), 0);
+    assert_eq!(store.count_rows(Dataset::Contracts, false).await.unwrap(), 1000);
+
+    // A pass replaced by a newer one (begun meanwhile) ends nothing either; the newer one,
+    // having seen nothing, would.
+    let third = store.begin_pass(Dataset::Contracts, at).await.unwrap();
+    assert_eq!(store.finish_pass(Dataset::Contracts, third - 1, &[], at).await.unwrap(), 0);
+    assert_eq!(store.count_rows(Dataset::Contracts, false).await.unwrap(), 1000);
+    assert_eq!(store.finish_pass(Dataset::Contracts, third, &[], at).await.unwrap(), 1000);
+}
+
+#[tokio::test]
 async fn an_interrupted_pass_resumes_after_its_last_committed_page() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("contracts.json");
