@@ -56,7 +56,7 @@ async fn upsert<T: TableRow>(
 
     let mut counts = PageCounts::default();
     let mut write = Vec::new();
-    let mut touch = Vec::new();
+    let mut seen = Vec::new();
     for &i in &unique {
         let r = &rows[i];
         match existing.get(r.value.key()) {
@@ -70,7 +70,7 @@ async fn upsert<T: TableRow>(
             }
             Some(_) => {
                 counts.unchanged += 1;
-                touch.push(i);
+                seen.push(i);
             }
         }
     }
@@ -110,7 +110,7 @@ async fn upsert<T: TableRow>(
         set.push("vanished_at = NULL");
         q.build().execute(&mut **tx).await?;
     }
-    for chunk in touch.chunks(MAX_PARAMS / 3) {
+    for chunk in seen.chunks(MAX_PARAMS / 3) {
         let mut q = QueryBuilder::<$db>::new("INSERT INTO sync_seen (dataset, pass, key) ");
         q.push_values(chunk, |mut b, &i| {
             b.push_bind(dataset.to_string())

@@ -2,8 +2,11 @@
 //! guarantees and open findings) and records its changes on the bulk connection of
 //! [`SqliteWriter`], with prepared statements. It exists because sqlx's SQLite driver moves
 //! every row across threads; an evaluation reads about six rows per contract and, on the
-//! first run, writes one or two per finding (later only those whose conclusion changed). The read queries are those of
-//! `store/eval_sql.rs`, shared with the sqlx path that PostgreSQL and in-memory databases use.
+//! first run, writes one or two per finding (later only those whose conclusion changed).
+//! The read queries are those of `store/eval_sql.rs`, shared with the sqlx path that
+//! PostgreSQL and in-memory databases use.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
@@ -116,36 +119,26 @@ impl SqliteWriter {
         // Documents published on a process count for each of its contracts. Looked up by
         // the processes of the contracts just read, not by joining contracts again: that
         // read every contract row of the page a second time, at random places of the file.
-        let mut processes: Vec<(&str, Vec<&str>)> = Vec::new();
-        let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        let mut processes: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
         for c in &contracts {
             if let Some(p) = c.process_id.as_deref() {
-                let i = *seen.entry(p).or_insert_with(|| {
-                    processes.push((p, Vec::new()));
-                    processes.len() - 1
-                });
-                processes[i].1.push(c.id.as_str());
+                processes.entry(p).or_default().push(c.id.as_str());
             }
         }
         let mut stmt = tx.prepare_cached(eval_sql::PROCESS_DOCUMENTS).map_err(err)?;
         for (process, owners) in &processes {
             let mut rows = stmt.query(params![process]).map_err(err)?;
             while let Some(r) = rows.next().map_err(err)? {
-                let (id, file_name, description, uploaded): (String, _, _, Option<String>) = (
-                    r.get(0).map_err(err)?,
-                    r.get(1).map_err(err)?,
-                    r.get(2).map_err(err)?,
-                    r.get(3).map_err(err)?,
-                );
+                let published = Document {
+                    id: r.get(0).map_err(err)?,
+                    file_name: r.get(1).map_err(err)?,
+                    description: r.get(2).map_err(err)?,
+                    uploaded_on: day(r.get(3).map_err(err)?),
+                    ..Default::default()
+                };
                 for owner in owners {
-                    let doc = Document {
-                        id: id.clone(),
-                        contract_id: Some(owner.to_string()),
-                        file_name: Option::<String>::clone(&file_name),
-                        description: Option::<String>::clone(&description),
-                        uploaded_on: day(uploaded.clone()),
-                        ..Default::default()
-                    };
+                    let doc =
+                        Document { contract_id: Some(owner.to_string()), ..published.clone() };
                     facts.documents.push((owner.to_string(), doc));
                 }
             }
