@@ -130,10 +130,26 @@ fn write_page(tx: &Connection, page: &PageWrite) -> StoreResult<PageCounts> {
     Ok(counts)
 }
 
-/// `YYYY-MM-DD`, as sqlite.rs stores dates (without chrono's format-string interpreter).
-fn iso_date(d: chrono::NaiveDate) -> String {
+/// `YYYY-MM-DD`, as sqlite.rs stores dates, written into `buf`: a page binds several dates
+/// per row, and formatting each into a new `String` cost more than binding it.
+fn iso_date(d: chrono::NaiveDate, buf: &mut [u8; 10]) -> std::borrow::Cow<'_, str> {
     use chrono::Datelike;
-    format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    let (y, m, day) = (d.year(), d.month(), d.day());
+    if !(0..=9999).contains(&y) {
+        // Not a date SECOP II publishes; stored as chrono writes it.
+        return d.format("%Y-%m-%d").to_string().into();
+    }
+    let digits = [y / 1000, y / 100 % 10, y / 10 % 10, y % 10];
+    for (i, v) in digits.into_iter().enumerate() {
+        buf[i] = b'0' + v as u8;
+    }
+    buf[4] = b'-';
+    buf[5] = b'0' + (m / 10) as u8;
+    buf[6] = b'0' + (m % 10) as u8;
+    buf[7] = b'-';
+    buf[8] = b'0' + (day / 10) as u8;
+    buf[9] = b'0' + (day % 10) as u8;
+    String::from_utf8_lossy(&buf[..])
 }
 
 /// New rows inserted, changed rows rewritten (keeping `first_seen`), unchanged rows left as
@@ -212,7 +228,10 @@ fn upsert<T: TableRow>(
             match col {
                 Col::Text(v) => write.raw_bind_parameter(at, v),
                 Col::Int(v) => write.raw_bind_parameter(at, v),
-                Col::Date(v) => write.raw_bind_parameter(at, v.map(iso_date)),
+                Col::Date(v) => {
+                    let mut buf = [0; 10];
+                    write.raw_bind_parameter(at, v.map(|d| iso_date(d, &mut buf)))
+                }
             }
             .map_err(err)?;
         }
@@ -223,4 +242,21 @@ fn upsert<T: TableRow>(
         write.raw_execute().map_err(err)?;
     }
     Ok(counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::iso_date;
+
+    #[test]
+    fn dates_are_bound_as_chrono_writes_them() {
+        for (y, m, d) in
+            [(2026, 2, 16), (1999, 12, 31), (5, 1, 9), (9999, 10, 1), (10000, 1, 1), (-1, 3, 4)]
+        {
+            let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(iso_date(date, &mut [0; 10]), date.format("%Y-%m-%d").to_string());
+        }
+    }
 }
