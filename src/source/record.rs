@@ -222,7 +222,7 @@ pub fn parse_date(s: &str) -> Option<NaiveDate> {
     if s.len() > 10 && !s[10..].starts_with(['T', ' ']) {
         return None;
     }
-    NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()
+    crate::domain::parse_day(day)
 }
 
 /// A plain decimal amount (`73451015`, `-1500.5`, `12.00`) → centavos. More than two

@@ -21,7 +21,16 @@ use crate::domain::{Contract, Document, Flag, Guarantee};
 use crate::findings::{Finding, StoredFinding};
 
 fn day(s: Option<String>) -> Option<NaiveDate> {
-    s.and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok())
+    s.and_then(|s| crate::domain::parse_day(&s))
+}
+
+/// The UTC day of an RFC 3339 timestamp. Both connections store UTC (`+00:00` or `Z`), whose
+/// day is the text's first ten bytes; any other offset goes through chrono.
+fn utc_day(t: &str) -> Option<NaiveDate> {
+    if t.ends_with('Z') || t.ends_with("+00:00") {
+        return t.get(..10).and_then(crate::domain::parse_day);
+    }
+    DateTime::parse_from_rfc3339(t).ok().map(|t| t.with_timezone(&Utc).date_naive())
 }
 
 fn text(d: NaiveDate) -> String {
@@ -65,10 +74,7 @@ fn contract(r: &Row) -> rusqlite::Result<Contract> {
         spending_officer_document: r.get(28)?,
         supplier_name: r.get(29)?,
         supplier_document: r.get(30)?,
-        changed_on: r
-            .get::<_, Option<String>>(31)?
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&Utc).date_naive()),
+        changed_on: r.get::<_, Option<String>>(31)?.and_then(|t| utc_day(&t)),
     })
 }
 
@@ -370,4 +376,23 @@ fn stored_finding(r: &Row) -> StoreResult<StoredFinding> {
             missing: list(11, "missing")?,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_day_of_a_stored_timestamp_is_its_utc_day() {
+        for t in [
+            "2026-02-15T12:00:00Z",
+            "2026-02-15T23:59:59.123456789+00:00",
+            "2026-02-15T21:30:00-05:00",
+            "2026-02-16T01:00:00+05:00",
+        ] {
+            let chrono = DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc).date_naive();
+            assert_eq!(utc_day(t), Some(chrono), "{t}");
+        }
+        assert_eq!(utc_day("not a time"), None);
+    }
 }
