@@ -31,7 +31,8 @@ CIERRE__STORE__URL=sqlite://$work/copy.db "$bin" --config daemon.toml migrate >/
 rm -f "$work/contracts.jsonl"
 {
   echo "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768;"
-  echo "PRAGMA wal_autocheckpoint = 4096; ATTACH '$work/synced.db' AS synced;"
+  echo "PRAGMA wal_autocheckpoint = 4096; PRAGMA journal_size_limit = 67108864;"
+  echo "PRAGMA foreign_keys = ON; ATTACH '$work/synced.db' AS synced;"
   for ((from = 0; from < rows; from += 100000)); do
     echo "BEGIN IMMEDIATE; INSERT INTO main.contracts SELECT * FROM synced.contracts"
     echo "  WHERE rowid > $from AND rowid <= $((from + 100000)); COMMIT;"

@@ -46,9 +46,8 @@ impl Source for FileSource {
         dataset: Dataset,
         resume_after: Option<String>,
     ) -> mpsc::Receiver<Result<Page, SourceError>> {
-        // One page read ahead while the next is being read: the parse workers hold their own
-        // pages, and when the writer is behind every page waiting here is ~40 MB of text.
-        let (tx, rx) = mpsc::channel(1);
+        // Two pages in flight: one being written, one read ahead.
+        let (tx, rx) = mpsc::channel(2);
         let Some(path) = self.path(dataset).cloned() else {
             let error = SourceError::NotConfigured { dataset: dataset.name() };
             if tx.try_send(Err(error)).is_err() {
