@@ -13,16 +13,7 @@ rows=${1:-1000000}
 cargo build --release --quiet
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-python3 - "$rows" "$work/contracts.jsonl" <<'PY'
-import json, sys
-n, out = int(sys.argv[1]), sys.argv[2]
-sample = [json.loads(l) for l in open("examples/secop/contracts.jsonl")]
-with open(out, "w") as f:
-    for i in range(n):
-        v = dict(sample[i % len(sample)])
-        v["id_contrato"] = f'{v["id_contrato"]}-{i // len(sample)}'
-        f.write(json.dumps(v, ensure_ascii=False) + "\n")
-PY
+python3 benches/contracts.py "$rows" "$work/contracts.jsonl"
 bin=$PWD/target/release/cierre
 export CIERRE__SOURCE__CONTRACTS_PATH=$work/contracts.jsonl CIERRE__STORE__URL=sqlite://$work/synced.db
 export CIERRE__EMAIL__TEMPLATES_DIR=$PWD/templates CIERRE_LOG=warn

@@ -11,16 +11,7 @@ rows=${1:-100000}
 cargo build --release --quiet
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-python3 - "$rows" "$work/contracts.jsonl" <<'PY'
-import json, sys
-n, out = int(sys.argv[1]), sys.argv[2]
-sample = [json.loads(l) for l in open("examples/secop/contracts.jsonl")]
-with open(out, "w") as f:
-    for i in range(n):
-        v = dict(sample[i % len(sample)])
-        v["id_contrato"] = f'{v["id_contrato"]}-{i // len(sample)}'
-        f.write(json.dumps(v, ensure_ascii=False) + "\n")
-PY
+python3 benches/contracts.py "$rows" "$work/contracts.jsonl"
 # The file just written is still being flushed to disk: let that finish before timing.
 sync
 bin=$PWD/target/release/cierre

@@ -10,17 +10,7 @@ rows=${1:-100000}
 page=${2:-50000}
 cargo build --release --quiet
 work=$(mktemp -d)
-python3 - "$rows" "$work/contracts.jsonl" <<'PY'
-import json, sys
-n, out = int(sys.argv[1]), sys.argv[2]
-sample = [json.loads(l) for l in open("examples/secop/contracts.jsonl")]
-with open(out, "w") as f:
-    for i in range(n):
-        v = {":id": f"row-{i:09d}", ":updated_at": "2026-11-20T00:00:00.000Z"}
-        v.update(sample[i % len(sample)])
-        v["id_contrato"] = f'{v["id_contrato"]}-{i // len(sample)}'
-        f.write(json.dumps(v, ensure_ascii=False, separators=(",", ":")) + "\n")
-PY
+python3 benches/contracts.py "$rows" "$work/contracts.jsonl" --soda
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 python3 benches/soda-server.py "$work/contracts.jsonl" "$port" >"$work/server.log" 2>&1 &
 server=$!
