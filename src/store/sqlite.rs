@@ -161,8 +161,8 @@ fn d(date: Option<NaiveDate>) -> Option<String> {
     date.map(|d| d.format("%Y-%m-%d").to_string())
 }
 
-fn parse_day(s: Option<String>) -> Option<NaiveDate> {
-    s.and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok())
+pub(super) fn parse_day(s: Option<String>) -> Option<NaiveDate> {
+    s.and_then(|s| crate::domain::parse_day(&s))
 }
 
 /// The raw record, compressed on the parse workers (`cierre record` shows it).

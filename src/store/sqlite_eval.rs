@@ -12,6 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use rusqlite::{OptionalExtension, Row, TransactionBehavior, params};
 
 use super::eval_sql;
+use super::sqlite::parse_day;
 use super::sqlite_writer::{SqliteWriter, err, ts};
 use super::{
     DossierFacts, EvaluationPage, FindingChanges, FindingCursor, NewOutboxItem, StoreError,
@@ -19,10 +20,6 @@ use super::{
 };
 use crate::domain::{Contract, Document, Flag, Guarantee};
 use crate::findings::{Finding, StoredFinding};
-
-fn day(s: Option<String>) -> Option<NaiveDate> {
-    s.and_then(|s| crate::domain::parse_day(&s))
-}
 
 /// The UTC day of an RFC 3339 timestamp. Both connections store UTC (`+00:00` or `Z`), whose
 /// day is the text's first ten bytes; any other offset goes through chrono.
@@ -54,19 +51,19 @@ fn contract(r: &Row) -> rusqlite::Result<Contract> {
         modality: r.get(8)?,
         modality_justification: r.get(9)?,
         object: r.get(10)?,
-        signed_on: day(r.get(11)?),
-        starts_on: day(r.get(12)?),
-        ends_on: day(r.get(13)?),
+        signed_on: parse_day(r.get(11)?),
+        starts_on: parse_day(r.get(12)?),
+        ends_on: parse_day(r.get(13)?),
         requires_liquidation: Flag::from_db(r.get::<_, Option<String>>(14)?.as_deref()),
         environmental_obligation: Flag::from_db(r.get::<_, Option<String>>(15)?.as_deref()),
         post_consumption_obligation: Flag::from_db(r.get::<_, Option<String>>(16)?.as_deref()),
-        liquidation_starts_on: day(r.get(17)?),
-        liquidation_ends_on: day(r.get(18)?),
+        liquidation_starts_on: parse_day(r.get(17)?),
+        liquidation_ends_on: parse_day(r.get(18)?),
         value: r.get(19)?,
         paid: r.get(20)?,
         pending_payment: r.get(21)?,
         days_added: r.get(22)?,
-        last_update: day(r.get(23)?),
+        last_update: parse_day(r.get(23)?),
         url: r.get(24)?,
         supervisor_name: r.get(25)?,
         supervisor_document: r.get(26)?,
@@ -115,7 +112,7 @@ impl SqliteWriter {
                 contract_id: Some(owner.clone()),
                 file_name: r.get(2).map_err(err)?,
                 description: r.get(3).map_err(err)?,
-                uploaded_on: day(r.get(4).map_err(err)?),
+                uploaded_on: parse_day(r.get(4).map_err(err)?),
                 ..Default::default()
             };
             facts.documents.push((owner, doc));
@@ -139,7 +136,7 @@ impl SqliteWriter {
                     id: r.get(0).map_err(err)?,
                     file_name: r.get(1).map_err(err)?,
                     description: r.get(2).map_err(err)?,
-                    uploaded_on: day(r.get(3).map_err(err)?),
+                    uploaded_on: parse_day(r.get(3).map_err(err)?),
                     ..Default::default()
                 };
                 for owner in owners {
@@ -162,7 +159,7 @@ impl SqliteWriter {
                 policy_number: r.get(2).map_err(err)?,
                 policy_type: r.get(3).map_err(err)?,
                 policy_subtype: r.get(4).map_err(err)?,
-                ends_on: day(r.get(5).map_err(err)?),
+                ends_on: parse_day(r.get(5).map_err(err)?),
                 status: r.get(6).map_err(err)?,
                 insurer: r.get(7).map_err(err)?,
                 value: r.get(8).map_err(err)?,
@@ -353,7 +350,8 @@ impl SqliteWriter {
 
 fn stored_finding(r: &Row) -> StoreResult<StoredFinding> {
     let date = |i: usize, col: &str| -> StoreResult<NaiveDate> {
-        day(r.get(i).map_err(err)?).ok_or_else(|| StoreError::Corrupt(format!("findings.{col}")))
+        parse_day(r.get(i).map_err(err)?)
+            .ok_or_else(|| StoreError::Corrupt(format!("findings.{col}")))
     };
     let list = |i: usize, col: &str| -> StoreResult<Vec<String>> {
         let text: String = r.get(i).map_err(err)?;
