@@ -33,7 +33,10 @@ pub struct App<S: Store> {
 /// migrations.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<AnyStore> {
     let url = &settings.store_url;
-    let store = AnyStore::open(url).await.context("opening the store (store.url)")?;
+    let mut store = AnyStore::open(url).await.context("opening the store (store.url)")?;
+    if let AnyStore::Sqlite(sqlite) = &mut store {
+        sqlite.set_mmap_bytes(settings.sqlite_mmap_bytes);
+    }
     store.migrate().await.context("applying migrations")?;
     Ok(store)
 }

@@ -47,6 +47,9 @@ pub struct Settings {
     /// working directory, as an administrator running `cierre` from that folder expects.
     pub config_path: Option<PathBuf>,
     pub store_url: String,
+    /// How much of a SQLite store file the bulk connection maps into memory
+    /// (`store.sqlite_mmap_mib`, in bytes; 0: none).
+    pub sqlite_mmap_bytes: u64,
     pub source: SourceSettings,
     pub datasets: Datasets,
     pub calendar: Calendar,

@@ -11,6 +11,7 @@ use serde::Deserialize;
 pub const DEFAULTS_TOML: &str = r#"
 [store]
 url = "sqlite://cierre.db"
+sqlite_mmap_mib = 2048
 
 [source]
 kind = "socrata"
@@ -181,6 +182,7 @@ pub struct RawLog {
 #[derive(Debug, Deserialize)]
 pub struct RawStore {
     pub url: String,
+    pub sqlite_mmap_mib: i64,
 }
 
 #[derive(Debug, Deserialize)]

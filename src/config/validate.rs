@@ -13,6 +13,10 @@ use super::raw::{Raw, RawPerson};
 use super::*;
 use crate::calendar::{Calendar, parse_weekday};
 use crate::domain::{ContractField, fold};
+
+/// The most of a SQLite file the bulk connection may map: SQLite, as built here, maps at
+/// most 0x7fff0000 bytes (just under 2 GiB) and silently caps anything larger.
+const MAX_MMAP_MIB: i64 = 2048;
 use crate::notify::routing::{MatchOp, Matcher};
 use crate::notify::webhook::EVENT_TYPES;
 use crate::rules::classify::Classifier;
@@ -44,6 +48,13 @@ pub fn validate(
     let store_url = raw.store.url.trim().to_string();
     if !(store_url.starts_with("sqlite:") || store_url.starts_with("postgres://")) {
         e.add("store.url", format!("`{store_url}` is neither sqlite://… nor postgres://…"));
+    }
+    let mmap_mib = raw.store.sqlite_mmap_mib;
+    if !(0..=MAX_MMAP_MIB).contains(&mmap_mib) {
+        e.add(
+            "store.sqlite_mmap_mib",
+            format!("{mmap_mib} is not between 0 (no mapping) and {MAX_MMAP_MIB} MiB"),
+        );
     }
 
     // source
@@ -577,6 +588,7 @@ pub fn validate(
     Ok(Settings {
         config_path: file.map(Path::to_path_buf),
         store_url,
+        sqlite_mmap_bytes: mmap_mib.clamp(0, MAX_MMAP_MIB) as u64 * 1024 * 1024,
         source: SourceSettings {
             kind,
             base_url,

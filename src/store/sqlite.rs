@@ -32,9 +32,21 @@ pub struct SqliteStore {
     path: Option<PathBuf>,
     /// The bulk page writer's connection, opened at the first page (after migrations).
     writer: Arc<Mutex<Option<SqliteWriter>>>,
+    /// How much of the file the bulk connection maps into memory (`PRAGMA mmap_size`).
+    mmap_bytes: u64,
 }
 
+/// What the bulk connection maps of the file unless `store.sqlite_mmap_mib` says otherwise:
+/// as much as SQLite allows (it caps this at just under 2 GiB).
+pub const DEFAULT_MMAP_BYTES: u64 = 2048 * 1024 * 1024;
+
 impl SqliteStore {
+    /// Sets how much of the file the bulk connection maps into memory (0: none, every page
+    /// is read into its cache). Takes effect when that connection opens, at its first job.
+    pub fn set_mmap_bytes(&mut self, bytes: u64) {
+        self.mmap_bytes = bytes;
+    }
+
     /// Opens (creating if missing) the database at a `sqlite://path` URL.
     pub async fn open(url: &str) -> StoreResult<SqliteStore> {
         let opts = SqliteConnectOptions::from_str(url)
@@ -61,7 +73,7 @@ impl SqliteStore {
             .map_err(|e| StoreError::Open { url: url.into(), message: e.to_string() })?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let path = (!in_memory).then(|| opts.get_filename().to_path_buf());
-        Ok(SqliteStore { pool, path, writer: Arc::default() })
+        Ok(SqliteStore { pool, path, writer: Arc::default(), mmap_bytes: DEFAULT_MMAP_BYTES })
     }
 
     /// Runs `job` on the bulk connection (opened on first use), on a blocking thread.
@@ -70,13 +82,13 @@ impl SqliteStore {
         path: PathBuf,
         job: impl FnOnce(&mut SqliteWriter) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
-        let writer = self.writer.clone();
+        let (writer, mmap_bytes) = (self.writer.clone(), self.mmap_bytes);
         tokio::task::spawn_blocking(move || {
             // A panic mid-job rolled its transaction back: the connection is still usable.
             let mut guard = writer.lock().unwrap_or_else(|p| p.into_inner());
             let w = match guard.as_mut() {
                 Some(w) => w,
-                None => guard.insert(SqliteWriter::open(&path)?),
+                None => guard.insert(SqliteWriter::open(&path, mmap_bytes)?),
             };
             job(w)
         })

@@ -37,8 +37,9 @@ pub(super) fn ts(at: DateTime<Utc>) -> String {
 }
 
 impl SqliteWriter {
-    /// Opens a second connection to the (already migrated) database file.
-    pub fn open(path: &Path) -> StoreResult<SqliteWriter> {
+    /// Opens a second connection to the (already migrated) database file, mapping up to
+    /// `mmap_bytes` of it into memory.
+    pub fn open(path: &Path, mmap_bytes: u64) -> StoreResult<SqliteWriter> {
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(err)?;
         // The same settings as the pool's (see sqlite.rs), and a 32 MB page cache: the
@@ -51,6 +52,15 @@ impl SqliteWriter {
              PRAGMA journal_size_limit = 67108864;",
         )
         .map_err(err)?;
+        // Pages read through a memory map of the file rather than copied into the cache: an
+        // evaluation walks contracts, documents, guarantees and findings in contract order,
+        // which is not the order they were stored in, so nearly every row is a page the
+        // cache does not hold. A 1,000,000-contract evaluation spent a third of its time in
+        // the kernel copying those 16 KB pages; mapped, it reads them where the kernel's
+        // page cache already has them. The mapped pages count in the process's resident
+        // memory, but they are the kernel's file cache, shared and reclaimable, not memory
+        // this process allocates. Writes still go through the WAL.
+        conn.execute_batch(&format!("PRAGMA mmap_size = {mmap_bytes};")).map_err(err)?;
         conn.set_prepared_statement_cache_capacity(32);
         Ok(SqliteWriter { conn })
     }
@@ -248,7 +258,20 @@ fn upsert<T: TableRow>(
 mod tests {
     use chrono::NaiveDate;
 
-    use super::iso_date;
+    use super::{SqliteWriter, iso_date};
+
+    #[test]
+    fn the_bulk_connection_maps_what_it_is_told_up_to_sqlites_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("map.db");
+        let mapped = |bytes| {
+            let w = SqliteWriter::open(&path, bytes).unwrap();
+            w.conn.query_row("PRAGMA mmap_size", [], |r| r.get::<_, i64>(0)).unwrap()
+        };
+        assert_eq!(mapped(0), 0);
+        assert_eq!(mapped(64 << 20), 64 << 20);
+        assert_eq!(mapped(super::super::sqlite::DEFAULT_MMAP_BYTES), 0x7fff_0000);
+    }
 
     #[test]
     fn dates_are_bound_as_chrono_writes_them() {

@@ -74,6 +74,7 @@ fn good_fixtures_load_with_their_values() {
     assert_eq!(s.source.kind, SourceKind::Socrata);
     assert_eq!(s.source.entities, ["899999034", "899999239"]);
     assert_eq!(s.source.page_size, 50_000);
+    assert_eq!(s.sqlite_mmap_bytes, 0, "mapping turned off");
     assert!(s.calendar.is_business_day(crate::helpers::date("2026-11-21")), "a Saturday");
     assert!(!s.calendar.is_business_day(crate::helpers::date("2026-12-24")));
     let smtp = s.email.smtp.as_ref().unwrap();
@@ -126,6 +127,7 @@ fn the_environment_overrides_the_file_and_lists_are_comma_separated() {
 fn without_a_file_the_built_in_defaults_are_valid() {
     let s = config::load_from(&PathBuf::from("/nonexistent/daemon.toml"), false, vec![]).unwrap();
     assert_eq!(s.store_url, "sqlite://cierre.db");
+    assert_eq!(s.sqlite_mmap_bytes, cierre::store::sqlite::DEFAULT_MMAP_BYTES);
     assert_eq!(s.source.base_url.as_str(), "https://www.datos.gov.co/");
     assert_eq!(s.http.listen.to_string(), "127.0.0.1:9464");
     assert_eq!(s.schedule.timezone, chrono_tz::America::Bogota);
