@@ -380,20 +380,24 @@ pub async fn for_each_open<S: Store>(
     as_of: NaiveDate,
     mut each: impl FnMut(&Finding) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
-    let mut after: Option<FindingCursor> = None;
+    const PAGE: u32 = 2_000;
     let mut n = 0;
-    loop {
-        let page = store
-            .open_findings_sorted(after.as_ref(), 2_000)
-            .await
-            .context("reading open findings")?;
-        let Some(last) = page.last() else { break };
-        after = Some(FindingCursor::of(&last.finding));
-        for mut f in page {
-            f.finding.count_days_from(calendar, as_of);
-            each(&f.finding)?;
-            n += 1;
-        }
+    let mut page = store.open_findings_sorted(None, PAGE).await.context("reading open findings")?;
+    while let Some(last) = page.last() {
+        // The next page is read (on the store's own thread) while this one is handed out.
+        let after = FindingCursor::of(&last.finding);
+        let read_next = store.open_findings_sorted(Some(&after), PAGE);
+        let hand_out = async {
+            for mut f in page {
+                f.finding.count_days_from(calendar, as_of);
+                each(&f.finding)?;
+                n += 1;
+            }
+            anyhow::Ok(())
+        };
+        let (next, done) = tokio::join!(read_next, hand_out);
+        done?;
+        page = next.context("reading open findings")?;
     }
     Ok(n)
 }
