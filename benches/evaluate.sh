@@ -92,7 +92,7 @@ con.close()
 PY
 echo "store of $rows contracts, $((rows * 3)) documents, $((rows / 2)) guarantees built in $(( $(date +%s) - start )) s"
 # Kept for the floor below: the store before any evaluation.
-[[ -n ${FLOOR:-} ]] && cp "$work/bench.db" "$work/before.db"
+[[ ${FLOOR:-} == 1 ]] && cp "$work/bench.db" "$work/before.db"
 # The store just written is still being flushed to disk: let that finish before timing.
 sync
 source benches/measure.sh
@@ -100,13 +100,15 @@ measure "evaluate (first)" "$bin" --config daemon.toml evaluate --as-of 2026-02-
 measure "evaluate (same day)" "$bin" --config daemon.toml evaluate --as-of 2026-02-16 --format jsonl
 measure "evaluate (next day)" "$bin" --config daemon.toml evaluate --as-of 2026-02-17 --format jsonl
 "$bin" --config daemon.toml evaluate --as-of 2026-02-17 --format jsonl 2>&1 >/dev/null | sed -n '2,12p'
-if [[ -n ${FLOOR:-} ]]; then
+if [[ ${FLOOR:-} == 1 ]]; then
   sync
   measure "findings write (floor)" sqlite3 "$work/before.db" "PRAGMA journal_mode = WAL; \
-    PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 4096; \
+    PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -32768; \
+    PRAGMA wal_autocheckpoint = 4096; PRAGMA mmap_size = 2147418112; \
     ATTACH '$work/bench.db' AS evaluated; BEGIN; \
-    INSERT INTO main.findings SELECT * FROM evaluated.findings ORDER BY id; \
+    INSERT INTO main.findings SELECT * FROM evaluated.findings \
+      WHERE opened_on = '2026-02-16' ORDER BY id; \
     INSERT INTO main.finding_events SELECT * FROM evaluated.finding_events \
-      WHERE on_date = '2026-02-16' ORDER BY id; \
+      WHERE on_date = '2026-02-16' AND finding_id IN (SELECT id FROM main.findings) ORDER BY id; \
     COMMIT;"
 fi

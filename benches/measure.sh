@@ -8,11 +8,13 @@ measure() {
   /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null 2>"$work/err" &
   local timer=$! anon=0 child key value _
   while kill -0 "$timer" 2>/dev/null; do
-    read -r child _ <"/proc/$timer/task/$timer/children" 2>/dev/null || child=
+    # The kernel writes the children's pids with no newline, so read's status says nothing.
+    child=
+    { read -r child _; } 2>/dev/null <"/proc/$timer/task/$timer/children" || true
     if [[ -n $child ]]; then
       while read -r key value _; do
         [[ $key == RssAnon: ]] && ((value > anon)) && anon=$value
-      done <"/proc/$child/status" 2>/dev/null || true
+      done 2>/dev/null <"/proc/$child/status" || true
     fi
     sleep 0.1
   done

@@ -76,6 +76,9 @@ pub async fn run(
                         if new.store_url != daemon.settings().store_url {
                             tracing::warn!("store.url changed: it takes effect at the next restart");
                         }
+                        if new.sqlite_mmap_bytes != daemon.settings().sqlite_mmap_bytes {
+                            tracing::warn!("store.sqlite_mmap_mib changed: it takes effect at the next restart");
+                        }
                         daemon.reload(new);
                         cron.shutdown().await.ok();
                         match scheduler::start(&daemon).await {

@@ -13,13 +13,13 @@ use super::raw::{Raw, RawPerson};
 use super::*;
 use crate::calendar::{Calendar, parse_weekday};
 use crate::domain::{ContractField, fold};
+use crate::notify::routing::{MatchOp, Matcher};
+use crate::notify::webhook::EVENT_TYPES;
+use crate::rules::classify::Classifier;
 
 /// The most of a SQLite file the bulk connection may map: SQLite, as built here, maps at
 /// most 0x7fff0000 bytes (just under 2 GiB) and silently caps anything larger.
 const MAX_MMAP_MIB: i64 = 2048;
-use crate::notify::routing::{MatchOp, Matcher};
-use crate::notify::webhook::EVENT_TYPES;
-use crate::rules::classify::Classifier;
 
 /// Collects errors with their location so that validation never stops at the first one.
 struct Errors<'a> {
@@ -588,7 +588,7 @@ pub fn validate(
     Ok(Settings {
         config_path: file.map(Path::to_path_buf),
         store_url,
-        sqlite_mmap_bytes: mmap_mib.clamp(0, MAX_MMAP_MIB) as u64 * 1024 * 1024,
+        sqlite_mmap_bytes: mmap_mib as u64 * 1024 * 1024,
         source: SourceSettings {
             kind,
             base_url,
