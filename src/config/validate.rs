@@ -17,9 +17,8 @@ use crate::notify::routing::{MatchOp, Matcher};
 use crate::notify::webhook::EVENT_TYPES;
 use crate::rules::classify::Classifier;
 
-/// The most of a SQLite file the bulk connection may map: SQLite, as built here, maps at
-/// most 0x7fff0000 bytes (just under 2 GiB) and silently caps anything larger.
-const MAX_MMAP_MIB: i64 = 2048;
+/// The most `store.sqlite_mmap_mib` may ask for (see [`crate::store::sqlite::MAX_MMAP_MIB`]).
+const MAX_MMAP_MIB: i64 = crate::store::sqlite::MAX_MMAP_MIB as i64;
 
 /// Collects errors with their location so that validation never stops at the first one.
 struct Errors<'a> {

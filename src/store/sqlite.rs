@@ -36,9 +36,13 @@ pub struct SqliteStore {
     mmap_bytes: u64,
 }
 
+/// The most of a file the bulk connection can map, in MiB: SQLite, as built here, maps at
+/// most 0x7fff0000 bytes (just under 2 GiB) and silently caps anything larger.
+pub const MAX_MMAP_MIB: u64 = 2048;
+
 /// What the bulk connection maps of the file unless `store.sqlite_mmap_mib` says otherwise:
-/// as much as SQLite allows (it caps this at just under 2 GiB).
-pub const DEFAULT_MMAP_BYTES: u64 = 2048 * 1024 * 1024;
+/// as much as SQLite allows.
+pub const DEFAULT_MMAP_BYTES: u64 = MAX_MMAP_MIB * 1024 * 1024;
 
 impl SqliteStore {
     /// Sets how much of the file the bulk connection maps into memory (0: none, every page

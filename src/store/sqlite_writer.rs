@@ -55,8 +55,8 @@ impl SqliteWriter {
         // Pages read through a memory map of the file rather than copied into the cache: an
         // evaluation walks contracts, documents, guarantees and findings in contract order,
         // which is not the order they were stored in, so nearly every row is a page the
-        // cache does not hold. A 1,000,000-contract evaluation spent a third of its time in
-        // the kernel copying those 16 KB pages; mapped, it reads them where the kernel's
+        // cache does not hold. A first 1,000,000-contract evaluation spent 19.7 s of its 67.6 in
+        // the kernel, mostly copying those 16 KB pages; mapped, it reads them where the kernel's
         // page cache already has them. The mapped pages count in the process's resident
         // memory, but they are the kernel's file cache, shared and reclaimable, not memory
         // this process allocates. Writes still go through the WAL.
