@@ -10,8 +10,11 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use cierre::app::App;
 use cierre::clock::FixedClock;
+use cierre::config::templates::{self, Digest, DigestRow};
 use cierre::config::{self, Person};
-use cierre::notify::digest::{self, Digest, DigestRow};
+use cierre::domain::Kind;
+use cierre::domain::spanish::kind_label;
+use cierre::notify::digest;
 use cierre::source::record::parse_contract;
 use cierre::store::{NewOutboxItem, Store};
 
@@ -34,7 +37,7 @@ fn rows() -> Vec<DigestRow> {
             supervisor: c.supervisor_name.clone().unwrap_or_default(),
             end_date: "31 de enero de 2025".into(),
             kind: "closable".into(),
-            kind_label: digest::kind_label("closable").into(),
+            kind_label: kind_label(Kind::Closable).into(),
             level: "vencido".into(),
             level_label: "Vencido".into(),
             since: "1 de febrero de 2025".into(),
@@ -116,7 +119,7 @@ async fn main() {
     let slot = NaiveDate::from_ymd_opt(2026, 2, 16).unwrap();
 
     // 1. Rendering.
-    let env = digest::environment(&settings.email.templates_dir).unwrap();
+    let env = templates::environment(&settings.email.templates_dir).unwrap();
     let rows = rows();
     let started = Instant::now();
     let mut bytes = 0;

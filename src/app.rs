@@ -10,11 +10,13 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::clock::Clock;
+use crate::config::schedule::Job;
+use crate::config::templates::Digest;
 use crate::config::{Settings, SourceKind};
+use crate::domain::Event;
 use crate::findings::{self, Evaluation};
-use crate::notify::digest::{self, Digest, Rendered};
+use crate::notify::digest::{self, Rendered};
 use crate::notify::outbox::{self, Channels, DeliveryReport};
-use crate::notify::webhook::Event;
 use crate::notify::{self, NotifyReport};
 use crate::source::file::FileSource;
 use crate::source::socrata::SocrataSource;
@@ -94,7 +96,7 @@ impl<S: Store> App<S> {
                     serde_json::json!({ "started_at": started, "error": format!("{e:#}") }),
                 ),
             };
-            for item in event.items(&self.settings.webhooks) {
+            for item in findings::outbox_items(&event, &self.settings.webhooks) {
                 self.store.enqueue(&item, now).await.context("queueing the sync event")?;
             }
         }
@@ -153,7 +155,7 @@ impl<S: Store> App<S> {
         else {
             return Ok(None);
         };
-        let env = digest::environment(&self.settings.email.templates_dir)
+        let env = crate::config::templates::environment(&self.settings.email.templates_dir)
             .map_err(|(name, msg)| anyhow::anyhow!("template {name}: {msg}"))?;
         let rendered = digest::render(&env, &d)?;
         let message = digest::message(&self.settings.email.from, &d, &rendered)?;
@@ -163,10 +165,10 @@ impl<S: Store> App<S> {
     /// sync → evaluate → notify → deliver, each recorded in the run history.
     pub async fn run_once(&self, as_of: Option<NaiveDate>) -> anyhow::Result<RunReport> {
         let as_of = self.as_of(as_of);
-        let sync = self.recorded("sync", self.sync()).await?;
-        let eval = self.recorded("evaluate", self.evaluate(Some(as_of))).await?;
-        let notify = self.recorded("notify", self.notify(Some(as_of), false)).await?;
-        let delivery = self.recorded("deliver", self.deliver()).await?;
+        let sync = self.recorded(Job::Sync, self.sync()).await?;
+        let eval = self.recorded(Job::Evaluate, self.evaluate(Some(as_of))).await?;
+        let notify = self.recorded(Job::Notify, self.notify(Some(as_of), false)).await?;
+        let delivery = self.recorded(Job::Deliver, self.deliver()).await?;
         Ok(RunReport {
             as_of,
             sync,
@@ -182,7 +184,7 @@ impl<S: Store> App<S> {
     /// Runs a job and records it (outcome, counts, error) in `job_runs`.
     async fn recorded<T: Serialize>(
         &self,
-        job: &str,
+        job: Job,
         work: impl std::future::Future<Output = anyhow::Result<T>>,
     ) -> anyhow::Result<T> {
         let started_at = self.clock.now();
@@ -197,7 +199,7 @@ impl<S: Store> App<S> {
         };
         // The slot of a manual run is its start: unique per run.
         let run = JobRun {
-            job: job.to_string(),
+            job: job.as_str().to_string(),
             scheduled_for: started_at,
             started_at,
             finished_at,

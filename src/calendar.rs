@@ -596,6 +596,13 @@ fn pred(date: NaiveDate) -> NaiveDate {
     date.pred_opt().expect("date arithmetic left chrono's supported range")
 }
 
+/// What a finding's days left are counted with.
+impl crate::domain::BusinessDays for Calendar {
+    fn business_days_between(&self, from: NaiveDate, to: NaiveDate) -> i64 {
+        Calendar::business_days_between(self, from, to)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,84 +13,12 @@ use serde_json::json;
 
 use crate::calendar::Calendar;
 use crate::clock::Clock;
-use crate::config::Settings;
-use crate::domain::{Contract, Guarantee};
-use crate::notify::routing;
-use crate::notify::webhook::Event;
+use crate::config::{Settings, Webhook, routing};
+use crate::domain::{Contract, Event, Finding, Guarantee, Kind, Stage, StoredFinding};
 use crate::rules::{DataQuality, DocumentFact, Dossier, Engine, urgency};
 use crate::store::{
     DossierFacts, EvaluationPage, FindingChanges, FindingCursor, NewOutboxItem, Store,
 };
-
-/// A conclusion about one contract.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Finding {
-    pub contract_id: String,
-    /// `closable`, `liquidation_due`, `state_outdated`, `missing_documents`.
-    pub kind: String,
-    /// `precontractual`, `contractual`, `postcontractual`.
-    pub stage: Option<String>,
-    /// The day the condition became true.
-    pub since: NaiveDate,
-    pub deadline: NaiveDate,
-    /// Business days from the evaluation date (or, read from the store, the date it is read
-    /// for: [`Finding::count_days_from`]) to the deadline; negative when overdue.
-    pub business_days_left: i64,
-    /// The escalation level (`aviso`, `urgente`, `vencido`…), or `info` before any threshold.
-    pub level: String,
-    pub step: Option<String>,
-    /// Why, in Spanish, citing the rule and the data.
-    pub reasons: Vec<String>,
-    /// Document kinds missing (for `missing_documents`).
-    pub missing: Vec<String>,
-}
-
-impl Finding {
-    /// Identity across evaluations: one open finding per contract, kind and stage.
-    pub fn key(&self) -> (String, String, String) {
-        (self.contract_id.clone(), self.kind.clone(), self.stage.clone().unwrap_or_default())
-    }
-
-    /// Counts the business days left as of `as_of`. The store keeps the count of the
-    /// evaluation that last wrote the finding; a finding read for another day is recounted.
-    pub fn count_days_from(&mut self, calendar: &Calendar, as_of: NaiveDate) {
-        self.business_days_left = calendar.business_days_between(as_of, self.deadline);
-    }
-
-    /// The same conclusion, whatever day the business days left were counted from: an
-    /// evaluation rewrites a stored finding only when this is false, not every day.
-    pub fn same_apart_from_days_left(&self, other: &Finding) -> bool {
-        let Finding {
-            contract_id,
-            kind,
-            stage,
-            since,
-            deadline,
-            business_days_left: _,
-            level,
-            step,
-            reasons,
-            missing,
-        } = self;
-        *contract_id == other.contract_id
-            && *kind == other.kind
-            && *stage == other.stage
-            && *since == other.since
-            && *deadline == other.deadline
-            && *level == other.level
-            && *step == other.step
-            && *reasons == other.reasons
-            && *missing == other.missing
-    }
-}
-
-/// A finding as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredFinding {
-    pub id: i64,
-    pub opened_on: NaiveDate,
-    pub finding: Finding,
-}
 
 /// What an evaluation found and changed: counts only, so that memory does not grow with the
 /// number of contracts; the findings themselves are in the store
@@ -299,7 +227,7 @@ fn evaluate_page(
     eval: &mut Evaluation,
     memo: &mut KindMemo,
 ) -> PageChanges {
-    let mut open: HashMap<(String, String, String), StoredFinding> =
+    let mut open: HashMap<(String, Kind, Option<Stage>), StoredFinding> =
         open.into_iter().map(|f| (f.finding.key(), f)).collect();
     let (docs, guarantees) = group_facts(&facts, engine, memo, as_of);
     let mut changes = FindingChanges::default();
@@ -319,14 +247,14 @@ fn evaluate_page(
         }
         for f in found {
             eval.total += 1;
-            *eval.counts.entry((f.kind.clone(), f.level.clone())).or_default() += 1;
-            let (c, k, s) = f.key();
+            *eval.counts.entry((f.kind.as_str().to_string(), f.level.clone())).or_default() += 1;
+            let (c, k, s) = (&f.contract_id, f.kind, f.stage_str());
             match open.remove(&f.key()) {
                 None => {
                     if !hooks.is_empty() {
                         let data = json!({ "finding": &f, "contract": contract_json(contract) });
                         let e = event("finding.opened", format!("{c}|{k}|{s}|{as_of}"), data);
-                        events.extend(e.items(hooks));
+                        events.extend(outbox_items(&e, hooks));
                     }
                     changes.opened.push(f);
                 }
@@ -341,7 +269,8 @@ fn evaluate_page(
                             "contract": contract_json(contract),
                         });
                         let id = format!("{c}|{k}|{s}|{}|{as_of}", f.level);
-                        events.extend(event("finding.escalated", id, data).items(hooks));
+                        let e = event("finding.escalated", id, data);
+                        events.extend(outbox_items(&e, hooks));
                     }
                     changes.relevelled.push((stored.id, f, kind));
                 }
@@ -360,11 +289,11 @@ fn evaluate_page(
             // Counted as of the evaluation, not as of the last time the finding was written.
             let mut f = stored.finding.clone();
             f.count_days_from(&settings.calendar, as_of);
-            let (c, k, s) = f.key();
+            let (c, k, s) = (&f.contract_id, f.kind, f.stage_str());
             let data =
                 json!({ "finding": &f, "resolved_on": as_of, "opened_on": stored.opened_on });
             let id = format!("{c}|{k}|{s}|{}|{as_of}", stored.opened_on);
-            events.extend(event("finding.resolved", id, data).items(hooks));
+            events.extend(outbox_items(&event("finding.resolved", id, data), hooks));
         }
     }
     changes.resolved = resolved.iter().map(|f| f.id).collect();
@@ -432,15 +361,37 @@ pub fn contract_json(c: &Contract) -> serde_json::Value {
     })
 }
 
+/// The outbox items of a webhook event: one per endpoint subscribed to its type. The
+/// evaluation queues them with its changes, the sync job with its report.
+pub fn outbox_items(event: &Event, endpoints: &[Webhook]) -> Vec<NewOutboxItem> {
+    let body = serde_json::to_string(event).unwrap_or_default();
+    endpoints
+        .iter()
+        .filter(|w| event.is_for(&w.events))
+        .map(|w| NewOutboxItem {
+            idempotency_key: format!("webhook:{}:{}", w.url, event.id),
+            channel: "webhook".into(),
+            target: w.url.to_string(),
+            subject: Some(event.type_.to_string()),
+            message_id: Some(event.id.clone()),
+            payload: body.clone(),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    use chrono::Utc;
+
     use super::*;
 
-    fn finding() -> Finding {
-        Finding {
+    #[test]
+    fn days_left_are_recounted_for_the_day_a_finding_is_read_for() {
+        let calendar = Calendar::colombia();
+        let mut f = Finding {
             contract_id: "CO1.PCCNTR.1".into(),
-            kind: "closable".into(),
-            stage: Some("postcontractual".into()),
+            kind: Kind::Closable,
+            stage: Some(Stage::Postcontractual),
             since: NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(),
             deadline: NaiveDate::from_ymd_opt(2026, 3, 16).unwrap(),
             business_days_left: 20,
@@ -448,33 +399,28 @@ mod tests {
             step: None,
             reasons: vec!["El plazo de ejecución terminó.".into()],
             missing: vec![],
-        }
-    }
-
-    #[test]
-    fn a_finding_counted_from_another_day_is_the_same_conclusion() {
-        let later = Finding { business_days_left: 19, ..finding() };
-        assert!(finding().same_apart_from_days_left(&later));
-    }
-
-    #[test]
-    fn a_finding_with_other_reasons_level_or_deadline_is_not_the_same_conclusion() {
-        let reasons = Finding { reasons: vec!["Otra razón.".into()], ..finding() };
-        let level = Finding { level: "urgente".into(), ..finding() };
-        let deadline =
-            Finding { deadline: NaiveDate::from_ymd_opt(2026, 3, 17).unwrap(), ..finding() };
-        for other in [reasons, level, deadline] {
-            assert!(!finding().same_apart_from_days_left(&other), "{other:?}");
-        }
-    }
-
-    #[test]
-    fn days_left_are_recounted_for_the_day_a_finding_is_read_for() {
-        let calendar = Calendar::colombia();
-        let mut f = finding();
+        };
         let day = NaiveDate::from_ymd_opt(2026, 3, 13).unwrap(); // a Friday
         f.count_days_from(&calendar, day);
         assert_eq!(f.business_days_left, calendar.business_days_between(day, f.deadline));
         assert_eq!(f.business_days_left, 1);
+    }
+
+    #[test]
+    fn event_ids_are_stable_and_endpoints_get_only_their_events() {
+        let now = Utc::now();
+        let a = Event::new("finding.opened", "CO1|closable|", now, serde_json::json!({}));
+        let b = Event::new("finding.opened", "CO1|closable|", now, serde_json::json!({"x": 1}));
+        assert_eq!(a.id, b.id);
+        let hook = |events: Vec<&str>| Webhook {
+            url: "http://127.0.0.1:1/h".parse().unwrap(),
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string().into(),
+            events: events.into_iter().map(str::to_string).collect(),
+        };
+        assert_eq!(outbox_items(&a, &[hook(vec![]), hook(vec!["sync.failed"])]).len(), 1);
+        assert_eq!(
+            outbox_items(&a, &[hook(vec!["finding.opened"])])[0].message_id.as_deref(),
+            Some(a.id.as_str())
+        );
     }
 }

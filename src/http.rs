@@ -15,8 +15,10 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::App;
-use crate::notify::routing;
-use crate::scheduler::{Daemon, JOBS};
+use crate::config::routing;
+use crate::config::schedule::Job;
+use crate::domain::Dataset;
+use crate::scheduler::Daemon;
 use crate::store::Store;
 
 /// The routes, on the daemon's state.
@@ -45,7 +47,7 @@ async fn healthz() -> &'static str {
 
 async fn readyz<S: Store + Clone + 'static>(State(d): State<Arc<Daemon<S>>>) -> Response {
     let mut reasons = Vec::new();
-    if let Err(e) = d.store.count_rows(crate::source::Dataset::Contracts, false).await {
+    if let Err(e) = d.store.count_rows(Dataset::Contracts, false).await {
         reasons.push(format!("store unreachable: {e}"));
     }
     let max_age = d.settings().http.ready_max_sync_age;
@@ -157,7 +159,7 @@ async fn findings<S: Store + Clone + 'static>(
     for f in open {
         let mut f = f.finding;
         f.count_days_from(&settings.calendar, today);
-        if q.kind.as_ref().is_some_and(|k| *k != f.kind)
+        if q.kind.as_ref().is_some_and(|k| *k != f.kind.as_str())
             || q.level.as_ref().is_some_and(|l| *l != f.level)
         {
             continue;
@@ -258,10 +260,11 @@ async fn trigger<S: Store + Clone + 'static>(
         )
             .into_response();
     }
-    let Some(job) = JOBS.iter().find(|j| **j == job) else {
+    let Some(job) = Job::SCHEDULED.into_iter().find(|j| j.as_str() == job) else {
+        let jobs = Job::SCHEDULED.map(|j| j.as_str());
         return (
             StatusCode::NOT_FOUND,
-            Json(json!({ "error": format!("no job `{job}`"), "jobs": JOBS })),
+            Json(json!({ "error": format!("no job `{job}`"), "jobs": jobs })),
         )
             .into_response();
     };
@@ -269,6 +272,6 @@ async fn trigger<S: Store + Clone + 'static>(
     let now = d.clock.now();
     let slot = chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
     let daemon = d.clone();
-    tokio::spawn(async move { daemon.run_slot(job, slot).await });
+    tokio::spawn(async move { daemon.run_job(job, slot).await });
     (StatusCode::ACCEPTED, Json(json!({ "job": job, "slot": slot }))).into_response()
 }

@@ -221,7 +221,7 @@ struct TerminalProgress {
 }
 
 impl TerminalProgress {
-    fn bar(&self, dataset: cierre::source::Dataset) -> indicatif::ProgressBar {
+    fn bar(&self, dataset: cierre::domain::Dataset) -> indicatif::ProgressBar {
         let mut bars = self.bars.lock().expect("not poisoned");
         bars.entry(dataset.name())
             .or_insert_with(|| {
@@ -241,14 +241,14 @@ impl TerminalProgress {
 }
 
 impl cierre::sync::Progress for TerminalProgress {
-    fn page(&self, dataset: cierre::source::Dataset, c: &cierre::store::SyncCounts) {
+    fn page(&self, dataset: cierre::domain::Dataset, c: &cierre::store::SyncCounts) {
         self.bar(dataset).set_message(format!(
             "{} read, {} new, {} changed, {} rejected, {} pages, {} retries",
             c.read, c.new, c.changed, c.rejected, c.pages, c.retries
         ));
     }
 
-    fn finished(&self, dataset: cierre::source::Dataset, c: &cierre::store::SyncCounts) {
+    fn finished(&self, dataset: cierre::domain::Dataset, c: &cierre::store::SyncCounts) {
         self.bar(dataset)
             .finish_with_message(format!("{} read, {} vanished: done", c.read, c.vanished));
     }
@@ -257,7 +257,7 @@ impl cierre::sync::Progress for TerminalProgress {
 /// `cierre documents classify`: the kind of each name, then the counts per kind.
 fn classify_documents(
     file: &str,
-    classifier: &cierre::rules::classify::Classifier,
+    classifier: &cierre::config::classify::Classifier,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     use std::io::Read;
@@ -417,7 +417,7 @@ async fn execute_to(
             writeln!(out, "migrations applied to {}", app.settings.store_url)?;
         }
         Command::Record { dataset, key } => {
-            use cierre::source::Dataset;
+            use cierre::domain::Dataset;
             use cierre::store::Store;
             let dataset = match dataset {
                 RecordDataset::Contracts => Dataset::Contracts,
@@ -437,7 +437,7 @@ async fn execute_to(
             }
         }
         Command::Status => {
-            use cierre::source::Dataset;
+            use cierre::domain::Dataset;
             use cierre::store::Store;
             let daemon = cierre::scheduler::Daemon::new(
                 app.settings.clone(),

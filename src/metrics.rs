@@ -141,7 +141,7 @@ impl Metrics {
 
     /// Reads the store's current state into the gauges, then encodes everything.
     pub async fn render<S: Store>(&self, store: &S) -> anyhow::Result<String> {
-        let contracts = store.count_rows(crate::source::Dataset::Contracts, false).await?;
+        let contracts = store.count_rows(crate::domain::Dataset::Contracts, false).await?;
         self.contracts_stored.set(contracts as i64);
         self.findings_open.clear();
         for (kind, level, n) in store.findings_summary().await? {

@@ -3,7 +3,8 @@
 
 use std::io::{self, Write};
 
-use crate::findings::{Evaluation, Finding};
+use crate::domain::Finding;
+use crate::findings::Evaluation;
 
 /// The formats of `cierre evaluate --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,8 +64,8 @@ impl<'a> FindingWriter<'a> {
             FindingWriter::Csv(w) => {
                 w.write_record([
                     f.contract_id.as_str(),
-                    &f.kind,
-                    f.stage.as_deref().unwrap_or(""),
+                    f.kind.as_str(),
+                    f.stage_str(),
                     &f.since.to_string(),
                     &f.deadline.to_string(),
                     &f.business_days_left.to_string(),
@@ -81,7 +82,7 @@ impl<'a> FindingWriter<'a> {
                     f.reasons.get(1).or(f.reasons.first()).map(String::as_str).unwrap_or("");
                 let kind = match &f.step {
                     Some(step) => format!("{}/{step}", f.kind),
-                    None => f.kind.clone(),
+                    None => f.kind.to_string(),
                 };
                 writeln!(
                     out,

@@ -18,29 +18,10 @@ use serde::Serialize;
 use crate::app::App;
 use crate::clock::Clock;
 use crate::config::Settings;
+use crate::config::schedule::Job;
+use crate::domain::Dataset;
 use crate::metrics::Metrics;
 use crate::store::{JobRun, Store};
-
-/// The jobs, by the names used in `schedule.*`, the run history and the HTTP API.
-pub const JOBS: [&str; 4] = ["sync", "notify", "deliver", "resync"];
-
-/// Parses a cron expression exactly as tokio-cron-scheduler does (seconds required, day of
-/// month and day of week both required when both are given), so what `check-config`
-/// accepts is what runs.
-pub fn parse_cron(expr: &str) -> Result<Cron, String> {
-    let fields = expr.split_whitespace().count();
-    if !(6..=7).contains(&fields) {
-        return Err(format!(
-            "expected 6 or 7 fields (sec min hour day month weekday [year]), found {fields}"
-        ));
-    }
-    croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Required)
-        .dom_and_dow(true)
-        .build()
-        .parse(expr)
-        .map_err(|e| e.to_string())
-}
 
 /// The slot a firing at `now` belongs to: the latest cron instant at or before `now`.
 pub fn slot_at(cron: &Cron, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -64,18 +45,6 @@ pub fn missed_slot(
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     slot_at(cron, tz, now).filter(|slot| *slot > last)
-}
-
-/// The cron expression of a job in the settings.
-pub fn expression<'a>(settings: &'a Settings, job: &str) -> Option<&'a str> {
-    let s = &settings.schedule;
-    match job {
-        "sync" => Some(&s.sync),
-        "notify" => Some(&s.notify),
-        "deliver" => Some(&s.deliver),
-        "resync" => Some(&s.resync),
-        _ => None,
-    }
 }
 
 /// What asking for a slot to run came to.
@@ -107,7 +76,7 @@ pub struct Daemon<S: Store + Clone + 'static> {
     pub store: S,
     pub clock: Arc<dyn Clock>,
     /// One lock per job: a job never runs twice at once in this process.
-    locks: HashMap<&'static str, tokio::sync::Mutex<()>>,
+    locks: HashMap<Job, tokio::sync::Mutex<()>>,
     pub metrics: Metrics,
     /// Cleared when shutdown begins: no new work is claimed after that.
     accepting: AtomicBool,
@@ -119,7 +88,7 @@ impl<S: Store + Clone + 'static> Daemon<S> {
             settings: RwLock::new(Arc::new(settings)),
             store,
             clock,
-            locks: JOBS.iter().map(|j| (*j, tokio::sync::Mutex::new(()))).collect(),
+            locks: Job::SCHEDULED.iter().map(|j| (*j, tokio::sync::Mutex::new(()))).collect(),
             metrics: Metrics::new(),
             accepting: AtomicBool::new(true),
         })
@@ -149,10 +118,20 @@ impl<S: Store + Clone + 'static> Daemon<S> {
         self.locks.values().any(|l| l.try_lock().is_err())
     }
 
+    /// Runs the job named `job` for `slot` (see [`Daemon::run_job`]); `UnknownJob` when no
+    /// scheduled job has that name.
+    pub async fn run_slot(&self, job: &str, slot: DateTime<Utc>) -> RunOutcome {
+        match job.parse() {
+            Ok(job) => self.run_job(job, slot).await,
+            Err(_) => RunOutcome::UnknownJob,
+        }
+    }
+
     /// Runs `job` for `slot` unless the slot already ran, the job is running, or the daemon
     /// is stopping; records the run.
-    pub async fn run_slot(&self, job: &str, slot: DateTime<Utc>) -> RunOutcome {
-        let Some(lock) = self.locks.get(job) else { return RunOutcome::UnknownJob };
+    pub async fn run_job(&self, job: Job, slot: DateTime<Utc>) -> RunOutcome {
+        let Some(lock) = self.locks.get(&job) else { return RunOutcome::UnknownJob };
+        let (typed, job) = (job, job.as_str());
         if !self.is_accepting() {
             return RunOutcome::Stopping;
         }
@@ -174,7 +153,7 @@ impl<S: Store + Clone + 'static> Daemon<S> {
         let timer = Instant::now();
         let span = tracing::info_span!("job", job, %slot);
         tracing::info!(parent: &span, "job started");
-        let result = self.execute(job, settings).await;
+        let result = self.execute(typed, settings).await;
         let elapsed = timer.elapsed();
         let finished_at = started_at
             + chrono::Duration::from_std(elapsed).unwrap_or_else(|_| chrono::Duration::zero());
@@ -211,7 +190,7 @@ impl<S: Store + Clone + 'static> Daemon<S> {
     /// The work of each job. `Ok(None)`: skipped on purpose.
     async fn execute(
         &self,
-        job: &str,
+        job: Job,
         settings: Arc<Settings>,
     ) -> anyhow::Result<Option<serde_json::Value>> {
         let app = App {
@@ -220,14 +199,10 @@ impl<S: Store + Clone + 'static> Daemon<S> {
             clock: self.clock.clone(),
         };
         match job {
-            "sync" | "resync" => {
-                if job == "resync" {
+            Job::Sync | Job::Resync => {
+                if job == Job::Resync {
                     // A periodic fresh pass: forget any interrupted pass and read it all.
-                    for dataset in [
-                        crate::source::Dataset::Contracts,
-                        crate::source::Dataset::Documents,
-                        crate::source::Dataset::Guarantees,
-                    ] {
+                    for dataset in Dataset::ALL {
                         self.store.begin_pass(dataset, self.clock.now()).await?;
                     }
                 }
@@ -248,7 +223,7 @@ impl<S: Store + Clone + 'static> Daemon<S> {
                     "resolved": eval.resolved,
                 })))
             }
-            "notify" => {
+            Job::Notify => {
                 let today = app.as_of(None);
                 if !settings.calendar.is_business_day(today) {
                     tracing::info!(%today, "not a business day: no digests");
@@ -261,12 +236,12 @@ impl<S: Store + Clone + 'static> Daemon<S> {
                     serde_json::json!({ "notify": to_json(&notify), "delivery": to_json(&delivery) }),
                 ))
             }
-            "deliver" => {
+            Job::Deliver => {
                 let delivery = app.deliver().await?;
                 self.metrics.record_delivery(&delivery);
                 Ok(Some(to_json(&delivery)))
             }
-            other => anyhow::bail!("no job `{other}`"),
+            Job::Evaluate => anyhow::bail!("no job `{job}`: evaluations follow each sync"),
         }
     }
 
@@ -276,13 +251,12 @@ impl<S: Store + Clone + 'static> Daemon<S> {
         let settings = self.settings();
         let now = self.clock.now();
         let mut done = Vec::new();
-        for job in JOBS {
-            let Some(expr) = expression(&settings, job) else { continue };
-            let cron = parse_cron(expr).map_err(anyhow::Error::msg)?;
-            let Some(last) = self.store.last_slot(job).await? else { continue };
-            if let Some(slot) = missed_slot(&cron, settings.schedule.timezone, last, now) {
-                tracing::info!(job, %slot, %last, "catching up a slot missed while down");
-                let outcome = self.run_slot(job, slot).await;
+        for job in Job::SCHEDULED {
+            let Some(schedule) = settings.schedule.of(job) else { continue };
+            let Some(last) = self.store.last_slot(job.as_str()).await? else { continue };
+            if let Some(slot) = missed_slot(&schedule.cron, settings.schedule.timezone, last, now) {
+                tracing::info!(%job, %slot, %last, "catching up a slot missed while down");
+                let outcome = self.run_job(job, slot).await;
                 done.push((job.to_string(), slot, outcome));
             }
         }
@@ -294,20 +268,15 @@ impl<S: Store + Clone + 'static> Daemon<S> {
         let settings = self.settings();
         let now = self.clock.now();
         let last = self.store.last_runs().await?;
-        Ok(JOBS
-            .iter()
-            .map(|job| {
-                let expr = expression(&settings, job).unwrap_or_default().to_string();
-                let next = parse_cron(&expr)
-                    .ok()
-                    .and_then(|c| next_after(&c, settings.schedule.timezone, now));
-                JobStatus {
-                    job: job.to_string(),
-                    schedule: expr,
-                    timezone: settings.schedule.timezone.to_string(),
-                    next_run: next,
-                    last_run: last.iter().find(|r| r.job == *job).cloned(),
-                }
+        Ok(Job::SCHEDULED
+            .into_iter()
+            .filter_map(|job| Some((job, settings.schedule.of(job)?)))
+            .map(|(job, schedule)| JobStatus {
+                job: job.to_string(),
+                schedule: schedule.expr.clone(),
+                timezone: settings.schedule.timezone.to_string(),
+                next_run: next_after(&schedule.cron, settings.schedule.timezone, now),
+                last_run: last.iter().find(|r| r.job == job.as_str()).cloned(),
             })
             .collect())
     }
@@ -328,8 +297,9 @@ fn to_json<T: Serialize>(v: &T) -> serde_json::Value {
     crate::app::summarize(v)
 }
 
-/// Registers every job with tokio-cron-scheduler in the configured time zone; each firing
-/// runs its slot on the daemon. Returns the started scheduler.
+/// Registers every job with tokio-cron-scheduler in the configured time zone, handing it the
+/// cron expression validation parsed; each firing runs its slot on the daemon. Returns the
+/// started scheduler.
 pub async fn start<S: Store + Clone + 'static>(
     daemon: &Arc<Daemon<S>>,
 ) -> anyhow::Result<tokio_cron_scheduler::JobScheduler> {
@@ -337,22 +307,30 @@ pub async fn start<S: Store + Clone + 'static>(
     let tz = settings.schedule.timezone;
     let scheduler =
         tokio_cron_scheduler::JobScheduler::new().await.context("starting the scheduler")?;
-    for job in JOBS {
-        let expr = expression(&settings, job).unwrap_or_default().to_string();
-        let cron = parse_cron(&expr).map_err(anyhow::Error::msg)?;
+    for job in Job::SCHEDULED {
+        let Some(schedule) = settings.schedule.of(job) else { continue };
+        let cron = schedule.cron.clone();
         let daemon = daemon.clone();
-        let cron_job = tokio_cron_scheduler::Job::new_async_tz(expr.as_str(), tz, move |_, _| {
+        let fire: Box<tokio_cron_scheduler::JobToRunAsync> = Box::new(move |_, _| {
             let daemon = daemon.clone();
             let cron = cron.clone();
             Box::pin(async move {
                 let now = daemon.clock.now();
                 if let Some(slot) = slot_at(&cron, tz, now) {
                     // The job runs on its own task: a long sync never delays other firings.
-                    tokio::spawn(async move { daemon.run_slot(job, slot).await });
+                    tokio::spawn(async move { daemon.run_job(job, slot).await });
                 }
             })
-        })
-        .with_context(|| format!("schedule.{job} = {expr}"))?;
+        });
+        // The builder takes the parsed expression as it is (its `with_schedule` would parse
+        // the text again, and without `dom_and_dow`).
+        let mut builder = tokio_cron_scheduler::JobBuilder::new()
+            .with_timezone(tz)
+            .with_cron_job_type()
+            .with_run_async(fire);
+        builder.schedule = Some(schedule.cron.clone());
+        let cron_job =
+            builder.build().with_context(|| format!("schedule.{job} = {}", schedule.expr))?;
         scheduler.add(cron_job).await.with_context(|| format!("scheduling {job}"))?;
     }
     scheduler.start().await.context("starting the scheduler")?;
@@ -362,6 +340,7 @@ pub async fn start<S: Store + Clone + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::schedule::parse_cron;
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -410,12 +389,5 @@ mod tests {
             missed_slot(&cron, tz, utc("2026-11-21T11:00:00Z"), utc("2026-11-21T15:00:00Z")),
             None
         );
-    }
-
-    #[test]
-    fn expressions_without_seconds_are_refused() {
-        assert!(parse_cron("0 6 * * *").is_err());
-        assert!(parse_cron("0 0 6 * * Lun").is_err());
-        assert!(parse_cron("*/5 * * * * *").is_ok());
     }
 }

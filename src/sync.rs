@@ -12,9 +12,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::domain::{Contract, Document, Guarantee};
-use crate::source::record::{Parsed, parse_contract, parse_document, parse_guarantee};
-use crate::source::{Dataset, Page, Source};
+use crate::domain::{Contract, Dataset, Document, Guarantee, Parsed};
+use crate::source::record::{parse_contract, parse_document, parse_guarantee};
+use crate::source::{Page, Source};
 use crate::store::{Committed, PageRecords, PageWrite, Rejected, Store, SyncCounts};
 
 /// What one dataset's sync did.

@@ -1,19 +1,29 @@
-//! Configuration: layers `daemon.toml` over built-in defaults and under `CIERRE__*`
-//! environment variables (phase one, [`raw`]), then checks everything at once and builds the
-//! [`Settings`] every pipeline stage reads (phase two, [`validate`]).
+//! Configuration, beneath every pipeline stage: layers `daemon.toml` over built-in defaults
+//! and under `CIERRE__*` environment variables (phase one, [`raw`]), then checks everything
+//! at once and builds the [`Settings`] every stage reads (phase two, [`validate`]), with the
+//! compiled parts: routes ([`routing`]), the document classifier ([`classify`]), the job
+//! schedules ([`schedule`]) and the digest templates ([`templates`]).
 
+pub mod classify;
 pub mod raw;
+pub mod routing;
+pub mod schedule;
+pub mod templates;
 pub mod validate;
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
 use chrono::{NaiveDate, Weekday};
 use secrecy::SecretString;
 
 use crate::calendar::Calendar;
-use crate::notify::routing::Matcher;
+use crate::domain::Stage;
+use classify::Classifier;
+use routing::Route;
+use schedule::{Job, Schedule};
 
 pub use validate::validate;
 
@@ -55,7 +65,7 @@ pub struct Settings {
     pub calendar: Calendar,
     pub rules: RuleSettings,
     /// The document classifier (built-in patterns and the administrators' own).
-    pub classifier: crate::rules::classify::Classifier,
+    pub classifier: Classifier,
     pub offices: Vec<Office>,
     pub routes: Vec<Route>,
     pub fallback: Option<Person>,
@@ -132,30 +142,6 @@ pub struct MissingDocumentsSettings {
     pub checklist: Vec<Requirement>,
 }
 
-/// The stages of a contract, in order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Stage {
-    Precontractual,
-    Contractual,
-    Postcontractual,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 3] = [Stage::Precontractual, Stage::Contractual, Stage::Postcontractual];
-
-    pub fn parse(s: &str) -> Option<Stage> {
-        Stage::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Precontractual => "precontractual",
-            Stage::Contractual => "contractual",
-            Stage::Postcontractual => "postcontractual",
-        }
-    }
-}
-
 /// A document kind required in a stage, for the contracts its conditions select. Conditions
 /// are folded (lower case, no accents) substrings of `modalidad_de_contratacion` and
 /// `tipo_de_contrato`; an empty list selects every contract.
@@ -225,14 +211,6 @@ impl Office {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct Route {
-    /// Index into [`Settings::offices`].
-    pub office: usize,
-    pub matchers: Vec<Matcher>,
-    pub continue_: bool,
-}
-
 /// When a level's digest goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cadence {
@@ -299,6 +277,18 @@ pub struct Webhook {
     pub events: Vec<String>,
 }
 
+/// The signing key of a `whsec_…` secret, or `None` when it is not one.
+pub fn decode_secret(secret: &str) -> Option<Vec<u8>> {
+    let b64 = secret.strip_prefix("whsec_")?;
+    let key = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    (!key.is_empty()).then_some(key)
+}
+
+/// The most of a SQLite file the store's bulk connection can map, in MiB: SQLite, as built
+/// here, maps at most 0x7fff0000 bytes (just under 2 GiB) and silently caps anything larger.
+/// Bounds `store.sqlite_mmap_mib` and is the store's default.
+pub const MAX_MMAP_MIB: u64 = 2048;
+
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
     pub listen: SocketAddr,
@@ -317,15 +307,29 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct ScheduleSettings {
     pub timezone: chrono_tz::Tz,
-    pub sync: String,
-    pub notify: String,
-    pub deliver: String,
+    pub sync: Schedule,
+    pub notify: Schedule,
+    pub deliver: Schedule,
     /// A periodic fresh pass over the whole scope.
-    pub resync: String,
+    pub resync: Schedule,
     /// Run once, at start, each job whose latest slot was missed while down.
     pub catch_up: bool,
     /// How long SIGTERM waits for running jobs before abandoning them.
     pub shutdown_grace: std::time::Duration,
+}
+
+impl ScheduleSettings {
+    /// The schedule of a job, or `None` for a job that only runs after another
+    /// ([`Job::Evaluate`]).
+    pub fn of(&self, job: Job) -> Option<&Schedule> {
+        match job {
+            Job::Sync => Some(&self.sync),
+            Job::Notify => Some(&self.notify),
+            Job::Deliver => Some(&self.deliver),
+            Job::Resync => Some(&self.resync),
+            Job::Evaluate => None,
+        }
+    }
 }
 
 impl Settings {

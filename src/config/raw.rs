@@ -263,7 +263,7 @@ pub struct RawRequirement {
 pub struct RawDocuments {
     /// Entries tried before the built-in ones (or instead of them).
     #[serde(default)]
-    pub kinds: Vec<crate::rules::classify::KindPattern>,
+    pub kinds: Vec<super::classify::KindPattern>,
     pub replace_default_kinds: bool,
 }
 

@@ -9,16 +9,13 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use secrecy::ExposeSecret;
 
+use super::classify::{ACTA_LIQUIDACION, Classifier};
 use super::raw::{Raw, RawPerson};
+use super::routing::{MatchOp, Matcher, Route};
+use super::schedule::Schedule;
 use super::*;
 use crate::calendar::{Calendar, parse_weekday};
-use crate::domain::{ContractField, fold};
-use crate::notify::routing::{MatchOp, Matcher};
-use crate::notify::webhook::EVENT_TYPES;
-use crate::rules::classify::Classifier;
-
-/// The most `store.sqlite_mmap_mib` may ask for (see [`crate::store::sqlite::MAX_MMAP_MIB`]).
-const MAX_MMAP_MIB: i64 = crate::store::sqlite::MAX_MMAP_MIB as i64;
+use crate::domain::{ContractField, EVENT_TYPES, Stage, fold};
 
 /// Collects errors with their location so that validation never stops at the first one.
 struct Errors<'a> {
@@ -49,7 +46,7 @@ pub fn validate(
         e.add("store.url", format!("`{store_url}` is neither sqlite://… nor postgres://…"));
     }
     let mmap_mib = raw.store.sqlite_mmap_mib;
-    if !(0..=MAX_MMAP_MIB).contains(&mmap_mib) {
+    if !(0..=MAX_MMAP_MIB as i64).contains(&mmap_mib) {
         e.add(
             "store.sqlite_mmap_mib",
             format!("{mmap_mib} is not between 0 (no mapping) and {MAX_MMAP_MIB} MiB"),
@@ -201,13 +198,13 @@ pub fn validate(
     // The liquidation rules see a liquidation evidenced by a document of this kind.
     if let Some(c) = &classifier
         && (raw.rules.closable.enabled || raw.rules.liquidation_due.enabled)
-        && c.label(crate::rules::ACTA_LIQUIDACION).is_none()
+        && c.label(ACTA_LIQUIDACION).is_none()
     {
         e.add(
             "documents.kinds",
             format!(
                 "no kind `{}`: rules.closable and rules.liquidation_due look for it to see a liquidation evidenced",
-                crate::rules::ACTA_LIQUIDACION
+                ACTA_LIQUIDACION
             ),
         );
     }
@@ -231,7 +228,7 @@ pub fn validate(
     let mut checklist = Vec::new();
     for (i, r) in md.checklist.iter().enumerate() {
         let at = |field: &str| format!("rules.missing_documents.checklist[{i}].{field}");
-        let stage = Stage::parse(&r.stage);
+        let stage = r.stage.parse::<Stage>().ok();
         if stage.is_none() {
             e.add(
                 at("stage"),
@@ -492,7 +489,7 @@ pub fn validate(
             ca_pem,
         }
     });
-    crate::notify::digest::check_templates(&raw.email.templates_dir, &mut |name, msg| {
+    super::templates::check_templates(&raw.email.templates_dir, &mut |name, msg| {
         e.add(format!("email.templates_dir ({name})"), msg)
     });
 
@@ -501,7 +498,7 @@ pub fn validate(
     for (i, w) in raw.webhooks.iter().enumerate() {
         let at = format!("webhooks[{i}]");
         let url = parse_url(&mut e, &format!("{at}.url"), &w.url);
-        if crate::notify::webhook::decode_secret(w.secret.expose_secret()).is_none() {
+        if decode_secret(w.secret.expose_secret()).is_none() {
             e.add(
                 format!("{at}.secret"),
                 "must be `whsec_` followed by base64 (Standard Webhooks)",
@@ -543,16 +540,17 @@ pub fn validate(
             None
         }
     };
-    for (key, expr) in [
-        ("schedule.sync", &raw.schedule.sync),
-        ("schedule.notify", &raw.schedule.notify),
-        ("schedule.deliver", &raw.schedule.deliver),
-        ("schedule.resync", &raw.schedule.resync),
-    ] {
-        if let Err(msg) = crate::scheduler::parse_cron(expr) {
+    let mut schedule = |key: &str, expr: &str| match Schedule::parse(expr) {
+        Ok(s) => Some(s),
+        Err(msg) => {
             e.add(key, format!("`{expr}` is not a cron expression with seconds: {msg}"));
+            None
         }
-    }
+    };
+    let sync = schedule("schedule.sync", &raw.schedule.sync);
+    let notify = schedule("schedule.notify", &raw.schedule.notify);
+    let deliver = schedule("schedule.deliver", &raw.schedule.deliver);
+    let resync = schedule("schedule.resync", &raw.schedule.resync);
 
     if !(1..=3600).contains(&raw.schedule.shutdown_grace_secs) {
         e.add(
@@ -579,8 +577,16 @@ pub fn validate(
         return Err(ConfigErrors(e.list));
     }
     // Every Option below is Some: a None always came with an error above.
-    let (Some(base_url), Some(from), Some(listen), Some(timezone)) =
-        (base_url, from, listen, timezone)
+    let (
+        Some(base_url),
+        Some(from),
+        Some(listen),
+        Some(timezone),
+        Some(sync),
+        Some(notify),
+        Some(deliver),
+        Some(resync),
+    ) = (base_url, from, listen, timezone, sync, notify, deliver, resync)
     else {
         unreachable!("a missing value without an error");
     };
@@ -665,10 +671,10 @@ pub fn validate(
         log_format,
         schedule: ScheduleSettings {
             timezone,
-            sync: raw.schedule.sync,
-            notify: raw.schedule.notify,
-            deliver: raw.schedule.deliver,
-            resync: raw.schedule.resync,
+            sync,
+            notify,
+            deliver,
+            resync,
             catch_up: raw.schedule.catch_up,
             shutdown_grace: Duration::from_secs(raw.schedule.shutdown_grace_secs as u64),
         },

@@ -1,4 +1,4 @@
-//! Notify: open findings → route to offices → escalate to the recipients of each level on
+//! Notify: open findings → route to offices ([`crate::config::routing`]) → escalate to the recipients of each level on
 //! its cadence → one digest per recipient → the outbox (deduplicated by idempotency key) →
 //! delivery with retries → recorded as sent.
 
@@ -6,7 +6,6 @@ pub mod digest;
 pub mod email;
 pub mod escalation;
 pub mod outbox;
-pub mod routing;
 pub mod webhook;
 
 use std::collections::{BTreeMap, HashMap};
@@ -16,12 +15,12 @@ use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::config::{Person, Settings};
-use crate::domain::Contract;
-use crate::findings::Finding;
-use crate::rules::{fecha, urgency};
+use crate::config::templates::{Digest, DigestRow};
+use crate::config::{Person, Settings, routing};
+use crate::domain::spanish::{fecha, kind_label, level_label};
+use crate::domain::{Contract, Finding};
+use crate::rules::urgency;
 use crate::store::{NewOutboxItem, Store};
-use digest::{Digest, DigestRow};
 
 /// What a notify run prepared.
 #[derive(Debug, Default, Serialize)]
@@ -53,10 +52,10 @@ fn row(f: &Finding, c: &Contract, settings: &Settings) -> DigestRow {
         object: c.object.clone().unwrap_or_else(dash),
         supervisor: c.supervisor_name.clone().unwrap_or_else(dash),
         end_date: c.ends_on.map(fecha).unwrap_or_else(dash),
-        kind: f.kind.clone(),
-        kind_label: digest::kind_label(&f.kind).to_string(),
+        kind: f.kind.as_str().to_string(),
+        kind_label: kind_label(f.kind).to_string(),
         level: f.level.clone(),
-        level_label: digest::level_label(&f.level),
+        level_label: level_label(&f.level),
         since: fecha(f.since),
         deadline: fecha(f.deadline),
         business_days_left: f.business_days_left,
@@ -125,7 +124,7 @@ pub async fn notify<S: Store>(
     dry_run: bool,
     clock: &dyn Clock,
 ) -> anyhow::Result<NotifyReport> {
-    let env = digest::environment(&settings.email.templates_dir)
+    let env = crate::config::templates::environment(&settings.email.templates_dir)
         .map_err(|(name, msg)| anyhow::anyhow!("template {name}: {msg}"))?;
     let (digests, unrouted) = build_digests(store, settings, slot).await?;
     let mut report = NotifyReport { slot: Some(slot), unrouted, ..Default::default() };

@@ -1,6 +1,6 @@
-//! Notify, webhook channel: events about findings and syncs as JSON `{type, timestamp,
-//! data}`, queued per subscribed endpoint and POSTed signed per the Standard Webhooks spec
-//! (`webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64 HMAC-SHA256>`).
+//! Notify, webhook channel: the events queued in the outbox (see [`crate::domain::event`])
+//! POSTed signed per the Standard Webhooks spec (`webhook-id`, `webhook-timestamp`,
+//! `webhook-signature: v1,<base64 HMAC-SHA256>`).
 
 use std::time::Duration;
 
@@ -8,66 +8,9 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use hmac::{KeyInit, Mac};
 use secrecy::ExposeSecret;
-use serde::Serialize;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
-use crate::config::Webhook;
-use crate::store::NewOutboxItem;
-
-/// Every event type a webhook endpoint may subscribe to.
-pub const EVENT_TYPES: [&str; 5] =
-    ["finding.opened", "finding.escalated", "finding.resolved", "sync.completed", "sync.failed"];
-
-/// The signing key of a `whsec_…` secret, or `None` when it is not one.
-pub fn decode_secret(secret: &str) -> Option<Vec<u8>> {
-    let b64 = secret.strip_prefix("whsec_")?;
-    let key = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    (!key.is_empty()).then_some(key)
-}
-
-/// One event, before it is queued for each endpoint.
-#[derive(Debug, Clone, Serialize)]
-pub struct Event {
-    /// The `webhook-id`: derived from what happened, so the same fact always has the same
-    /// id, on every retry and even if it were queued twice.
-    #[serde(skip)]
-    pub id: String,
-    #[serde(rename = "type")]
-    pub type_: &'static str,
-    pub timestamp: DateTime<Utc>,
-    pub data: serde_json::Value,
-}
-
-impl Event {
-    /// An event whose id is a digest of `identity` (what makes the fact unique).
-    pub fn new(
-        type_: &'static str,
-        identity: &str,
-        timestamp: DateTime<Utc>,
-        data: serde_json::Value,
-    ) -> Event {
-        let h = Sha256::digest(format!("{type_}\n{identity}").as_bytes());
-        Event { id: format!("msg_{}", &hex::encode(h)[..32]), type_, timestamp, data }
-    }
-
-    /// The outbox items of this event: one per endpoint subscribed to its type (an
-    /// endpoint with no `events` list receives all).
-    pub fn items(&self, endpoints: &[Webhook]) -> Vec<NewOutboxItem> {
-        let body = serde_json::to_string(self).unwrap_or_default();
-        endpoints
-            .iter()
-            .filter(|w| w.events.is_empty() || w.events.iter().any(|e| e == self.type_))
-            .map(|w| NewOutboxItem {
-                idempotency_key: format!("webhook:{}:{}", w.url, self.id),
-                channel: "webhook".into(),
-                target: w.url.to_string(),
-                subject: Some(self.type_.to_string()),
-                message_id: Some(self.id.clone()),
-                payload: body.clone(),
-            })
-            .collect()
-    }
-}
+use crate::config::{Webhook, decode_secret};
 
 /// `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`.
 pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &str) -> String {
@@ -195,24 +138,6 @@ mod tests {
         assert_eq!(
             sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
-        );
-    }
-
-    #[test]
-    fn event_ids_are_stable_and_endpoints_get_only_their_events() {
-        let now = Utc::now();
-        let a = Event::new("finding.opened", "CO1|closable|", now, serde_json::json!({}));
-        let b = Event::new("finding.opened", "CO1|closable|", now, serde_json::json!({"x": 1}));
-        assert_eq!(a.id, b.id);
-        let hook = |events: Vec<&str>| Webhook {
-            url: "http://127.0.0.1:1/h".parse().unwrap(),
-            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string().into(),
-            events: events.into_iter().map(str::to_string).collect(),
-        };
-        assert_eq!(a.items(&[hook(vec![]), hook(vec!["sync.failed"])]).len(), 1);
-        assert_eq!(
-            a.items(&[hook(vec!["finding.opened"])])[0].message_id.as_deref(),
-            Some(a.id.as_str())
         );
     }
 

@@ -8,8 +8,10 @@
 
 use chrono::{Days, NaiveDate};
 
-use super::{Dossier, Draft, Rule, RuleContext, StateClass, fecha, pesos};
-use crate::domain::{Contract, Flag, Guarantee, fold};
+use super::{Dossier, Draft, Rule, RuleContext, StateClass};
+use crate::config::classify::ACTA_LIQUIDACION;
+use crate::domain::spanish::{fecha, pesos};
+use crate::domain::{Contract, Flag, Guarantee, Kind, Stage, fold};
 
 pub struct Closable;
 
@@ -96,8 +98,8 @@ fn guarantee_name(g: &Guarantee) -> String {
 }
 
 impl Rule for Closable {
-    fn kind(&self) -> &'static str {
-        "closable"
+    fn kind(&self) -> Kind {
+        Kind::Closable
     }
 
     fn evaluate(&self, d: &Dossier, ctx: &RuleContext) -> Vec<Draft> {
@@ -138,7 +140,7 @@ impl Rule for Closable {
         }
 
         // Liquidation: not required, or evidenced by a published acta.
-        let acta = d.first_of(super::ACTA_LIQUIDACION);
+        let acta = d.first_of(ACTA_LIQUIDACION);
         match (c.requires_liquidation, acta) {
             (_, Some(doc)) => {
                 let on = doc.uploaded_on.unwrap_or(since);
@@ -261,8 +263,8 @@ impl Rule for Closable {
         });
         reasons.push(deadline_reason);
         vec![Draft {
-            kind: "closable",
-            stage: Some("postcontractual"),
+            kind: Kind::Closable,
+            stage: Some(Stage::Postcontractual),
             since,
             deadline,
             step: blocked.then(|| "blocked".to_string()),
@@ -285,8 +287,8 @@ mod tests {
     use super::*;
     use crate::calendar::Calendar;
     use crate::config::RuleSettings;
+    use crate::config::classify::Classifier;
     use crate::rules::DocumentFact;
-    use crate::rules::classify::Classifier;
     use crate::rules::test_support::{date, default_settings, doc};
 
     fn settings(pending_blocks: bool, campaign: Option<&str>) -> RuleSettings {

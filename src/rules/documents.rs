@@ -12,9 +12,10 @@
 use chrono::NaiveDate;
 
 use super::closable::term_ended;
-use super::{Dossier, Draft, Rule, RuleContext, StateClass, fecha};
-use crate::config::{Requirement, Stage};
-use crate::domain::{Contract, Flag};
+use super::{Dossier, Draft, Rule, RuleContext, StateClass};
+use crate::config::Requirement;
+use crate::domain::spanish::fecha;
+use crate::domain::{Contract, Flag, Kind, Stage};
 
 pub struct MissingDocuments;
 
@@ -49,8 +50,8 @@ fn stage_start(
 }
 
 impl Rule for MissingDocuments {
-    fn kind(&self) -> &'static str {
-        "missing_documents"
+    fn kind(&self) -> Kind {
+        Kind::MissingDocuments
     }
 
     fn evaluate(&self, d: &Dossier, ctx: &RuleContext) -> Vec<Draft> {
@@ -100,8 +101,8 @@ impl Rule for MissingDocuments {
                 ),
             ];
             out.push(Draft {
-                kind: "missing_documents",
-                stage: Some(stage.as_str()),
+                kind: Kind::MissingDocuments,
+                stage: Some(stage),
                 since: start,
                 deadline,
                 step: None,
@@ -118,8 +119,8 @@ mod tests {
     use super::*;
     use crate::calendar::Calendar;
     use crate::config::RuleSettings;
+    use crate::config::classify::Classifier;
     use crate::rules::DocumentFact;
-    use crate::rules::classify::Classifier;
     use crate::rules::test_support::{date, default_settings, doc};
 
     fn contract(modality: &str, kind: &str) -> Contract {
@@ -150,7 +151,10 @@ mod tests {
     }
 
     fn missing(f: &[Draft], stage: &str) -> Vec<String> {
-        f.iter().find(|d| d.stage == Some(stage)).map(|d| d.missing.clone()).unwrap_or_default()
+        f.iter()
+            .find(|d| d.stage.as_ref().map(Stage::as_str) == Some(stage))
+            .map(|d| d.missing.clone())
+            .unwrap_or_default()
     }
 
     #[test]
@@ -188,7 +192,7 @@ mod tests {
         assert_eq!((f[0].since, f[0].deadline), (date("2025-05-01"), date("2025-05-06")));
         // The contractual stage starts with execution.
         let f = run(&early, &[], "2025-05-05");
-        let contractual = f.iter().find(|d| d.stage == Some("contractual")).unwrap();
+        let contractual = f.iter().find(|d| d.stage == Some(Stage::Contractual)).unwrap();
         assert_eq!(
             (contractual.since, contractual.deadline),
             (date("2025-05-05"), date("2025-05-08"))
@@ -211,7 +215,7 @@ mod tests {
         ];
         let f = run(&c, &docs, "2025-04-01");
         assert_eq!(f.len(), 1);
-        assert_eq!(f[0].stage, Some("contractual"));
+        assert_eq!(f[0].stage, Some(Stage::Contractual));
         assert_eq!(f[0].missing, ["registro_presupuestal"]);
         assert!(f[0].reasons.iter().any(|r| r.contains("Registro presupuestal (RP)")));
         assert!(f[0].reasons.iter().any(|r| r.contains("Decreto 1082 de 2015 art. 2.2.1.1.1.7.1")));

@@ -6,10 +6,12 @@
 use chrono::NaiveDate;
 
 use super::closable::{Ended, term_ended};
-use super::{Dossier, Draft, Rule, RuleContext, fecha};
+use super::{Dossier, Draft, Rule, RuleContext};
 use crate::calendar::Calendar;
 use crate::config::LiquidationSettings;
-use crate::domain::{Contract, Flag};
+use crate::config::classify::ACTA_LIQUIDACION;
+use crate::domain::spanish::fecha;
+use crate::domain::{Contract, Flag, Kind, Stage};
 
 pub struct LiquidationDue;
 
@@ -53,8 +55,8 @@ impl Terms {
 }
 
 impl Rule for LiquidationDue {
-    fn kind(&self) -> &'static str {
-        "liquidation_due"
+    fn kind(&self) -> Kind {
+        Kind::LiquidationDue
     }
 
     fn evaluate(&self, d: &Dossier, ctx: &RuleContext) -> Vec<Draft> {
@@ -66,7 +68,7 @@ impl Rule for LiquidationDue {
         let Some(Ended { end, since, reason: ended }) = term_ended(c, state, ctx.as_of) else {
             return vec![];
         };
-        if d.first_of(super::ACTA_LIQUIDACION).is_some() {
+        if d.first_of(ACTA_LIQUIDACION).is_some() {
             return vec![];
         }
         let s = &ctx.rules.liquidation_due;
@@ -110,8 +112,8 @@ impl Rule for LiquidationDue {
             reasons.push(format!("Plazo de esta etapa: hasta el {}.", fecha(deadline)));
         }
         vec![Draft {
-            kind: "liquidation_due",
-            stage: Some("postcontractual"),
+            kind: Kind::LiquidationDue,
+            stage: Some(Stage::Postcontractual),
             since,
             deadline,
             step: Some(step.to_string()),
@@ -124,8 +126,8 @@ impl Rule for LiquidationDue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::classify::Classifier;
     use crate::rules::DocumentFact;
-    use crate::rules::classify::Classifier;
     use crate::rules::test_support::{date, default_settings, doc};
 
     fn contract(state: &str, end: &str) -> Contract {

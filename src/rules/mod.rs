@@ -2,7 +2,6 @@
 //! [`Rule`]; the engine runs them all, computes deadlines in business days and sets the
 //! escalation level of every finding.
 
-pub mod classify;
 pub mod closable;
 pub mod documents;
 pub mod liquidation;
@@ -13,12 +12,9 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 
 use crate::calendar::Calendar;
+use crate::config::classify::Classifier;
 use crate::config::{Level, RuleSettings, Settings};
-use crate::domain::{Contract, Guarantee, fold};
-use crate::findings::Finding;
-
-/// The document kind that evidences a liquidation.
-pub const ACTA_LIQUIDACION: &str = "acta_liquidacion";
+use crate::domain::{Contract, Finding, Guarantee, Kind, Stage, fold};
 
 /// A published document as the rules see it: its kind, already inferred by the classifier.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,14 +81,14 @@ pub struct RuleContext<'a> {
     pub calendar: &'a Calendar,
     pub rules: &'a RuleSettings,
     /// For the Spanish labels of document kinds.
-    pub classifier: &'a classify::Classifier,
+    pub classifier: &'a Classifier,
 }
 
 /// A rule's conclusion before the engine adds days left and level.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Draft {
-    pub kind: &'static str,
-    pub stage: Option<&'static str>,
+    pub kind: Kind,
+    pub stage: Option<Stage>,
     pub since: NaiveDate,
     pub deadline: NaiveDate,
     pub step: Option<String>,
@@ -103,7 +99,7 @@ pub struct Draft {
 /// One rule: looks at one contract and what was published about it, concludes zero or more
 /// findings.
 pub trait Rule: Send + Sync {
-    fn kind(&self) -> &'static str;
+    fn kind(&self) -> Kind;
     fn evaluate(&self, dossier: &Dossier, ctx: &RuleContext) -> Vec<Draft>;
 }
 
@@ -166,7 +162,7 @@ pub struct Engine {
     rules: Vec<Box<dyn Rule>>,
     calendar: Calendar,
     rule_settings: RuleSettings,
-    classifier: classify::Classifier,
+    classifier: Classifier,
     levels: Vec<Level>,
 }
 
@@ -195,7 +191,7 @@ impl Engine {
     }
 
     /// The classifier the engine labels document kinds with.
-    pub fn classifier(&self) -> &classify::Classifier {
+    pub fn classifier(&self) -> &Classifier {
         &self.classifier
     }
 
@@ -228,8 +224,8 @@ impl Engine {
                 let left = self.calendar.business_days_between(as_of, d.deadline);
                 Finding {
                     contract_id: c.id.clone(),
-                    kind: d.kind.to_string(),
-                    stage: d.stage.map(str::to_string),
+                    kind: d.kind,
+                    stage: d.stage,
                     since: d.since,
                     deadline: d.deadline,
                     business_days_left: left,
@@ -256,43 +252,6 @@ pub fn level_for(levels: &[Level], left: i64) -> &str {
 /// How urgent a level is: 0 is the most urgent; `info` comes last.
 pub fn urgency(levels: &[Level], level: &str) -> usize {
     levels.iter().position(|l| l.name == level).unwrap_or(levels.len())
-}
-
-/// `2025-03-31` as Spanish text: `31 de marzo de 2025`.
-pub fn fecha(d: NaiveDate) -> String {
-    use chrono::Datelike;
-    const MESES: [&str; 12] = [
-        "enero",
-        "febrero",
-        "marzo",
-        "abril",
-        "mayo",
-        "junio",
-        "julio",
-        "agosto",
-        "septiembre",
-        "octubre",
-        "noviembre",
-        "diciembre",
-    ];
-    format!("{} de {} de {}", d.day(), MESES[d.month0() as usize], d.year())
-}
-
-/// Centavos as Colombian pesos: `$ 31.500.000` (centavos shown only when not zero).
-pub fn pesos(centavos: i64) -> String {
-    let neg = centavos < 0;
-    let abs = centavos.unsigned_abs();
-    let (int, cents) = (abs / 100, abs % 100);
-    let digits = int.to_string();
-    let mut grouped = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push('.');
-        }
-        grouped.push(ch);
-    }
-    let sign = if neg { "-" } else { "" };
-    if cents == 0 { format!("{sign}$ {grouped}") } else { format!("{sign}$ {grouped},{cents:02}") }
 }
 
 /// What the rule tests share: dates from text and the default rule settings.
@@ -330,18 +289,5 @@ mod tests {
         assert_eq!(StateClass::of(Some("Cerrado")), StateClass::Closed);
         assert_eq!(StateClass::of(Some("Suspendido")), StateClass::Suspended);
         assert_eq!(StateClass::of(Some("En liquidación")), StateClass::Unknown);
-    }
-
-    #[test]
-    fn pesos_are_written_the_colombian_way() {
-        assert_eq!(pesos(3_150_000_000), "$ 31.500.000");
-        assert_eq!(pesos(150_050), "$ 1.500,50");
-        assert_eq!(pesos(-100), "-$ 1");
-        assert_eq!(pesos(0), "$ 0");
-    }
-
-    #[test]
-    fn dates_are_written_in_spanish() {
-        assert_eq!(fecha(NaiveDate::from_ymd_opt(2025, 3, 31).unwrap()), "31 de marzo de 2025");
     }
 }

@@ -4,8 +4,9 @@
 
 use chrono::{Days, NaiveDate};
 
-use super::{Dossier, Draft, Rule, RuleContext, StateClass, fecha};
-use crate::domain::Contract;
+use super::{Dossier, Draft, Rule, RuleContext, StateClass};
+use crate::domain::spanish::fecha;
+use crate::domain::{Contract, Kind, Stage};
 
 pub struct StateOutdated;
 
@@ -20,8 +21,8 @@ pub fn effective_end(c: &Contract, add_days: bool) -> Option<NaiveDate> {
 }
 
 impl Rule for StateOutdated {
-    fn kind(&self) -> &'static str {
-        "state_outdated"
+    fn kind(&self) -> Kind {
+        Kind::StateOutdated
     }
 
     fn evaluate(&self, d: &Dossier, ctx: &RuleContext) -> Vec<Draft> {
@@ -54,8 +55,8 @@ impl Rule for StateOutdated {
         ));
         reasons.push(format!("Plazo para actualizar el estado: hasta el {}.", fecha(deadline)));
         vec![Draft {
-            kind: "state_outdated",
-            stage: Some("contractual"),
+            kind: Kind::StateOutdated,
+            stage: Some(Stage::Contractual),
             since,
             deadline,
             step: None,
@@ -70,7 +71,7 @@ mod tests {
     use super::*;
     use crate::calendar::Calendar;
     use crate::config::RuleSettings;
-    use crate::rules::classify::Classifier;
+    use crate::config::classify::Classifier;
     use crate::rules::test_support::{date, default_settings};
 
     fn settings(add_days: bool) -> RuleSettings {

@@ -11,7 +11,8 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use super::portal_csv::PortalCsvReader;
-use super::{Dataset, Page, RawRecord, Source, SourceError};
+use super::{Page, RawRecord, Source, SourceError};
+use crate::domain::Dataset;
 
 /// Reads exports from the paths in `source.*_path`.
 #[derive(Debug, Clone)]

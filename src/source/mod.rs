@@ -9,23 +9,7 @@ pub mod socrata;
 
 use tokio::sync::mpsc;
 
-/// The three datasets a sync reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Dataset {
-    Contracts,
-    Documents,
-    Guarantees,
-}
-
-impl Dataset {
-    pub fn name(self) -> &'static str {
-        match self {
-            Dataset::Contracts => "contracts",
-            Dataset::Documents => "documents",
-            Dataset::Guarantees => "guarantees",
-        }
-    }
-}
+use crate::domain::Dataset;
 
 /// One record as read, before parsing: where it was, and its SODA-shaped JSON text (or why
 /// it could not even be read as a record, e.g. a CSV row with missing fields).

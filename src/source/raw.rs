@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::io::Read;
 
-use super::Dataset;
+use crate::domain::Dataset;
 
 /// Dictionary 1 for contract records. Frames name their dictionary id: a dictionary that
 /// has compressed stored records stays here for good; a better one is added as id 2.

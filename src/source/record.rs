@@ -12,21 +12,8 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128_with_seed};
 
-use super::Dataset;
 use super::raw::compress;
-use crate::domain::{Centavos, Contract, Document, Flag, Guarantee, is_sentinel};
-
-/// A record the sync can store: the domain value, the raw record compressed (see
-/// [`crate::source::raw`]), and the hash.
-#[derive(Debug, Clone)]
-pub struct Parsed<T> {
-    pub value: T,
-    /// The record's text as received, as a zstd frame.
-    pub raw: Vec<u8>,
-    /// Hex content hash over the record's fields (see `Fields`), without Socrata's system
-    /// fields (`:id`, `:updated_at`…), which change on every nightly rebuild of the dataset.
-    pub hash: String,
-}
+use crate::domain::{Centavos, Contract, Dataset, Document, Flag, Guarantee, Parsed, is_sentinel};
 
 /// Every field a parser reads, across the three datasets: each gets a slot in [`Fields`].
 const KEYS: [&str; 47] = [

@@ -8,8 +8,9 @@ use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::mpsc;
 
-use super::{Dataset, Page, RawRecord, Source, SourceError};
+use super::{Page, RawRecord, Source, SourceError};
 use crate::config::Settings;
+use crate::domain::Dataset;
 
 /// How a failed request is retried.
 #[derive(Debug, Clone)]

@@ -14,10 +14,7 @@ use std::future::Future;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::domain::{Contract, Document, Guarantee};
-use crate::findings::{Finding, StoredFinding};
-use crate::source::Dataset;
-use crate::source::record::Parsed;
+use crate::domain::{Contract, Dataset, Document, Finding, Guarantee, Parsed, StoredFinding};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -207,8 +204,8 @@ impl FindingCursor {
         FindingCursor {
             deadline: f.deadline,
             contract_id: f.contract_id.clone(),
-            kind: f.kind.clone(),
-            stage: f.stage.clone().unwrap_or_default(),
+            kind: f.kind.as_str().to_string(),
+            stage: f.stage_str().to_string(),
         }
     }
 }

@@ -148,8 +148,8 @@ async fn apply_findings_batched(
         );
         q.push_values(chunk, |mut b, f| {
             b.push_bind(&f.contract_id)
-                .push_bind(&f.kind)
-                .push_bind(f.stage.as_deref().unwrap_or(""))
+                .push_bind(f.kind.as_str())
+                .push_bind(f.stage_str())
                 .push("'open'")
                 .push_bind(f.since)
                 .push_bind(f.deadline)

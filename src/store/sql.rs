@@ -193,13 +193,17 @@ fn finding_from_row(r: &$row) -> StoreResult<StoredFinding> {
         parse_day(r.get(col)).ok_or_else(|| StoreError::Corrupt(format!("findings.{col}")))
     };
     let stage: String = r.get("stage");
+    let kind: String = r.get("kind");
     Ok(StoredFinding {
         id: r.get("id"),
         opened_on: date("opened_on")?,
         finding: Finding {
             contract_id: r.get("contract_id"),
-            kind: r.get("kind"),
-            stage: (!stage.is_empty()).then_some(stage),
+            kind: kind.parse().map_err(|e| StoreError::Corrupt(format!("findings.kind: {e}")))?,
+            stage: (!stage.is_empty())
+                .then(|| stage.parse())
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("findings.stage: {e}")))?,
             since: date("since")?,
             deadline: date("deadline")?,
             business_days_left: r.get("business_days_left"),
@@ -469,8 +473,8 @@ async fn apply_findings_sqlx(
              ON CONFLICT (contract_id, kind, stage) WHERE status = 'open' DO NOTHING RETURNING id",
         )
         .bind(&f.contract_id)
-        .bind(&f.kind)
-        .bind(f.stage.as_deref().unwrap_or(""))
+        .bind(f.kind.as_str())
+        .bind(f.stage_str())
         .bind(d(Some(f.since)))
         .bind(d(Some(f.deadline)))
         .bind(f.business_days_left)

@@ -16,6 +16,7 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use super::sqlite_writer::SqliteWriter;
 use super::table::{Col, TableRow};
 use super::*;
+use crate::config::MAX_MMAP_MIB;
 use crate::domain::Flag;
 
 /// The embedded migrations of this backend.
@@ -36,12 +37,8 @@ pub struct SqliteStore {
     mmap_bytes: u64,
 }
 
-/// The most of a file the bulk connection can map, in MiB: SQLite, as built here, maps at
-/// most 0x7fff0000 bytes (just under 2 GiB) and silently caps anything larger.
-pub const MAX_MMAP_MIB: u64 = 2048;
-
 /// What the bulk connection maps of the file unless `store.sqlite_mmap_mib` says otherwise:
-/// as much as SQLite allows.
+/// as much as SQLite allows ([`MAX_MMAP_MIB`]).
 pub const DEFAULT_MMAP_BYTES: u64 = MAX_MMAP_MIB * 1024 * 1024;
 
 impl SqliteStore {

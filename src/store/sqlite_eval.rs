@@ -18,8 +18,7 @@ use super::{
     DossierFacts, EvaluationPage, FindingChanges, FindingCursor, NewOutboxItem, StoreError,
     StoreResult,
 };
-use crate::domain::{Contract, Document, Flag, Guarantee};
-use crate::findings::{Finding, StoredFinding};
+use crate::domain::{Contract, Document, Finding, Flag, Guarantee, StoredFinding};
 
 /// The UTC day of an RFC 3339 timestamp. Both connections store UTC (`+00:00` or `Z`), whose
 /// day is the text's first ten bytes; any other offset goes through chrono.
@@ -276,8 +275,8 @@ impl SqliteWriter {
                 let inserted = insert
                     .execute(params![
                         f.contract_id,
-                        f.kind,
-                        f.stage.as_deref().unwrap_or(""),
+                        f.kind.as_str(),
+                        f.stage_str(),
                         text(f.since),
                         text(f.deadline),
                         f.business_days_left,
@@ -358,13 +357,17 @@ fn stored_finding(r: &Row) -> StoreResult<StoredFinding> {
         serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("findings.{col}: {e}")))
     };
     let stage: String = r.get(4).map_err(err)?;
+    let kind: String = r.get(3).map_err(err)?;
     Ok(StoredFinding {
         id: r.get(0).map_err(err)?,
         opened_on: date(1, "opened_on")?,
         finding: Finding {
             contract_id: r.get(2).map_err(err)?,
-            kind: r.get(3).map_err(err)?,
-            stage: (!stage.is_empty()).then_some(stage),
+            kind: kind.parse().map_err(|e| StoreError::Corrupt(format!("findings.kind: {e}")))?,
+            stage: (!stage.is_empty())
+                .then(|| stage.parse())
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("findings.stage: {e}")))?,
             since: date(5, "since")?,
             deadline: date(6, "deadline")?,
             business_days_left: r.get(7).map_err(err)?,

@@ -13,7 +13,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::table::{Col, TableRow};
 use super::{Committed, PageCounts, PageRecords, PageWrite, StoreError, StoreResult};
-use crate::source::record::Parsed;
+use crate::domain::Parsed;
 use tokio::sync::mpsc;
 
 /// The writer's connection.

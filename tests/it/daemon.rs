@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use cierre::clock::FixedClock;
+use cierre::domain::Dataset;
 use cierre::scheduler::{Daemon, RunOutcome};
-use cierre::source::Dataset;
 use cierre::store::{AnyStore, JobRun, Store};
 
 use crate::helpers::{config_text, sample_contracts, spawn_app_with};

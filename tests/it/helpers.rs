@@ -34,12 +34,12 @@ pub struct TestApp {
 impl TestApp {
     /// The open findings, most urgent first, as of the app's today: what `cierre evaluate`
     /// lists after evaluating.
-    pub async fn findings(&self) -> Vec<cierre::findings::Finding> {
+    pub async fn findings(&self) -> Vec<cierre::domain::Finding> {
         self.findings_on(self.app.as_of(None)).await
     }
 
     /// The open findings, most urgent first, with business days left as of `day`.
-    pub async fn findings_on(&self, day: NaiveDate) -> Vec<cierre::findings::Finding> {
+    pub async fn findings_on(&self, day: NaiveDate) -> Vec<cierre::domain::Finding> {
         let calendar = &self.app.settings.calendar;
         cierre::findings::open_sorted(&self.app.store, calendar, day).await.unwrap()
     }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cierre::source::Dataset;
+use cierre::domain::Dataset;
 use cierre::store::Store;
 
 use crate::helpers::{sample_contracts, spawn_app_with};

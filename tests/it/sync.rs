@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::helpers::{sample_contracts, scalar, spawn_app_with};
-use cierre::source::Dataset;
+use cierre::domain::Dataset;
 use cierre::store::Store;
 
 fn sample_lines() -> Vec<String> {

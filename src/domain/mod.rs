@@ -1,5 +1,16 @@
-//! Domain types shared by every stage: a SECOP II contract, document and guarantee as the
-//! pipeline understands them after the source's strings have been parsed.
+//! Domain, beneath every stage: a SECOP II contract, document and guarantee as the pipeline
+//! understands them after the source's strings have been parsed, the records the sync
+//! stores, the findings the rules conclude, the webhook events announcing them, and the
+//! Spanish every report is written in. Imports nothing else of the crate.
+
+pub mod event;
+pub mod finding;
+pub mod record;
+pub mod spanish;
+
+pub use event::{EVENT_TYPES, Event};
+pub use finding::{BusinessDays, Finding, Kind, Stage, StoredFinding, UnknownName};
+pub use record::{Dataset, Parsed};
 
 use chrono::NaiveDate;
 use unicode_normalization::UnicodeNormalization;

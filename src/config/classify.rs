@@ -1,4 +1,4 @@
-//! Rules, document classifier: infers the kind of a published SECOP II document from its file
+//! Configuration, document classifier: infers the kind of a published SECOP II document from its file
 //! name and description (the documents dataset `dmgg-8hin` has no type column).
 //!
 //! The rules engine then checks, stage by stage, that the documents the law requires were
@@ -16,6 +16,9 @@ use serde::Deserialize;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::domain::fold;
+
+/// The document kind that evidences a liquidation.
+pub const ACTA_LIQUIDACION: &str = "acta_liquidacion";
 
 /// The kind given to a document no pattern recognizes.
 pub const OTHER: &str = "otro";

@@ -1,8 +1,17 @@
-//! Notify, stage one — routing: which offices answer for a contract, by ordered routes with
-//! matchers on its fields; first match wins unless the route says `continue`.
+//! Configuration, routes: which offices answer for a contract, by ordered routes with
+//! matchers on its fields, compiled from `[[routes]]`; first match wins unless the route says
+//! `continue`. The findings stage counts unrouted findings with it, notify addresses digests.
 
-use crate::config::Route;
 use crate::domain::{Contract, ContractField, fold};
+
+/// One `[[routes]]` entry, compiled.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Index into [`Settings::offices`](super::Settings::offices).
+    pub office: usize,
+    pub matchers: Vec<Matcher>,
+    pub continue_: bool,
+}
 
 /// How a matcher compares a field.
 #[derive(Debug, Clone)]
