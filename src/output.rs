@@ -1,10 +1,21 @@
-//! Output: how `cierre evaluate` prints findings — an aligned table for people, JSON Lines
-//! and CSV for scripts — and the summary that follows them.
+//! Output: what the CLI prints — findings as an aligned table for people or JSON Lines and
+//! CSV for scripts, with the summary that follows them; the reports of `run --once`,
+//! `notify`, `digest` and `status`; the document classification; sync progress bars.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
+use std::sync::Mutex;
 
-use crate::domain::Finding;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::app::RunReport;
+use crate::config::classify::Classifier;
+use crate::domain::{Dataset, Finding};
 use crate::findings::Evaluation;
+use crate::notify::NotifyReport;
+use crate::notify::digest::Rendered;
+use crate::scheduler::JobStatus;
+use crate::store::{EndpointHealth, OutboxCounts, SyncCounts};
 
 /// The formats of `cierre evaluate --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -145,4 +156,185 @@ pub fn summary(eval: &Evaluation) -> String {
         dq.missing_end_date, dq.end_before_signing
     ));
     s
+}
+
+/// What `cierre run --once` did, stage by stage; `mailer` says where mail went.
+pub fn write_run(out: &mut dyn Write, r: &RunReport, mailer: &str) -> io::Result<()> {
+    writeln!(out, "{}", r.sync.render().trim_end())?;
+    writeln!(
+        out,
+        "findings as of {}: {} ({} opened, {} escalated, {} resolved)",
+        r.as_of, r.findings, r.opened, r.escalated, r.resolved
+    )?;
+    writeln!(
+        out,
+        "digests: {} prepared, {} queued, {} unrouted findings; delivered {} ({}), {} retrying, {} dead",
+        r.notify.digests.len(),
+        r.notify.enqueued,
+        r.notify.unrouted,
+        r.delivery.sent,
+        mailer,
+        r.delivery.retrying,
+        r.delivery.dead
+    )
+}
+
+/// What `cierre notify` prepared: each digest, then the totals.
+pub fn write_notify(out: &mut dyn Write, r: &NotifyReport, dry_run: bool) -> io::Result<()> {
+    for (to, rows) in &r.digests {
+        writeln!(out, "{to}\t{rows} finding(s)")?;
+    }
+    writeln!(
+        out,
+        "{} digest(s){}; {} newly queued, {} already queued; {} unrouted finding(s)",
+        r.digests.len(),
+        if dry_run { " (dry run: nothing queued)" } else { "" },
+        r.enqueued,
+        r.already_queued,
+        r.unrouted
+    )
+}
+
+/// The formats of `cierre digest --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DigestFormat {
+    Text,
+    Html,
+    Eml,
+}
+
+/// One rendered digest, as `cierre digest` shows it.
+pub fn write_digest(
+    out: &mut dyn Write,
+    rendered: &Rendered,
+    message: &lettre::Message,
+    format: DigestFormat,
+) -> io::Result<()> {
+    match format {
+        DigestFormat::Text => {
+            writeln!(out, "Subject: {}\n", rendered.subject)?;
+            write!(out, "{}", rendered.text)
+        }
+        DigestFormat::Html => write!(out, "{}", rendered.html),
+        DigestFormat::Eml => out.write_all(&message.formatted()),
+    }
+}
+
+/// What `cierre status` shows.
+pub struct StatusReport {
+    pub timezone: chrono_tz::Tz,
+    pub jobs: Vec<JobStatus>,
+    /// Each dataset with its live rows and all rows (vanished ones included).
+    pub rows: Vec<(Dataset, u64, u64)>,
+    pub outbox: OutboxCounts,
+    pub endpoints: Vec<EndpointHealth>,
+    /// For telling a suspension still in force.
+    pub now: DateTime<Utc>,
+}
+
+/// `cierre status`: the jobs, the stored rows, the outbox and the failing endpoints.
+pub fn write_status(out: &mut dyn Write, s: &StatusReport) -> io::Result<()> {
+    writeln!(out, "{:<8} {:<22} {:<26} last run", "job", "schedule", "next run")?;
+    for j in &s.jobs {
+        let next = j.next_run.map(|t| t.with_timezone(&s.timezone).to_rfc3339());
+        let last = j
+            .last_run
+            .as_ref()
+            .map(|r| {
+                format!("{} {} ({})", r.scheduled_for, r.outcome, r.error.as_deref().unwrap_or(""))
+            })
+            .unwrap_or_else(|| "never".into());
+        writeln!(out, "{:<8} {:<22} {:<26} {last}", j.job, j.schedule, next.unwrap_or_default())?;
+    }
+    for (d, live, all) in &s.rows {
+        writeln!(out, "{:<11} {live} stored ({} vanished)", d.name(), all - live)?;
+    }
+    let c = &s.outbox;
+    writeln!(
+        out,
+        "outbox      pending {}, retrying {}, sending {}, sent {}, dead {}",
+        c.pending, c.retrying, c.sending, c.sent, c.dead
+    )?;
+    for e in &s.endpoints {
+        let state = match e.suspended_until {
+            Some(until) if until > s.now => format!("SUSPENDED until {until}"),
+            _ if e.consecutive_failures > 0 => "failing".to_string(),
+            _ => continue,
+        };
+        writeln!(
+            out,
+            "endpoint    {} {state}: {} consecutive failure(s), last: {}",
+            e.target,
+            e.consecutive_failures,
+            e.last_error.as_deref().unwrap_or("")
+        )?;
+    }
+    Ok(())
+}
+
+/// `cierre documents classify`: the kind of each name, then the counts per kind.
+pub fn write_classification(
+    out: &mut dyn Write,
+    classifier: &Classifier,
+    names: &[String],
+) -> io::Result<()> {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for name in names {
+        let kind = classifier.classify(Some(name), None);
+        *counts.entry(kind.to_string()).or_default() += 1;
+        writeln!(out, "{kind}\t{name}")?;
+    }
+    writeln!(out)?;
+    for (kind, n) in &counts {
+        writeln!(out, "{n:>6}  {kind} ({})", classifier.label(kind).unwrap_or(""))?;
+    }
+    Ok(())
+}
+
+/// Dates, one `YYYY-MM-DD` per line.
+pub fn write_days(out: &mut dyn Write, days: &[NaiveDate]) -> io::Result<()> {
+    for d in days {
+        writeln!(out, "{d}")?;
+    }
+    Ok(())
+}
+
+/// A progress line per dataset on the terminal (indicatif).
+#[derive(Default)]
+pub struct TerminalProgress {
+    bars: Mutex<HashMap<&'static str, indicatif::ProgressBar>>,
+}
+
+impl TerminalProgress {
+    fn bar(&self, dataset: Dataset) -> indicatif::ProgressBar {
+        let mut bars = self.bars.lock().expect("not poisoned");
+        bars.entry(dataset.name())
+            .or_insert_with(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{spinner} {prefix:<11} {msg} ({elapsed})",
+                    )
+                    .expect("valid template"),
+                );
+                bar.set_prefix(dataset.name());
+                bar.enable_steady_tick(std::time::Duration::from_millis(120));
+                bar
+            })
+            .clone()
+    }
+}
+
+impl crate::sync::Progress for TerminalProgress {
+    fn page(&self, dataset: Dataset, c: &SyncCounts) {
+        self.bar(dataset).set_message(format!(
+            "{} read, {} new, {} changed, {} rejected, {} pages, {} retries",
+            c.read, c.new, c.changed, c.rejected, c.pages, c.retries
+        ));
+    }
+
+    fn finished(&self, dataset: Dataset, c: &SyncCounts) {
+        self.bar(dataset)
+            .finish_with_message(format!("{} read, {} vanished: done", c.read, c.vanished));
+    }
 }

@@ -1,0 +1,292 @@
+//! The command line: what `cierre` accepts (clap), and the dispatch of each command — those
+//! that need no store run on the settings alone; every other one runs in [`execute`], generic
+//! over the store backend. The reports are printed by [`crate::output`].
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::App;
+use crate::clock::SystemClock;
+use crate::config::Settings;
+use crate::domain::Dataset;
+use crate::output::{self, DigestFormat, Format, StatusReport, TerminalProgress};
+use crate::scheduler::Daemon;
+use crate::store::Store;
+
+#[derive(Parser)]
+#[command(name = "cierre", version, about = "Keeps SECOP II contract files closed on time")]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, global = true, env = "CIERRE_CONFIG", default_value = "daemon.toml")]
+    pub config: PathBuf,
+    /// Log format on standard error (default: `log.format` of the configuration).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RecordDataset {
+    Contracts,
+    Documents,
+    Guarantees,
+}
+
+impl From<RecordDataset> for Dataset {
+    fn from(d: RecordDataset) -> Dataset {
+        match d {
+            RecordDataset::Contracts => Dataset::Contracts,
+            RecordDataset::Documents => Dataset::Documents,
+            RecordDataset::Guarantees => Dataset::Guarantees,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the pipeline: with --once, sync → evaluate → notify → deliver, then exit.
+    Run {
+        #[arg(long)]
+        once: bool,
+        /// Evaluate as of this date (YYYY-MM-DD) instead of today in Bogotá.
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+    },
+    /// Sync contracts, documents and guarantees from the configured source.
+    Sync,
+    /// Evaluate the rules and print the current findings.
+    Evaluate {
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Build the digests due and put them in the outbox (--dry-run: only print them).
+    Notify {
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Send what is due in the outbox, once.
+    Deliver,
+    /// Render one recipient's digest.
+    Digest {
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        as_of: Option<NaiveDate>,
+        #[arg(long, value_enum, default_value_t = DigestFormat::Text)]
+        format: DigestFormat,
+    },
+    /// Colombian legal calendar.
+    Calendar {
+        #[command(subcommand)]
+        command: CalendarCommand,
+    },
+    /// Document kinds: how the classifier reads file names.
+    Documents {
+        #[command(subcommand)]
+        command: DocumentsCommand,
+    },
+    /// Print a stored record as the source sent it (JSON), by its key.
+    Record {
+        /// contracts, documents or guarantees.
+        #[arg(value_enum)]
+        dataset: RecordDataset,
+        /// id_contrato, id_documento, or the guarantee key
+        /// (id_contrato|numeropoliza|tipopoliza|subtipopoliza).
+        key: String,
+    },
+    /// Validate the configuration and print every error.
+    CheckConfig,
+    /// Apply database migrations.
+    Migrate,
+    /// Show the outbox and the stored rows.
+    Status,
+}
+
+#[derive(Subcommand)]
+pub enum DocumentsCommand {
+    /// The kind recognised for each document name in FILE (one per line; `-` reads standard
+    /// input; a CSV export with a `nombre_archivo` column is read by that column). Prints
+    /// `kind<TAB>name`, then how many names got each kind.
+    Classify { file: String },
+}
+
+#[derive(Subcommand)]
+pub enum CalendarCommand {
+    /// The national holidays of YEAR, one YYYY-MM-DD per line.
+    Holidays { year: i32 },
+    /// The number of business days in (FROM, TO].
+    BusinessDays { from: NaiveDate, to: NaiveDate },
+}
+
+/// Runs a one-shot command (not `run` without `--once`, not `check-config`), printing to
+/// standard output.
+pub async fn dispatch(command: Command, settings: Settings) -> anyhow::Result<ExitCode> {
+    // Buffered: `evaluate` may print a million lines.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let code = dispatch_to(command, settings, &mut out).await;
+    out.flush()?;
+    code
+}
+
+async fn dispatch_to(
+    command: Command,
+    settings: Settings,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Documents { command: DocumentsCommand::Classify { file } } => {
+            let names = read_document_names(&file)?;
+            output::write_classification(out, &settings.classifier, &names)?;
+        }
+        Command::Calendar { command: CalendarCommand::Holidays { year } } => {
+            output::write_days(out, &settings.calendar.holidays(year))?;
+        }
+        Command::Calendar { command: CalendarCommand::BusinessDays { from, to } } => {
+            writeln!(out, "{}", settings.calendar.business_days_between(from, to))?;
+        }
+        Command::CheckConfig | Command::Run { once: false, .. } => {
+            anyhow::bail!("not a one-shot command")
+        }
+        command => {
+            let app = App::open(settings, Arc::new(SystemClock)).await?;
+            return execute(&app, command, out).await;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a command that needs the store, on any backend.
+pub async fn execute<S: Store + Clone + 'static>(
+    app: &App<S>,
+    command: Command,
+    mut out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { once: true, as_of } => {
+            let r = app.run_once(as_of).await?;
+            let mailer = crate::notify::email::Mailer::from_settings(&app.settings.email)?;
+            output::write_run(out, &r, &mailer.describe())?;
+        }
+        Command::Sync => {
+            use std::io::IsTerminal;
+            let r = if std::io::stderr().is_terminal() {
+                app.sync_with(&TerminalProgress::default()).await?
+            } else {
+                app.sync().await?
+            };
+            write!(out, "{}", r.render())?;
+        }
+        Command::Evaluate { as_of, format } => {
+            let as_of = app.as_of(as_of);
+            let eval = app.evaluate(Some(as_of)).await?;
+            let mut w = output::FindingWriter::new(&mut out, format)?;
+            let calendar = &app.settings.calendar;
+            crate::findings::for_each_open(&app.store, calendar, as_of, |f| Ok(w.write(f)?))
+                .await?;
+            w.finish()?;
+            let summary = output::summary(&eval);
+            if format == Format::Table {
+                write!(out, "{summary}")?;
+            } else {
+                eprint!("{summary}");
+            }
+        }
+        Command::Notify { as_of, dry_run } => {
+            let r = app.notify(as_of, dry_run).await?;
+            output::write_notify(out, &r, dry_run)?;
+        }
+        Command::Deliver => {
+            let r = app.deliver().await?;
+            writeln!(out, "sent {}, retrying {}, dead {}", r.sent, r.retrying, r.dead)?;
+        }
+        Command::Digest { to, as_of, format } => {
+            let Some((_, rendered, message)) = app.digest(&to, as_of).await? else {
+                eprintln!("no findings for {to} in the digest of {}", app.as_of(as_of));
+                return Ok(ExitCode::from(1));
+            };
+            output::write_digest(out, &rendered, &message, format)?;
+        }
+        Command::Migrate => {
+            writeln!(out, "migrations applied to {}", app.settings.store_url)?;
+        }
+        Command::Record { dataset, key } => {
+            let dataset = Dataset::from(dataset);
+            match app.store.raw_record(dataset, &key).await? {
+                Some(frame) => {
+                    let text = crate::source::raw::decompress(&frame)
+                        .map_err(|e| anyhow::anyhow!("{} {key}: {e}", dataset.name()))?;
+                    writeln!(out, "{text}")?;
+                }
+                None => {
+                    eprintln!("no {} record with key {key}", dataset.name());
+                    return Ok(ExitCode::from(1));
+                }
+            }
+        }
+        Command::Status => {
+            let daemon = Daemon::new(app.settings.clone(), app.store.clone(), app.clock.clone());
+            let mut rows = Vec::new();
+            for d in Dataset::ALL {
+                let live = app.store.count_rows(d, false).await?;
+                let all = app.store.count_rows(d, true).await?;
+                rows.push((d, live, all));
+            }
+            let report = StatusReport {
+                timezone: app.settings.schedule.timezone,
+                jobs: daemon.job_status().await?,
+                rows,
+                outbox: app.store.outbox_counts().await.context("reading the outbox")?,
+                endpoints: app.store.endpoints().await?,
+                now: chrono::Utc::now(),
+            };
+            output::write_status(out, &report)?;
+        }
+        Command::Calendar { .. } | Command::Documents { .. } | Command::CheckConfig => {
+            anyhow::bail!("a command that needs no store")
+        }
+        Command::Run { once: false, .. } => anyhow::bail!("the daemon is not a one-shot command"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The document names of `cierre documents classify FILE`: one per line, or the
+/// `nombre_archivo` column of a CSV export; `-` reads standard input.
+fn read_document_names(file: &str) -> anyhow::Result<Vec<String>> {
+    use std::io::Read;
+    let mut text = String::new();
+    if file == "-" {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    }
+    let mut names: Vec<String> = Vec::new();
+    let header = text.lines().next().unwrap_or("");
+    if header.split(',').any(|h| h.trim() == "nombre_archivo") {
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let column =
+            reader.headers()?.iter().position(|h| h.trim() == "nombre_archivo").unwrap_or(0);
+        for record in reader.records() {
+            names.push(record?.get(column).unwrap_or("").to_string());
+        }
+    } else {
+        names.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+    }
+    Ok(names)
+}
