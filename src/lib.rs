@@ -1,15 +1,18 @@
 //! cierre: keeps Colombian state entities' SECOP II contract files closed on time.
 //!
-//! The pipeline, one module per stage:
+//! The pipeline, one module per stage; a module imports only the stages before it and the
+//! layers beneath (checked by `tests/layers.rs`):
 //!
 //! ```text
-//! source (file export, SODA API) → sync (hash, upsert, quarantine) → store (SQLite)
-//!    → rules (calendar, closable…) → findings (open / escalate / resolve)
-//!    → notify (route → escalate → digest → outbox → deliver)
-//! ```
+//! source (file export, SODA API) → sync (hash, upsert, quarantine) → store (SQLite | PostgreSQL)
+//!    → rules (closable, liquidation, state, documents) → findings (open / escalate / resolve)
+//!    → notify (escalate → digest → outbox → deliver)
+//!    → app (the jobs) · scheduler · daemon · http · metrics · cli · output
 //!
-//! [`config`] turns `daemon.toml` into validated [`config::Settings`]; [`app`] wires the
-//! stages into jobs; [`clock`] is injected everywhere time matters.
+//! beneath them all:  config (daemon.toml → Settings: routes, classifier, schedules, templates)
+//!                    calendar (holidays, business days)
+//!                    domain (contracts, findings, events, Spanish) · clock · tls
+//! ```
 
 pub mod app;
 pub mod calendar;
