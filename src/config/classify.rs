@@ -1,5 +1,6 @@
-//! Configuration, document classifier: infers the kind of a published SECOP II document from its file
-//! name and description (the documents dataset `dmgg-8hin` has no type column).
+//! Configuration, document classifier: infers the kind of a published SECOP II document from
+//! its file name and description (the documents dataset `dmgg-8hin` has no type column),
+//! with the built-in patterns and the administrators' own (`[[documents.kinds]]`).
 //!
 //! The rules engine then checks, stage by stage, that the documents the law requires were
 //! published (Decreto 1082 de 2015, art. 2.2.1.1.1.7.1). Both texts go through [`normalize`]

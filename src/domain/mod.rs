@@ -267,9 +267,9 @@ pub fn is_sentinel(s: &str) -> bool {
 }
 
 /// A `YYYY-MM-DD` date, as chrono's `%Y-%m-%d` reads it. The ten-byte form every stored date
-/// and SECOP II date has is read directly: an evaluation reads about a dozen dates per
-/// contract, and chrono's format interpreter took more time than the rows' SQL. Anything
-/// else goes through chrono, so the two agree on every input.
+/// and SECOP II date has is read directly, as an evaluation reads a dozen dates per contract
+/// and chrono's format interpreter is slow; anything else goes through chrono, so the two
+/// agree on every input.
 pub fn parse_day(s: &str) -> Option<NaiveDate> {
     let b = s.as_bytes();
     if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {

@@ -1,4 +1,4 @@
-//! Notify, stage two — escalation: who hears about a finding at its level (the head, then
+//! Notify, escalation: who hears about a finding at its level (the head, then
 //! chain roles), and whether that level's cadence sends a digest on a given day.
 
 use chrono::{Datelike, NaiveDate};

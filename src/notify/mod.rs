@@ -1,6 +1,6 @@
-//! Notify: open findings → route to offices ([`crate::config::routing`]) → escalate to the recipients of each level on
-//! its cadence → one digest per recipient → the outbox (deduplicated by idempotency key) →
-//! delivery with retries → recorded as sent.
+//! Notify: open findings → routed to offices ([`crate::config::routing`]) → escalated to the
+//! recipients of each level on its cadence → one digest per recipient → the outbox
+//! (deduplicated by idempotency key) → delivery with retries → recorded as sent.
 
 pub mod digest;
 pub mod email;

@@ -1,5 +1,6 @@
-//! Source: where SECOP II records come from (a file export today; the SODA API next), handed
-//! to the sync stage page by page so memory never holds more than a couple of pages.
+//! Source: where SECOP II records come from (the SODA API of datos.gov.co, or a file
+//! export), handed to the sync stage page by page so memory never holds more than a couple
+//! of pages.
 
 pub mod file;
 pub mod portal_csv;

@@ -1,7 +1,6 @@
-//! Source → store: the raw record as received, kept compressed. SECOP II contract rows are
-//! ~4 KB of JSON with the same 80-odd keys; zstd with a dictionary trained on real rows
-//! (`scripts/train-dictionary`) stores them in ~500–800 bytes, which is what lets a sync
-//! write 100,000 rows a second and keeps a national-scale store a few GB, not tens.
+//! Source → store: the raw record as received, kept compressed. Contract rows repeat the same
+//! 80-odd keys, so zstd with a dictionary trained on real rows (`scripts/train-dictionary`)
+//! shrinks them several times over, which keeps syncs fast and a national-scale store small.
 //!
 //! Compression runs on the parse workers, beside parsing, not on the writer.
 
@@ -14,8 +13,7 @@ use crate::domain::Dataset;
 /// has compressed stored records stays here for good; a better one is added as id 2.
 static CONTRACTS_1: &[u8] = include_bytes!("dict/contracts-1.zdict");
 
-/// Level 1 with the dictionary: ~5 µs and ~8× on a 4 KB row; level 3 gains 10 % in size
-/// for 30 % more time.
+/// Level 1: with the dictionary, higher levels save little space for much more time.
 const LEVEL: i32 = 1;
 
 thread_local! {

@@ -107,8 +107,6 @@ impl SocrataSource {
         url
     }
 
-    /// One page, retried as the policy says. Returns the records' JSON texts and the
-    /// retries it took.
     /// Reads a pass (or the rest of one, after `cursor`) into `tx`: one request per API
     /// page, each body streamed and cut into batches of [`BATCH_ROWS`] as it arrives.
     /// A fault a retry can fix is retried from the last batch handed over.
