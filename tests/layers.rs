@@ -1,5 +1,6 @@
 //! The layering check: every module of `src/` names only modules of its own rank or below,
-//! so the pipeline's dependencies point one way (`cargo test --test layers`). It reads each
+//! and no modules depend on each other in a cycle, so the pipeline's dependencies point one
+//! way (`cargo test --test layers`). It reads each
 //! `src/**/*.rs`, finds the paths that leave its top-level module (`crate::x`, `super::x`
 //! from a module's root, `cierre::x` in `main.rs`) outside comments and string literals, and
 //! prints every edge that goes up, with file and line.
@@ -149,6 +150,8 @@ fn modules_only_name_their_own_rank_or_below() {
         .collect();
     let mut violations = Vec::new();
     let mut known_seen = BTreeSet::new();
+    // Every module → module edge, for the cycle check among modules of one rank.
+    let mut edges: BTreeSet<(String, String)> = BTreeSet::new();
     for file in &files {
         let relative = file.strip_prefix(&src).expect("under src/");
         let parts: Vec<&str> = relative.iter().map(|p| p.to_str().expect("UTF-8")).collect();
@@ -201,6 +204,7 @@ fn modules_only_name_their_own_rank_or_below() {
                 if target == module || !modules.contains(&target) {
                     continue;
                 }
+                edges.insert((module.to_string(), target.clone()));
                 if rank(&target) <= rank(module) {
                     continue;
                 }
@@ -241,6 +245,9 @@ fn modules_only_name_their_own_rank_or_below() {
             }
         }
     }
+    if let Some(cycle) = find_cycle(&edges) {
+        violations.push(format!("modules depend on each other in a cycle: {}", cycle.join(" → ")));
+    }
     assert!(
         violations.is_empty(),
         "{} edge(s) against the pipeline's order:\n{}",
@@ -255,10 +262,48 @@ fn modules_only_name_their_own_rank_or_below() {
     }
 }
 
+/// A cycle in the module graph, as the modules along it (the first repeated at the end).
+fn find_cycle(edges: &BTreeSet<(String, String)>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        edges: &BTreeSet<(String, String)>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|p| p == node) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for (_, to) in edges.iter().filter(|(from, _)| from == node) {
+            if let Some(cycle) = visit(to, edges, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    edges.iter().find_map(|(from, _)| visit(from, edges, &mut Vec::new(), &mut done))
+}
+
 #[test]
 fn the_check_sees_crate_paths_groups_and_super_chains() {
     let code = code_only("use crate::{store::X, rules}; // crate::notify\nlet s = \"crate::app\";");
     assert!(!code.contains("notify") && !code.contains("app"));
     assert_eq!(named_after("{store::X, rules::{a, b}}"), ["store", "rules"]);
     assert_eq!(named_after("findings::Finding;"), ["findings"]);
+    let edges = |list: &[(&str, &str)]| -> BTreeSet<(String, String)> {
+        list.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    };
+    assert_eq!(find_cycle(&edges(&[("app", "store"), ("http", "app")])), None);
+    assert_eq!(
+        find_cycle(&edges(&[("app", "http"), ("http", "scheduler"), ("scheduler", "app")])),
+        Some(vec!["app".into(), "http".into(), "scheduler".into(), "app".into()])
+    );
 }
