@@ -1,6 +1,6 @@
 //! Configuration, beneath every pipeline stage: layers `daemon.toml` over built-in defaults
 //! and under `CIERRE__*` environment variables (phase one, [`raw`]), then checks everything
-//! at once and builds the [`Settings`] every stage reads (phase two, [`validate`]), with the
+//! at once and builds the [`Settings`] every stage reads (phase two, [`validate`](mod@validate)), with the
 //! compiled parts: routes ([`routing`]), the document classifier ([`classify`]), the job
 //! schedules ([`schedule`]) and the digest templates ([`templates`]).
 
