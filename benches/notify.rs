@@ -13,7 +13,7 @@ use cierre::clock::FixedClock;
 use cierre::config::{self, Person};
 use cierre::notify::digest::{self, Digest, DigestRow};
 use cierre::source::record::parse_contract;
-use cierre::store::{NewOutboxItem, Store};
+use cierre::store::{NewOutboxItem, OutboxStore, SqliteStore};
 
 const RECIPIENTS: usize = 10_000;
 const ROWS_PER_DIGEST: usize = 10;
@@ -146,7 +146,8 @@ async fn main() {
     println!("  average message size {} KB", bytes / RECIPIENTS / 1024);
 
     // 2. SMTP deliveries from the outbox.
-    let app = App::open(settings, Arc::new(FixedClock::at_date(slot))).await.unwrap();
+    let app =
+        App::<SqliteStore>::open(settings, Arc::new(FixedClock::at_date(slot))).await.unwrap();
     let now = app.clock.now();
     for i in 0..DELIVERIES {
         let item = NewOutboxItem {

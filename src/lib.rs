@@ -17,6 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod domain;
+pub mod error;
 pub mod findings;
 pub mod http;
 pub mod metrics;

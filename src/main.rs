@@ -15,6 +15,7 @@ use cierre::app::App;
 use cierre::clock::SystemClock;
 use cierre::config::{self, Settings};
 use cierre::output::{self, Format};
+use cierre::store::{Backend, PgStore, SqliteStore, Store};
 
 #[derive(Parser)]
 #[command(name = "cierre", version, about = "Keeps SECOP II contract files closed on time")]
@@ -211,7 +212,16 @@ async fn run_daemon(settings: Settings, config_path: PathBuf) -> anyhow::Result<
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
         }
     };
-    cierre::daemon::run(settings, config_path, Arc::new(SystemClock), shutdown, reload_rx).await
+    let clock = Arc::new(SystemClock);
+    match Backend::of(&settings.store_url) {
+        Backend::Sqlite => {
+            cierre::daemon::run::<SqliteStore>(settings, config_path, clock, shutdown, reload_rx)
+                .await
+        }
+        Backend::Postgres => {
+            cierre::daemon::run::<PgStore>(settings, config_path, clock, shutdown, reload_rx).await
+        }
+    }
 }
 
 /// A progress line per dataset on the terminal (indicatif).
@@ -241,14 +251,14 @@ impl TerminalProgress {
 }
 
 impl cierre::sync::Progress for TerminalProgress {
-    fn page(&self, dataset: cierre::source::Dataset, c: &cierre::store::SyncCounts) {
+    fn page(&self, dataset: cierre::source::Dataset, c: &cierre::sync::SyncCounts) {
         self.bar(dataset).set_message(format!(
             "{} read, {} new, {} changed, {} rejected, {} pages, {} retries",
             c.read, c.new, c.changed, c.rejected, c.pages, c.retries
         ));
     }
 
-    fn finished(&self, dataset: cierre::source::Dataset, c: &cierre::store::SyncCounts) {
+    fn finished(&self, dataset: cierre::source::Dataset, c: &cierre::sync::SyncCounts) {
         self.bar(dataset)
             .finish_with_message(format!("{} read, {} vanished: done", c.read, c.vanished));
     }
@@ -333,7 +343,25 @@ async fn execute_to(
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let app = App::open(settings, Arc::new(SystemClock)).await?;
+    let clock = Arc::new(SystemClock);
+    match Backend::of(&settings.store_url) {
+        Backend::Sqlite => {
+            let app = App::<SqliteStore>::open(settings, clock).await?;
+            execute_on(&app, command, out).await
+        }
+        Backend::Postgres => {
+            let app = App::<PgStore>::open(settings, clock).await?;
+            execute_on(&app, command, out).await
+        }
+    }
+}
+
+/// The commands that need the store, on the backend picked at start-up.
+async fn execute_on<S: Store>(
+    app: &App<S>,
+    command: Command,
+    mut out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { once: true, as_of } => {
             let r = app.run_once(as_of).await?;
@@ -418,7 +446,6 @@ async fn execute_to(
         }
         Command::Record { dataset, key } => {
             use cierre::source::Dataset;
-            use cierre::store::Store;
             let dataset = match dataset {
                 RecordDataset::Contracts => Dataset::Contracts,
                 RecordDataset::Documents => Dataset::Documents,
@@ -438,7 +465,6 @@ async fn execute_to(
         }
         Command::Status => {
             use cierre::source::Dataset;
-            use cierre::store::Store;
             let daemon = cierre::scheduler::Daemon::new(
                 app.settings.clone(),
                 app.store.clone(),

@@ -12,7 +12,10 @@ use chrono::{DateTime, Utc};
 use cierre::clock::FixedClock;
 use cierre::scheduler::{Daemon, RunOutcome};
 use cierre::source::Dataset;
-use cierre::store::{AnyStore, JobRun, Store};
+use cierre::store::JobRun;
+use cierre::store::prelude::*;
+
+use crate::helpers::TestStore;
 
 use crate::helpers::{config_text, sample_contracts, spawn_app_with};
 
@@ -40,7 +43,7 @@ fn big_file(dir: &Path, n: usize) -> PathBuf {
     path
 }
 
-async fn daemon_at(now: &str) -> (crate::helpers::TestApp, Arc<Daemon<AnyStore>>) {
+async fn daemon_at(now: &str) -> (crate::helpers::TestApp, Arc<Daemon<TestStore>>) {
     let t = spawn_app_with(&sample_contracts(), "2026-11-21", "").await;
     let clock = Arc::new(FixedClock(utc(now)));
     let d = Daemon::new(t.app.settings.clone(), t.app.store.clone(), clock);
@@ -400,7 +403,7 @@ fn sigterm_during_a_sync_leaves_the_store_consistent_and_the_next_sync_resumes()
     assert_eq!(p.post("/api/jobs/sync/run", Some("s3creto")).0, 202);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let settings = crate::helpers::load(&p.config).unwrap();
-    let store = rt.block_on(AnyStore::open(&settings.store_url)).unwrap();
+    let store = rt.block_on(TestStore::open(&settings.store_url)).unwrap();
     // Wait until some pages are committed, then stop the daemon mid-sync.
     p.wait_for(
         || {
