@@ -16,7 +16,7 @@ use cierre::domain::Kind;
 use cierre::domain::spanish::kind_label;
 use cierre::notify::digest;
 use cierre::source::record::parse_contract;
-use cierre::store::{NewOutboxItem, Store};
+use cierre::store::{NewOutboxItem, OutboxStore, SqliteStore};
 
 const RECIPIENTS: usize = 10_000;
 const ROWS_PER_DIGEST: usize = 10;
@@ -149,7 +149,8 @@ async fn main() {
     println!("  average message size {} KB", bytes / RECIPIENTS / 1024);
 
     // 2. SMTP deliveries from the outbox.
-    let app = App::open(settings, Arc::new(FixedClock::at_date(slot))).await.unwrap();
+    let app =
+        App::<SqliteStore>::open(settings, Arc::new(FixedClock::at_date(slot))).await.unwrap();
     let now = app.clock.now();
     for i in 0..DELIVERIES {
         let item = NewOutboxItem {

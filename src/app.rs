@@ -20,7 +20,7 @@ use crate::notify::outbox::{self, Channels, DeliveryReport};
 use crate::notify::{self, NotifyReport};
 use crate::source::file::FileSource;
 use crate::source::socrata::SocrataSource;
-use crate::store::{AnyStore, JobRun, Store};
+use crate::store::{JobRun, Store};
 use crate::sync::{self, LogProgress, Progress, Scope, SyncReport};
 
 /// Settings, store and clock: everything a job needs.
@@ -31,19 +31,16 @@ pub struct App<S: Store> {
     pub clock: Arc<dyn Clock>,
 }
 
-/// Opens the store named by `store.url` (SQLite or PostgreSQL) and applies pending
-/// migrations.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<AnyStore> {
-    let url = &settings.store_url;
-    let mut store = AnyStore::open(url).await.context("opening the store (store.url)")?;
-    if let AnyStore::Sqlite(sqlite) = &mut store {
-        sqlite.set_mmap_bytes(settings.sqlite_mmap_bytes);
-    }
+/// Opens the store named by `store.url` on backend `S` (picked once, at start-up, by
+/// [`crate::store::Backend::of`]) and applies pending migrations.
+pub async fn open_store<S: Store>(settings: &Settings) -> anyhow::Result<S> {
+    let mut store = S::open(&settings.store_url).await.context("opening the store (store.url)")?;
+    store.tune(settings);
     store.migrate().await.context("applying migrations")?;
     Ok(store)
 }
 
-impl App<AnyStore> {
+impl<S: Store> App<S> {
     pub async fn open(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let store = open_store(&settings).await?;
         Ok(App { settings, store, clock })

@@ -1,6 +1,7 @@
 //! The command line: what `cierre` accepts (clap), and the dispatch of each command — those
 //! that need no store run on the settings alone; every other one runs in [`execute`], generic
-//! over the store backend. The reports are printed by [`crate::output`].
+//! over the store backend picked once from `store.url`. The reports are printed by
+//! [`crate::output`].
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -17,7 +18,7 @@ use crate::config::Settings;
 use crate::domain::Dataset;
 use crate::output::{self, DigestFormat, Format, StatusReport, TerminalProgress};
 use crate::scheduler::Daemon;
-use crate::store::Store;
+use crate::store::{Backend, PgStore, SqliteStore, Store};
 
 #[derive(Parser)]
 #[command(name = "cierre", version, about = "Keeps SECOP II contract files closed on time")]
@@ -165,15 +166,22 @@ async fn dispatch_to(
             anyhow::bail!("not a one-shot command")
         }
         command => {
-            let app = App::open(settings, Arc::new(SystemClock)).await?;
-            return execute(&app, command, out).await;
+            let clock = Arc::new(SystemClock);
+            return match Backend::of(&settings.store_url) {
+                Backend::Sqlite => {
+                    execute(&App::<SqliteStore>::open(settings, clock).await?, command, out).await
+                }
+                Backend::Postgres => {
+                    execute(&App::<PgStore>::open(settings, clock).await?, command, out).await
+                }
+            };
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Runs a command that needs the store, on any backend.
-pub async fn execute<S: Store + Clone + 'static>(
+pub async fn execute<S: Store>(
     app: &App<S>,
     command: Command,
     mut out: &mut dyn Write,

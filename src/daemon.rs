@@ -19,14 +19,14 @@ use crate::store::Store;
 /// Runs until `shutdown` completes. Each message on `reloads` re-reads `config_path`: a
 /// valid configuration is put in force (schedules, routes, templates, rules); an invalid one
 /// is refused with its errors logged, and the running one stays.
-pub async fn run(
+pub async fn run<S: Store>(
     settings: Settings,
     config_path: PathBuf,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()>,
     mut reloads: mpsc::Receiver<()>,
 ) -> anyhow::Result<()> {
-    let store = open_store(&settings).await?;
+    let store: S = open_store(&settings).await?;
     let abandoned = store.abandon_running(clock.now()).await?;
     if abandoned > 0 {
         tracing::warn!(

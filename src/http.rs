@@ -13,6 +13,7 @@ use chrono::NaiveDate;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
+use subtle::ConstantTimeEq;
 
 use crate::app::App;
 use crate::config::routing;
@@ -242,9 +243,9 @@ fn authorised(headers: &HeaderMap, token: Option<&secrecy::SecretString>) -> boo
         return false;
     };
     let Some(given) = given.strip_prefix("Bearer ") else { return false };
-    // Compare in constant time: the token is a secret.
-    let (a, b) = (given.as_bytes(), token.expose_secret().as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    // Compare in constant time: the token is a secret. Slices of different lengths are
+    // unequal (only the length can be learnt from the timing).
+    bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes()))
 }
 
 async fn trigger<S: Store + Clone + 'static>(
@@ -274,4 +275,27 @@ async fn trigger<S: Store + Clone + 'static>(
     let daemon = d.clone();
     tokio::spawn(async move { daemon.run_job(job, slot).await });
     (StatusCode::ACCEPTED, Json(json!({ "job": job, "slot": slot }))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_bearer(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn only_the_configured_token_is_authorised() {
+        let token = secrecy::SecretString::from("s3creto");
+        assert!(authorised(&with_bearer("Bearer s3creto"), Some(&token)));
+        for refused in ["Bearer s3cretO", "Bearer s3cret", "Bearer s3creto2", "Bearer ", "s3creto"]
+        {
+            assert!(!authorised(&with_bearer(refused), Some(&token)), "{refused}");
+        }
+        assert!(!authorised(&HeaderMap::new(), Some(&token)));
+        assert!(!authorised(&with_bearer("Bearer s3creto"), None), "no token, no access");
+    }
 }

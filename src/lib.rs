@@ -11,7 +11,7 @@
 //!
 //! beneath them all:  config (daemon.toml → Settings: routes, classifier, schedules, templates)
 //!                    calendar (holidays, business days)
-//!                    domain (contracts, findings, events, Spanish) · clock · tls
+//!                    domain (contracts, findings, events, Spanish) · error · clock · tls
 //! ```
 
 pub mod app;
@@ -21,6 +21,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod domain;
+pub mod error;
 pub mod findings;
 pub mod http;
 pub mod metrics;

@@ -12,6 +12,7 @@ use clap::{CommandFactory, FromArgMatches};
 use cierre::cli::{Cli, Command, LogFormat};
 use cierre::clock::SystemClock;
 use cierre::config::{self, Settings};
+use cierre::store::{Backend, PgStore, SqliteStore};
 
 /// mimalloc: evaluation and sync pages are built on one thread and dropped on another, and
 /// glibc's allocator serializes those frees on an arena lock.
@@ -92,7 +93,16 @@ async fn run_daemon(settings: Settings, config_path: PathBuf) -> anyhow::Result<
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
         }
     };
-    cierre::daemon::run(settings, config_path, Arc::new(SystemClock), shutdown, reload_rx).await
+    let clock = Arc::new(SystemClock);
+    match Backend::of(&settings.store_url) {
+        Backend::Sqlite => {
+            cierre::daemon::run::<SqliteStore>(settings, config_path, clock, shutdown, reload_rx)
+                .await
+        }
+        Backend::Postgres => {
+            cierre::daemon::run::<PgStore>(settings, config_path, clock, shutdown, reload_rx).await
+        }
+    }
 }
 
 fn init_tracing(format: LogFormat) {

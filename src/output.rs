@@ -15,7 +15,8 @@ use crate::findings::Evaluation;
 use crate::notify::NotifyReport;
 use crate::notify::digest::Rendered;
 use crate::scheduler::JobStatus;
-use crate::store::{EndpointHealth, OutboxCounts, SyncCounts};
+use crate::store::{EndpointHealth, OutboxCounts};
+use crate::sync::SyncCounts;
 
 /// The formats of `cierre evaluate --format`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -15,7 +15,12 @@ use crate::clock::Clock;
 use crate::domain::{Contract, Dataset, Document, Guarantee, Parsed};
 use crate::source::record::{parse_contract, parse_document, parse_guarantee};
 use crate::source::{Page, Source};
-use crate::store::{Committed, PageRecords, PageWrite, Rejected, Store, SyncCounts};
+
+mod pages;
+pub use pages::{
+    Committed, PageCounts, PageRecords, PageWrite, QuarantinedRow, Rejected, SyncCounts, SyncState,
+    SyncStore,
+};
 
 /// What one dataset's sync did.
 #[derive(Debug, Clone, Serialize)]
@@ -138,7 +143,7 @@ impl Progress for LogProgress {
 }
 
 /// Syncs every dataset the source has.
-pub async fn sync_all<S: Store, R: Source>(
+pub async fn sync_all<S: SyncStore, R: Source>(
     store: &S,
     source: &R,
     scope: &Scope,
@@ -283,7 +288,7 @@ fn parse_stage(
 
 /// Syncs one dataset: resumes an interrupted pass or starts a new one, applies each page
 /// atomically, and marks vanished rows once the pass is complete.
-pub async fn sync_dataset<S: Store, R: Source>(
+pub async fn sync_dataset<S: SyncStore, R: Source>(
     store: &S,
     source: &R,
     dataset: Dataset,
@@ -344,7 +349,7 @@ struct PassRun {
     run_id: i64,
 }
 
-async fn run_pass<S: Store, R: Source>(
+async fn run_pass<S: SyncStore, R: Source>(
     store: &S,
     source: &R,
     scope: &Scope,

@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 /// Each top-level module's place in the pipeline: a module may name modules of its rank or
 /// lower. Anything not listed (app, scheduler, http, daemon, metrics, output, cli, main)
 /// sits at the top.
-const RANKS: [(&str, u8); 10] = [
+const RANKS: [(&str, u8); 11] = [
     ("domain", 0),
     ("clock", 0),
     ("tls", 0),
+    ("error", 0),
     ("calendar", 1),
     ("config", 2),
     ("source", 3),
@@ -25,12 +26,6 @@ const RANKS: [(&str, u8); 10] = [
 ];
 const NOTIFY: u8 = 8;
 const TOP: u8 = 9;
-
-/// Edges that break the order today, each with the change that removes it.
-const KNOWN: [(&str, &str); 1] = [
-    // removed when the store redesign lands (the sync stage's store trait moves into `sync`)
-    ("sync", "store"),
-];
 
 fn rank(module: &str) -> u8 {
     match module {
@@ -149,7 +144,6 @@ fn modules_only_name_their_own_rank_or_below() {
         .map(|first| first.trim_end_matches(".rs").to_string())
         .collect();
     let mut violations = Vec::new();
-    let mut known_seen = BTreeSet::new();
     // Every module → module edge, for the cycle check among modules of one rank.
     let mut edges: BTreeSet<(String, String)> = BTreeSet::new();
     for file in &files {
@@ -208,10 +202,6 @@ fn modules_only_name_their_own_rank_or_below() {
                 if rank(&target) <= rank(module) {
                     continue;
                 }
-                if KNOWN.contains(&(module, target.as_str())) {
-                    known_seen.insert((module.to_string(), target));
-                    continue;
-                }
                 violations.push(format!(
                     "{}:{}: {module} (rank {}) names {target} (rank {})",
                     relative.display(),
@@ -254,12 +244,6 @@ fn modules_only_name_their_own_rank_or_below() {
         violations.len(),
         violations.join("\n")
     );
-    // A known exception that no longer occurs is to be removed from KNOWN.
-    for (from, to) in KNOWN {
-        if !known_seen.contains(&(from.to_string(), to.to_string())) {
-            eprintln!("note: the known edge {from} → {to} no longer occurs: remove it");
-        }
-    }
 }
 
 /// A cycle in the module graph, as the modules along it (the first repeated at the end).

@@ -435,82 +435,50 @@ pub(crate) fn locate(origin: &str, file_text: Option<&str>, key_path: &str) -> S
     }
 }
 
-/// Finds the line of a dotted key path (`routes[1].office`, `email.smtp.port`) in TOML text,
-/// following `[table]` and `[[array]]` headers. Best effort: locations help, they are not
-/// needed for correctness.
+/// Finds the line of a dotted key path (`routes[1].office`, `email.smtp.port`) in TOML text
+/// from the spans the `toml` parser records: the line of the key, or of the array element
+/// it indexes; for a key not written, the line of the deepest enclosing key or element that
+/// is (e.g. the `[[routes]]` entry it is missing from). Best effort: locations help, they
+/// are not needed for correctness.
 fn find_line(text: &str, key_path: &str) -> Option<usize> {
-    // Split "routes[1].office" into segments: ("routes", Some(1)), ("office", None).
-    let segments: Vec<(String, Option<usize>)> = key_path
-        .split('.')
-        .map(|seg| match seg.split_once('[') {
-            Some((name, rest)) => (name.to_string(), rest.trim_end_matches(']').parse().ok()),
-            None => (seg.to_string(), None),
-        })
-        .collect();
-    let mut header: Vec<String> = Vec::new();
-    let mut array_counts: std::collections::HashMap<String, usize> = Default::default();
-    let mut current_index: std::collections::HashMap<String, usize> = Default::default();
-    let mut fallback = None;
-    let mut best_depth = 0;
-    for (n, line) in text.lines().enumerate() {
-        let t = line.trim();
-        if let Some(h) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
-            let h = h.trim().to_string();
-            let count = array_counts.entry(h.clone()).or_insert(0);
-            current_index.insert(h.clone(), *count);
-            *count += 1;
-            header = h.split('.').map(str::to_string).collect();
-        } else if let Some(h) = t.strip_prefix('[').and_then(|r| r.split(']').next()) {
-            header = h.trim().split('.').map(str::to_string).collect();
-        } else if let Some((key, _)) = t.split_once('=') {
-            let key = key.trim().trim_matches('"');
-            // The full path of this key: header segments then the (possibly dotted) key.
-            let mut path: Vec<(String, Option<usize>)> = Vec::new();
-            let mut prefix = String::new();
-            for part in &header {
-                if !prefix.is_empty() {
-                    prefix.push('.');
-                }
-                prefix.push_str(part);
-                path.push((part.clone(), current_index.get(&prefix).copied()));
-            }
-            for part in key.split('.') {
-                path.push((part.trim().to_string(), None));
-            }
-            let agrees = segments
-                .iter()
-                .zip(&path)
-                .all(|((sn, si), (pn, pi))| sn == pn && (si.is_none() || si == pi || pi.is_none()));
-            if agrees && path.len() == segments.len() {
-                return Some(n + 1);
-            }
-            // An inline table (`match = { ciudad = … }`) holds the key on this line.
-            if agrees && path.len() < segments.len() && path.len() >= best_depth {
-                best_depth = path.len();
-                fallback = Some(n + 1);
-            }
+    let document = toml::de::DeTable::parse(text).ok()?;
+    let mut table = document.get_ref();
+    let mut found = None;
+    let mut segments = key_path.split('.').peekable();
+    while let Some(segment) = segments.next() {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        let Some((key, mut value)) = table.iter().find(|(key, _)| key.get_ref() == name) else {
+            break;
+        };
+        // A table made only by a longer header or dotted key (`[email.smtp]` makes `email`)
+        // carries its key's span: it is not written anywhere of its own.
+        if value.span() != key.span() {
+            found = Some(key.span().start);
         }
-        // A table header on the path (e.g. the `[[routes]]` entry holding a missing key):
-        // the deepest one is the best location when the key itself is not written.
-        if t.starts_with('[') && header.len() <= segments.len() {
-            let mut matches = true;
-            let mut prefix = String::new();
-            for (part, (sn, si)) in header.iter().zip(&segments) {
-                if !prefix.is_empty() {
-                    prefix.push('.');
-                }
-                prefix.push_str(part);
-                if part != sn || (si.is_some() && current_index.get(&prefix) != si.as_ref()) {
-                    matches = false;
-                }
-            }
-            if matches && header.len() >= best_depth {
-                best_depth = header.len();
-                fallback = Some(n + 1);
-            }
+        let array = value.get_ref().as_array();
+        if let Some(index) = index {
+            let Some(element) = array.and_then(|array| array.get(index)) else {
+                break;
+            };
+            found = Some(element.span().start);
+            value = element;
+        } else if let Some(array) = array
+            && array.first().map(|first| first.span()) == Some(value.span())
+            && let Some(last) = array.last()
+        {
+            // An array of tables (`[[routes]]`) spans its first header, as its first entry
+            // does: the array as a whole is placed at its last entry.
+            found = Some(last.span().start);
+        }
+        match value.get_ref().as_table() {
+            Some(inner) if segments.peek().is_some() => table = inner,
+            _ => break,
         }
     }
-    fallback
+    found.map(|offset| text.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count() + 1)
 }
 
 #[cfg(test)]
@@ -529,5 +497,28 @@ mod tests {
         let text = "[email]\nfrom = \"x\"\n[email.smtp]\nport = 25\n";
         assert_eq!(find_line(text, "email.smtp.port"), Some(4));
         assert_eq!(find_line(text, "email.from"), Some(2));
+    }
+
+    #[test]
+    fn a_key_not_written_is_placed_at_the_entry_or_table_that_lacks_it() {
+        let text = "[[escalation.levels]]\nname = \"aviso\"\n\n[email.smtp]\nport = 25\n";
+        assert_eq!(find_line(text, "escalation.levels[0].weekday"), Some(1));
+        assert_eq!(find_line(text, "email.smtp.host"), Some(4));
+        // `email` exists only through `[email.smtp]`: nothing in the file holds `email.from`.
+        assert_eq!(find_line(text, "email.from"), None);
+        assert_eq!(find_line(text, "store.url"), None);
+        // An array of tables as a whole is at its last entry, where another would go.
+        let two = "[[documents.kinds]]\nkind = \"a\"\n[[documents.kinds]]\nkind = \"b\"\n";
+        assert_eq!(find_line(two, "documents.kinds"), Some(3));
+    }
+
+    #[test]
+    fn inline_tables_dotted_keys_and_array_elements_are_found() {
+        let text = "[[routes]]\nmatch = { ciudad = \"Bogotá\" }\nhead.email = \"x\"\n\
+                    [source]\nentities = [\n  \"1\",\n  \"2\",\n]\n";
+        assert_eq!(find_line(text, "routes[0].match.ciudad"), Some(2));
+        assert_eq!(find_line(text, "routes[0].head.email"), Some(3));
+        assert_eq!(find_line(text, "source.entities[1]"), Some(7));
+        assert_eq!(find_line(text, "source.entities[5]"), Some(5));
     }
 }

@@ -675,21 +675,7 @@ fn convert_identifier(value: &str) -> String {
 fn decode(bytes: &[u8]) -> Cow<'_, str> {
     match std::str::from_utf8(bytes) {
         Ok(text) => Cow::Borrowed(text),
-        Err(_) => Cow::Owned(bytes.iter().map(|&b| windows_1252(b)).collect()),
-    }
-}
-
-fn windows_1252(byte: u8) -> char {
-    const HIGH: [char; 32] = [
-        '\u{20AC}', '\u{0081}', '\u{201A}', '\u{0192}', '\u{201E}', '\u{2026}', '\u{2020}',
-        '\u{2021}', '\u{02C6}', '\u{2030}', '\u{0160}', '\u{2039}', '\u{0152}', '\u{008D}',
-        '\u{017D}', '\u{008F}', '\u{0090}', '\u{2018}', '\u{2019}', '\u{201C}', '\u{201D}',
-        '\u{2022}', '\u{2013}', '\u{2014}', '\u{02DC}', '\u{2122}', '\u{0161}', '\u{203A}',
-        '\u{0153}', '\u{009D}', '\u{017E}', '\u{0178}',
-    ];
-    match byte {
-        0x80..=0x9F => HIGH[usize::from(byte - 0x80)],
-        _ => char::from(byte),
+        Err(_) => encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes).0,
     }
 }
 
@@ -1230,6 +1216,17 @@ mod tests {
         let object = ok(&rows[0]);
         assert_eq!(text(object, "localizaci_n"), "Colombia, Bolívar");
         assert_eq!(text(object, "objeto_del_contrato"), "Obra – fase “A”");
+    }
+
+    #[test]
+    fn windows_1252_bytes_without_a_character_stay_c1_controls_and_the_rest_is_latin_1() {
+        // The byte 0xFF makes the cell invalid UTF-8, so it is read as Windows-1252.
+        let undefined = decode(b"\x81\x8d\x8f\x90\x9d\xff");
+        assert_eq!(undefined, "\u{81}\u{8d}\u{8f}\u{90}\u{9d}\u{ff}");
+        let latin_1: Vec<u8> = (0..=0xFF_u8).filter(|b| !(0x80..=0x9F).contains(b)).collect();
+        let expected: String = latin_1.iter().map(|&b| char::from(b)).collect();
+        assert_eq!(decode(&latin_1), expected);
+        assert_eq!(decode(b"\x80\x9f\xff"), "\u{20AC}\u{0178}\u{ff}");
     }
 
     #[test]

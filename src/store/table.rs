@@ -1,6 +1,6 @@
 //! Store, record tables: the column layout of the three synced tables and each record's
-//! values in that order, defined once for the sqlx upsert both backends share and for the
-//! SQLite bulk writer.
+//! values in that order, the schema both backends' page upserts write (the SQL itself is
+//! each backend's, in its `sync.rs`).
 
 use chrono::NaiveDate;
 

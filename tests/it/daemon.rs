@@ -12,7 +12,10 @@ use chrono::{DateTime, Utc};
 use cierre::clock::FixedClock;
 use cierre::domain::Dataset;
 use cierre::scheduler::{Daemon, RunOutcome};
-use cierre::store::{AnyStore, JobRun, Store};
+use cierre::store::JobRun;
+use cierre::store::prelude::*;
+
+use crate::helpers::TestStore;
 
 use crate::helpers::{config_text, sample_contracts, spawn_app_with};
 
@@ -40,7 +43,7 @@ fn big_file(dir: &Path, n: usize) -> PathBuf {
     path
 }
 
-async fn daemon_at(now: &str) -> (crate::helpers::TestApp, Arc<Daemon<AnyStore>>) {
+async fn daemon_at(now: &str) -> (crate::helpers::TestApp, Arc<Daemon<TestStore>>) {
     let t = spawn_app_with(&sample_contracts(), "2026-11-21", "").await;
     let clock = Arc::new(FixedClock(utc(now)));
     let d = Daemon::new(t.app.settings.clone(), t.app.store.clone(), clock);
@@ -197,16 +200,12 @@ impl Process {
         Process::spawn(dir, config, port)
     }
 
-    fn client() -> http_client::Client {
-        http_client::Client
-    }
-
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        Self::client().get(&format!("{}{path}", self.base))
+        http_client::get(&format!("{}{path}", self.base))
     }
 
     fn post(&self, path: &str, token: Option<&str>) -> (u16, String) {
-        Self::client().post(&format!("{}{path}", self.base), token).expect("the daemon answers")
+        http_client::post(&format!("{}{path}", self.base), token).expect("the daemon answers")
     }
 
     fn logged(&self, text: &str) -> bool {
@@ -255,59 +254,43 @@ impl Drop for Process {
     }
 }
 
-/// A tiny blocking HTTP client over a plain TCP socket, so the process tests need no
-/// runtime of their own.
+/// A blocking HTTP client for the daemon's admin API on loopback. It keeps no idle
+/// connection, so a stopping or restarted daemon never meets a pooled one.
 mod http_client {
-    use std::io::{Read, Write};
+    use std::sync::OnceLock;
 
-    pub struct Client;
+    use reqwest::Method;
+    use reqwest::blocking::Client;
 
-    impl Client {
-        fn request(&self, method: &str, url: &str, token: Option<&str>) -> Option<(u16, String)> {
-            let rest = url.strip_prefix("http://")?;
-            let (host, path) = rest.split_once('/').map(|(h, p)| (h, format!("/{p}")))?;
-            let mut s = std::net::TcpStream::connect(host).ok()?;
-            let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-            write!(s, "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n").ok()?;
-            let mut buf = String::new();
-            s.read_to_string(&mut buf).ok()?;
-            let code = buf.split_whitespace().nth(1)?.parse().ok()?;
-            let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-            Some((code, body))
-        }
-
-        pub fn get(&self, url: &str) -> Option<(u16, String)> {
-            self.request("GET", url, None)
-        }
-
-        pub fn post(&self, url: &str, token: Option<&str>) -> Option<(u16, String)> {
-            self.request("POST", url, token)
-        }
+    fn client() -> &'static Client {
+        static CLIENT: OnceLock<Client> = OnceLock::new();
+        CLIENT.get_or_init(|| {
+            cierre::tls::install_crypto_provider();
+            Client::builder()
+                .no_proxy()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("the test HTTP client builds")
+        })
     }
-}
 
-pub fn unchunk(body: &str) -> String {
-    // axum answers `Transfer-Encoding: chunked` for streamed bodies: keep the data lines.
-    let mut out = String::new();
-    let mut lines = body.split("\r\n");
-    while let Some(size) = lines.next() {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            return body.to_string();
-        };
-        if n == 0 {
-            break;
+    fn request(method: Method, url: &str, token: Option<&str>) -> Option<(u16, String)> {
+        let mut request = client().request(method, url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
         }
-        let mut chunk = String::new();
-        for l in lines.by_ref() {
-            chunk.push_str(l);
-            if chunk.len() >= n {
-                break;
-            }
-            chunk.push_str("\r\n");
-        }
-        out.push_str(&chunk);
+        let response = request.send().ok()?;
+        let code = response.status().as_u16();
+        Some((code, response.text().ok()?))
     }
-    out
+
+    pub fn get(url: &str) -> Option<(u16, String)> {
+        request(Method::GET, url, None)
+    }
+
+    pub fn post(url: &str, token: Option<&str>) -> Option<(u16, String)> {
+        request(Method::POST, url, token)
+    }
 }
 
 #[test]
@@ -321,13 +304,13 @@ fn the_daemon_serves_health_readiness_metrics_and_guards_its_triggers() {
     assert_eq!(p.post("/api/jobs/sync/run", None).0, 401);
     assert_eq!(p.post("/api/jobs/sync/run", Some("otro")).0, 401);
     assert_eq!(p.post("/api/jobs/nope/run", Some("s3creto")).0, 404);
-    let runs = |p: &Process| unchunk(&p.get("/api/runs").unwrap().1);
+    let runs = |p: &Process| p.get("/api/runs").unwrap().1;
     assert_eq!(runs(&p).trim(), "[]", "a refused trigger changes nothing");
     assert_eq!(p.post("/api/jobs/sync/run", Some("s3creto")).0, 202);
     p.wait_for(|| runs(&p).contains(r#""outcome":"ok""#), "the triggered sync to finish");
     assert_eq!(p.get("/readyz").unwrap().0, 200);
 
-    let metrics = unchunk(&p.get("/metrics").unwrap().1);
+    let metrics = p.get("/metrics").unwrap().1;
     let value = |name: &str| -> f64 {
         metrics
             .lines()
@@ -344,16 +327,16 @@ fn the_daemon_serves_health_readiness_metrics_and_guards_its_triggers() {
     assert_eq!(value(r#"cierre_outbox_items{state="dead"}"#), 0.0);
     assert!(metrics.contains("# TYPE cierre_job_duration_seconds histogram"));
 
-    let sena = unchunk(&p.get("/api/findings?office=sena").unwrap().1);
+    let sena = p.get("/api/findings?office=sena").unwrap().1;
     let sena: Vec<serde_json::Value> = serde_json::from_str(&sena).unwrap();
     assert!(!sena.is_empty());
-    let all = unchunk(&p.get("/api/findings?kind=closable").unwrap().1);
+    let all = p.get("/api/findings?kind=closable").unwrap().1;
     let all: Vec<serde_json::Value> = serde_json::from_str(&all).unwrap();
     assert!(all.len() > sena.len());
     let (code, html) = p.get("/api/digest?to=jefa@sena.example").unwrap();
     assert_eq!(code, 200);
     assert!(html.contains("Expedientes que deben cerrarse"));
-    let status = unchunk(&p.get("/api/status").unwrap().1);
+    let status = p.get("/api/status").unwrap().1;
     assert!(status.contains(r#""schedule":"0 0 6 1 1 *""#), "{status}");
 
     let (code, took) = p.terminate();
@@ -374,7 +357,7 @@ fn sighup_puts_a_good_configuration_in_force_and_refuses_a_bad_one() {
         "the bad configuration to be refused",
     );
     assert!(p.logged("schedule.nonsense"));
-    let status = unchunk(&p.get("/api/status").unwrap().1);
+    let status = p.get("/api/status").unwrap().1;
     assert!(status.contains(r#""schedule":"0 0 8 1 1 *""#), "the old one still runs: {status}");
 
     std::fs::write(
@@ -384,7 +367,7 @@ fn sighup_puts_a_good_configuration_in_force_and_refuses_a_bad_one() {
     .unwrap();
     p.signal("HUP");
     p.wait_for(
-        || unchunk(&p.get("/api/status").unwrap().1).contains(r#""schedule":"0 30 9 * * Mon-Fri""#),
+        || p.get("/api/status").unwrap().1.contains(r#""schedule":"0 30 9 * * Mon-Fri""#),
         "the new schedule",
     );
     p.wait_for(|| p.logged("configuration reloaded"), "the reload to finish");
@@ -400,7 +383,7 @@ fn sigterm_during_a_sync_leaves_the_store_consistent_and_the_next_sync_resumes()
     assert_eq!(p.post("/api/jobs/sync/run", Some("s3creto")).0, 202);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let settings = crate::helpers::load(&p.config).unwrap();
-    let store = rt.block_on(AnyStore::open(&settings.store_url)).unwrap();
+    let store = rt.block_on(TestStore::open(&settings.store_url)).unwrap();
     // Wait until some pages are committed, then stop the daemon mid-sync.
     p.wait_for(
         || {
@@ -451,7 +434,7 @@ fn jobs_fire_on_their_cron_slots_and_logs_can_be_json() {
     p.signal("HUP");
     let deliveries = |p: &Process| -> Vec<serde_json::Value> {
         let runs: Vec<serde_json::Value> =
-            serde_json::from_str(&unchunk(&p.get("/api/runs").unwrap().1)).unwrap();
+            serde_json::from_str(&p.get("/api/runs").unwrap().1).unwrap();
         runs.into_iter().filter(|r| r["job"] == "deliver" && r["outcome"] == "ok").collect()
     };
     p.wait_for(|| deliveries(&p).len() >= 3, "three scheduled deliveries");

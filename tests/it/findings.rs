@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::helpers::{date, scalar, spawn_app, spawn_app_with};
 use cierre::calendar::Calendar;
 use cierre::domain::Finding;
-use cierre::store::Store;
+use cierre::store::prelude::*;
 
 fn find<'a>(findings: &'a [Finding], id: &str) -> Option<&'a Finding> {
     findings.iter().find(|f| f.contract_id == id && f.kind.as_str() == "closable")

@@ -10,7 +10,13 @@ use chrono::NaiveDate;
 use cierre::app::App;
 use cierre::clock::FixedClock;
 use cierre::config::{self, Settings};
-use cierre::store::AnyStore;
+
+/// The backend the integration tests run on: SQLite, or PostgreSQL with the
+/// `test-postgres` feature (`scripts/test` runs them both ways).
+#[cfg(not(feature = "test-postgres"))]
+pub type TestStore = cierre::store::SqliteStore;
+#[cfg(feature = "test-postgres")]
+pub type TestStore = cierre::store::PgStore;
 
 /// The repository root, where `examples/` and `templates/` are.
 pub fn repo() -> PathBuf {
@@ -28,7 +34,7 @@ pub fn date(s: &str) -> NaiveDate {
 
 pub struct TestApp {
     pub dir: tempfile::TempDir,
-    pub app: App<AnyStore>,
+    pub app: App<TestStore>,
 }
 
 impl TestApp {
@@ -102,14 +108,15 @@ impl Email {
     }
 }
 
-/// The store URL of a fresh store for one test: a SQLite file in `dir`, or, when
-/// `CIERRE_TEST_STORE=postgres`, a new database on the PostgreSQL server of the machine
+/// The store URL of a fresh store for one test: a SQLite file in `dir`, or, with the
+/// `test-postgres` feature, a new database on the PostgreSQL server of the machine
 /// (127.0.0.1:5432, user postgres; `CIERRE_TEST_PG` overrides the server URL). A missing
 /// server fails the test: it is never skipped.
 pub fn fresh_store_url(dir: &Path) -> String {
-    match std::env::var("CIERRE_TEST_STORE").as_deref() {
-        Ok("postgres") => fresh_postgres_url(),
-        _ => format!("sqlite://{}", dir.join("cierre.db").display()),
+    if cfg!(feature = "test-postgres") {
+        fresh_postgres_url()
+    } else {
+        format!("sqlite://{}", dir.join("cierre.db").display())
     }
 }
 
@@ -249,16 +256,20 @@ pub fn cierre(dir: &Path, args: &[&str]) -> std::process::Output {
 /// One integer from `sql` on the store at `url`, SQLite or PostgreSQL: for assertions on
 /// what the store holds that the `Store` trait does not expose.
 pub async fn scalar(url: &str, sql: &str) -> i64 {
-    let sql = sqlx::AssertSqlSafe(sql.to_string());
     if url.starts_with("postgres") {
         let pool = sqlx::PgPool::connect(url).await.unwrap();
-        let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        let n = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
         pool.close().await;
         n
     } else {
-        let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-        let n = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
-        pool.close().await;
-        n
+        sqlite(url).query_row(sql, [], |r| r.get(0)).unwrap()
     }
+}
+
+/// A connection to the SQLite store at `url`.
+pub fn sqlite(url: &str) -> rusqlite::Connection {
+    rusqlite::Connection::open(url.trim_start_matches("sqlite://")).unwrap()
 }

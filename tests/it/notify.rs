@@ -3,7 +3,7 @@
 
 use crate::helpers::{date, spawn_app, spawn_app_with};
 use cierre::notify::digest;
-use cierre::store::Store;
+use cierre::store::prelude::*;
 
 #[tokio::test]
 async fn each_recipient_gets_one_digest_per_slot_however_often_notify_and_deliver_run() {

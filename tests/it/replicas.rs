@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use cierre::store::{AnyStore, Store};
+use cierre::store::PgStore;
+use cierre::store::prelude::*;
 
 use crate::daemon::Process;
 use crate::helpers::{config_text, sample_contracts};
@@ -48,7 +49,7 @@ fn three_replicas_run_each_slot_once_and_deliver_each_digest_once_despite_a_sigk
     // 0.7 s each: the lease must outlast that, or another replica takes over the ones still
     // queued and they are sent twice (the outbox does not yet check its lease before each
     // send). 15 s leaves room on a loaded machine; a SIGKILLed holder's items wait that long.
-    let store = rt.block_on(AnyStore::open(&db)).unwrap();
+    let store = rt.block_on(PgStore::open(&db)).unwrap();
 
     // Wait for the second message to be in transit: the first is stored and recorded.
     let started = Instant::now();

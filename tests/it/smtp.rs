@@ -12,7 +12,9 @@ use cierre::app::App;
 use cierre::clock::FixedClock;
 use cierre::notify::digest;
 use cierre::notify::outbox::{self, Channels};
-use cierre::store::{AnyStore, Store};
+use cierre::store::prelude::*;
+
+use crate::helpers::TestStore;
 
 use crate::helpers::{Email, date, repo, spawn_app_with};
 
@@ -111,7 +113,7 @@ async fn app_with_digests(extra: &str) -> crate::helpers::TestApp {
     t
 }
 
-fn later(app: &App<AnyStore>, by: Duration) -> App<AnyStore> {
+fn later(app: &App<TestStore>, by: Duration) -> App<TestStore> {
     App {
         settings: app.settings.clone(),
         store: app.store.clone(),

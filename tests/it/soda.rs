@@ -9,7 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cierre::domain::Dataset;
-use cierre::store::Store;
+use cierre::store::prelude::*;
 
 use crate::helpers::{sample_contracts, spawn_app_with};
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::helpers::{sample_contracts, scalar, spawn_app_with};
 use cierre::domain::Dataset;
-use cierre::store::Store;
+use cierre::store::prelude::*;
 
 fn sample_lines() -> Vec<String> {
     std::fs::read_to_string(sample_contracts()).unwrap().lines().map(str::to_string).collect()
@@ -221,12 +221,12 @@ async fn progress_is_reported_after_every_committed_write_and_at_the_end() {
     struct Recorder(std::sync::Mutex<Vec<(u64, u64, bool)>>);
     impl cierre::sync::Progress for Recorder {
         // The contracts only: the sample also comes with documents and guarantees.
-        fn page(&self, d: Dataset, c: &cierre::store::SyncCounts) {
+        fn page(&self, d: Dataset, c: &cierre::sync::SyncCounts) {
             if d == Dataset::Contracts {
                 self.0.lock().unwrap().push((c.pages, c.read, false));
             }
         }
-        fn finished(&self, d: Dataset, c: &cierre::store::SyncCounts) {
+        fn finished(&self, d: Dataset, c: &cierre::sync::SyncCounts) {
             if d == Dataset::Contracts {
                 self.0.lock().unwrap().push((c.pages, c.read, true));
             }
@@ -253,22 +253,21 @@ async fn progress_is_reported_after_every_committed_write_and_at_the_end() {
 #[tokio::test]
 async fn a_failed_write_rolls_back_its_transaction_and_only_committed_pages_are_reported() {
     use cierre::source::record::parse_contract;
-    use cierre::store::{AnyStore, Committed, PageRecords, PageWrite};
+    use cierre::store::prelude::*;
+    use cierre::sync::{Committed, PageRecords, PageWrite, SyncStore};
 
     let dir = tempfile::tempdir().unwrap();
     let url = crate::helpers::fresh_store_url(dir.path());
-    let store = AnyStore::open(&url).await.unwrap();
+    let store = crate::helpers::TestStore::open(&url).await.unwrap();
     store.migrate().await.unwrap();
     // A real failure from the database: inserting the contract `BAD` aborts its statement.
     if url.starts_with("sqlite") {
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        sqlx::query(
-            "CREATE TRIGGER refuse_bad BEFORE INSERT ON contracts WHEN NEW.id_contrato = 'BAD' \
-             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
+        crate::helpers::sqlite(&url)
+            .execute_batch(
+                "CREATE TRIGGER refuse_bad BEFORE INSERT ON contracts WHEN NEW.id_contrato = 'BAD' \
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            )
+            .unwrap();
     } else {
         let pool = sqlx::PgPool::connect(&url).await.unwrap();
         sqlx::raw_sql(

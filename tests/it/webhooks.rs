@@ -12,7 +12,9 @@ use chrono::Duration;
 use cierre::app::App;
 use cierre::clock::FixedClock;
 use cierre::config::Webhook;
-use cierre::store::{AnyStore, Store};
+use cierre::store::prelude::*;
+
+use crate::helpers::TestStore;
 
 use crate::helpers::{date, spawn_app_with};
 
@@ -105,7 +107,7 @@ async fn app_with(
     (t, dir)
 }
 
-fn at(app: &App<AnyStore>, day: &str) -> App<AnyStore> {
+fn at(app: &App<TestStore>, day: &str) -> App<TestStore> {
     App {
         settings: app.settings.clone(),
         store: app.store.clone(),

@@ -1,0 +1,207 @@
+//! Store, PostgreSQL outbox: [`OutboxStore`] on PostgreSQL. Replicas claiming at once get
+//! different items (`FOR UPDATE SKIP LOCKED`).
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
+
+use super::PgStore;
+use super::rows;
+use crate::error::StoreResult;
+use crate::store::{EndpointHealth, NewOutboxItem, OutboxCounts, OutboxItem, OutboxStore};
+
+/// Items per multi-row insert (8 values each).
+const ITEMS_PER_INSERT: usize = 2_000;
+
+/// Queues `items`, skipping those whose idempotency key is already queued; returns how many
+/// were queued. Also used by the evaluation, which queues its events with the findings they
+/// announce.
+pub(super) async fn insert_outbox(
+    conn: &mut PgConnection,
+    items: &[NewOutboxItem],
+    at: DateTime<Utc>,
+) -> StoreResult<u64> {
+    let mut inserted = 0;
+    for chunk in items.chunks(ITEMS_PER_INSERT) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "INSERT INTO outbox (idempotency_key, channel, target, subject, message_id, payload, \
+             status, attempts, next_attempt_at, created_at) ",
+        );
+        q.push_values(chunk, |mut b, item| {
+            b.push_bind(&item.idempotency_key)
+                .push_bind(&item.channel)
+                .push_bind(&item.target)
+                .push_bind(&item.subject)
+                .push_bind(&item.message_id)
+                .push_bind(&item.payload)
+                .push("'pending'")
+                .push("0")
+                .push_bind(at)
+                .push_bind(at);
+        });
+        q.push(" ON CONFLICT (idempotency_key) DO NOTHING");
+        inserted += q.build().execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(inserted)
+}
+
+impl OutboxStore for PgStore {
+    async fn enqueue(&self, item: &NewOutboxItem, at: DateTime<Utc>) -> StoreResult<bool> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(insert_outbox(&mut conn, std::slice::from_ref(item), at).await? == 1)
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+        claimer: &str,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        // An expired lease (a claimer that died) makes the item claimable again.
+        let found = sqlx::query(
+            "UPDATE outbox SET status = 'sending', claimed_until = $1, claimed_by = $2, \
+             attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM outbox WHERE \
+               ((status = 'pending' AND next_attempt_at <= $3) OR \
+                (status = 'sending' AND claimed_until <= $3)) \
+               AND target NOT IN (SELECT target FROM endpoints WHERE suspended_until > $3) \
+             ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             RETURNING *",
+        )
+        .bind(lease_until)
+        .bind(claimer)
+        .bind(now)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut items: Vec<OutboxItem> = found.iter().map(rows::outbox_item).collect();
+        items.sort_by_key(|i| i.id);
+        Ok(items)
+    }
+
+    async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, claimed_until = NULL, \
+             last_error = NULL WHERE id = $2",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn release(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'pending', \
+             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
+             claimed_until = NULL, next_attempt_at = $1 WHERE id = $2 AND status = 'sending'",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        let status = if retry_at.is_some() { "pending" } else { "dead" };
+        sqlx::query(
+            "UPDATE outbox SET status = $1, last_error = $2, claimed_until = NULL, \
+             next_attempt_at = COALESCE($3, next_attempt_at) WHERE id = $4",
+        )
+        .bind(status)
+        .bind(error)
+        .bind(retry_at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn record_endpoint(
+        &self,
+        target: &str,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<EndpointHealth> {
+        let row =
+            match error {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO endpoints (target, consecutive_failures, updated_at) \
+                     VALUES ($1, 0, $2) \
+                     ON CONFLICT (target) DO UPDATE SET consecutive_failures = 0, \
+                     suspended_until = NULL, last_error = NULL, updated_at = excluded.updated_at \
+                     RETURNING *",
+                    )
+                    .bind(target)
+                    .bind(at)
+                    .fetch_one(&self.pool)
+                    .await?
+                }
+                Some(error) => sqlx::query(
+                    "INSERT INTO endpoints (target, consecutive_failures, last_error, updated_at) \
+                     VALUES ($1, 1, $2, $3) \
+                     ON CONFLICT (target) DO UPDATE SET \
+                     consecutive_failures = endpoints.consecutive_failures + 1, \
+                     last_error = excluded.last_error, updated_at = excluded.updated_at \
+                     RETURNING *",
+                )
+                .bind(target)
+                .bind(error)
+                .bind(at)
+                .fetch_one(&self.pool)
+                .await?,
+            };
+        Ok(rows::endpoint(&row))
+    }
+
+    async fn suspend_endpoint(&self, target: &str, until: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE endpoints SET suspended_until = $1 WHERE target = $2")
+            .bind(until)
+            .bind(target)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn endpoints(&self) -> StoreResult<Vec<EndpointHealth>> {
+        let found =
+            sqlx::query("SELECT * FROM endpoints ORDER BY target").fetch_all(&self.pool).await?;
+        Ok(found.iter().map(rows::endpoint).collect())
+    }
+
+    async fn outbox_counts(&self) -> StoreResult<OutboxCounts> {
+        // A pending item that has failed before is waiting for a retry.
+        let found = sqlx::query(
+            "SELECT CASE WHEN status = 'pending' AND attempts > 0 THEN 'retrying' \
+             ELSE status END AS state, COUNT(*) AS n FROM outbox GROUP BY 1",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut c = OutboxCounts::default();
+        for r in found {
+            let n = r.get::<i64, _>("n") as u64;
+            match r.get::<String, _>("state").as_str() {
+                "pending" => c.pending = n,
+                "retrying" => c.retrying = n,
+                "sending" => c.sending = n,
+                "sent" => c.sent = n,
+                "dead" => c.dead = n,
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+
+    async fn outbox_items(&self) -> StoreResult<Vec<OutboxItem>> {
+        let found = sqlx::query("SELECT * FROM outbox ORDER BY id").fetch_all(&self.pool).await?;
+        Ok(found.iter().map(rows::outbox_item).collect())
+    }
+}

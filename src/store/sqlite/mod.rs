@@ -1,0 +1,257 @@
+//! Store, SQLite backend: the embedded default — one file in WAL mode, created if missing,
+//! reached through rusqlite only. Ordinary queries run on a small pool of connections; the
+//! bulk work (sync pages, evaluation pages, listings) on one connection of its own with a
+//! big page cache and the file mapped. Every statement of this backend is in this folder:
+//! `sync.rs`, `findings.rs`, `outbox.rs`, `runs.rs`, one per stage trait; rows are mapped
+//! by column name in `rows.rs`.
+
+mod findings;
+mod migrate;
+mod outbox;
+mod rows;
+mod runs;
+mod sync;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::config::MAX_MMAP_MIB;
+use crate::error::{StoreError, StoreResult};
+
+/// What the bulk connection maps of the file unless `store.sqlite_mmap_mib` says otherwise:
+/// as much as SQLite allows ([`MAX_MMAP_MIB`]).
+pub const DEFAULT_MMAP_BYTES: u64 = MAX_MMAP_MIB * 1024 * 1024;
+
+/// Connections of the pool: the daemon's jobs and its HTTP views query at once.
+const POOL_SIZE: u32 = 4;
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: r2d2::Pool<Connector>,
+    location: Location,
+    /// The bulk connection, opened at its first job (after migrations). A std Mutex: it is
+    /// only locked on blocking threads, never across an await.
+    bulk: Arc<Mutex<Option<Connection>>>,
+    /// How much of the file the bulk connection maps into memory (`PRAGMA mmap_size`,
+    /// `store.sqlite_mmap_mib`; 0: none). Takes effect when that connection opens.
+    mmap_bytes: u64,
+}
+
+/// Where the database is: a file, or a named in-memory database shared by this store's
+/// connections (`sqlite::memory:`), which lives as long as one of them is open.
+#[derive(Debug, Clone)]
+enum Location {
+    File(PathBuf),
+    Memory(String),
+}
+
+/// Opens the pool's connections.
+#[derive(Debug)]
+struct Connector {
+    location: Location,
+}
+
+impl r2d2::ManageConnection for Connector {
+    type Connection = Connection;
+    type Error = rusqlite::Error;
+
+    fn connect(&self) -> Result<Connection, rusqlite::Error> {
+        let conn = connect(&self.location)?;
+        // 4 MB of page cache per connection (the default is 2 MB): the bulk work runs on the
+        // bulk connection with a cache of its own; these serve small queries and full scans,
+        // which a bigger cache would not speed up but would add to the peak memory.
+        conn.execute_batch("PRAGMA cache_size = -4096;")?;
+        Ok(conn)
+    }
+
+    fn is_valid(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
+        conn.execute_batch("")
+    }
+
+    fn has_broken(&self, _: &mut Connection) -> bool {
+        false
+    }
+}
+
+/// A connection with the settings every connection of the store has.
+fn connect(location: &Location) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = match location {
+        Location::File(path) => Connection::open_with_flags(path, flags)?,
+        Location::Memory(uri) => Connection::open_with_flags(uri, flags)?,
+    };
+    conn.busy_timeout(Duration::from_secs(30))?;
+    // Pages of 16 KB (for a new database; set before WAL, which fixes it): contract rows
+    // are ~1 KB, and bigger pages mean fewer b-tree splits and WAL frames per row written.
+    // NORMAL is durable across process crashes in WAL mode; only an OS crash can lose the
+    // last transactions, which the next sync re-reads anyway.
+    conn.execute_batch(
+        "PRAGMA page_size = 16384; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+         PRAGMA foreign_keys = ON;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// Names in-memory databases apart: each store opened in memory is a database of its own.
+static MEMORY_DATABASES: AtomicU64 = AtomicU64::new(0);
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at a `sqlite://path` (or `sqlite:path`) URL;
+    /// `sqlite::memory:` is a database in memory.
+    pub async fn open(url: &str) -> StoreResult<SqliteStore> {
+        let location = location(url);
+        let open_err = |e: &dyn std::fmt::Display| StoreError::Open {
+            url: url.into(),
+            message: e.to_string(),
+        };
+        let connector = Connector { location: location.clone() };
+        // One connection now, so that a path that cannot be opened fails here with its
+        // reason rather than as a pool timeout later. The pool keeps it.
+        let first = {
+            let location = connector.location.clone();
+            tokio::task::spawn_blocking(move || connect(&location))
+                .await
+                .map_err(|e| open_err(&e))?
+                .map_err(|e| open_err(&e))?
+        };
+        drop(first);
+        let pool = r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(1))
+            // Connections are kept: an in-memory database lives only while one is open.
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connection_timeout(Duration::from_secs(30))
+            .build_unchecked(connector);
+        Ok(SqliteStore { pool, location, bulk: Arc::default(), mmap_bytes: DEFAULT_MMAP_BYTES })
+    }
+
+    /// Runs `job` on a connection of the pool, on a blocking thread.
+    async fn with_conn<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
+            job(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("a store task stopped: {e}")))?
+    }
+
+    /// Runs `job` on the bulk connection (opened on first use), on a blocking thread.
+    async fn with_bulk<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let (bulk, mmap_bytes) = (self.bulk.clone(), self.mmap_bytes);
+        let location = self.location.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic mid-job rolled its transaction back: the connection is still usable.
+            let mut guard = bulk.lock().unwrap_or_else(|p| p.into_inner());
+            let conn = match guard.as_mut() {
+                Some(c) => c,
+                None => guard.insert(open_bulk(&location, mmap_bytes)?),
+            };
+            job(conn)
+        })
+        .await
+        .map_err(|e| StoreError::Corrupt(format!("the bulk connection stopped: {e}")))?
+    }
+}
+
+/// The bulk connection: the store's settings, a 32 MB page cache and the file mapped.
+fn open_bulk(location: &Location, mmap_bytes: u64) -> StoreResult<Connection> {
+    let conn = connect(location)?;
+    // The writer looks up and inserts every key of a page at a random place of the key
+    // index: a cache that holds the index of a million contracts (~28 MB) keeps those
+    // lookups off the disk.
+    conn.execute_batch(
+        "PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 4096; \
+         PRAGMA journal_size_limit = 67108864;",
+    )?;
+    // An evaluation reads contracts, documents, guarantees and findings in contract order,
+    // not the order they were stored in: mapped, those pages are read where the kernel's
+    // cache has them instead of being copied one by one. Mapped pages count in the process's
+    // resident memory but are the kernel's file cache, shared and reclaimable.
+    conn.execute_batch(&format!("PRAGMA mmap_size = {mmap_bytes};"))?;
+    Ok(conn)
+}
+
+/// The database a `sqlite:` URL names. Query parameters (`?mode=rwc`…) are ignored: the
+/// file is always created if missing.
+fn location(url: &str) -> Location {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path == ":memory:" || path.is_empty() || url.contains("mode=memory") {
+        let n = MEMORY_DATABASES.fetch_add(1, Ordering::Relaxed);
+        Location::Memory(format!(
+            "file:cierre-memory-{}-{n}?mode=memory&cache=shared",
+            std::process::id()
+        ))
+    } else {
+        Location::File(PathBuf::from(path))
+    }
+}
+
+impl crate::store::Store for SqliteStore {
+    async fn open(url: &str) -> StoreResult<Self> {
+        SqliteStore::open(url).await
+    }
+
+    fn tune(&mut self, settings: &crate::config::Settings) {
+        self.mmap_bytes = settings.sqlite_mmap_bytes;
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        self.with_conn(migrate::run).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_a_file_or_memory() {
+        for (url, path) in [
+            ("sqlite://cierre.db", "cierre.db"),
+            ("sqlite:cierre.db", "cierre.db"),
+            ("sqlite:///var/lib/cierre/cierre.db", "/var/lib/cierre/cierre.db"),
+            ("sqlite://cierre.db?mode=rwc", "cierre.db"),
+        ] {
+            match location(url) {
+                Location::File(p) => assert_eq!(p, PathBuf::from(path), "{url}"),
+                Location::Memory(_) => panic!("{url} is a file"),
+            }
+        }
+        let (Location::Memory(a), Location::Memory(b)) =
+            (location("sqlite::memory:"), location("sqlite::memory:"))
+        else {
+            panic!("sqlite::memory: is in memory")
+        };
+        assert_ne!(a, b, "each store in memory is a database of its own");
+    }
+
+    #[test]
+    fn the_bulk_connection_maps_what_it_is_told_up_to_sqlites_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = Location::File(dir.path().join("map.db"));
+        let mapped = |bytes| {
+            let c = open_bulk(&location, bytes).unwrap();
+            c.query_row("PRAGMA mmap_size", [], |r| r.get::<_, i64>(0)).unwrap()
+        };
+        assert_eq!(mapped(0), 0);
+        assert_eq!(mapped(64 << 20), 64 << 20);
+        assert_eq!(mapped(DEFAULT_MMAP_BYTES), 0x7fff_0000);
+    }
+}

@@ -1,0 +1,202 @@
+//! Store, SQLite outbox: [`OutboxStore`] on SQLite. SQLite serialises writers, so one
+//! `UPDATE … RETURNING` claims items without two claimers ever taking the same one.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, params};
+
+use super::SqliteStore;
+use super::rows::{self, Ts};
+use crate::error::StoreResult;
+use crate::store::{EndpointHealth, NewOutboxItem, OutboxCounts, OutboxItem, OutboxStore};
+
+/// Queues `item` unless an item with its idempotency key exists; true when queued. Also
+/// used by the evaluation, which queues its events with the findings they announce.
+pub(super) fn insert_outbox(
+    conn: &Connection,
+    item: &NewOutboxItem,
+    at: DateTime<Utc>,
+) -> StoreResult<bool> {
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO outbox (idempotency_key, channel, target, subject, message_id, payload, \
+             status, attempts, next_attempt_at, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7) \
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )?
+        .execute(params![
+            item.idempotency_key,
+            item.channel,
+            item.target,
+            item.subject,
+            item.message_id,
+            item.payload,
+            Ts(at)
+        ])?;
+    Ok(inserted == 1)
+}
+
+impl OutboxStore for SqliteStore {
+    async fn enqueue(&self, item: &NewOutboxItem, at: DateTime<Utc>) -> StoreResult<bool> {
+        let item = item.clone();
+        self.with_conn(move |conn| insert_outbox(conn, &item, at)).await
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+        claimer: &str,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        let claimer = claimer.to_string();
+        self.with_conn(move |conn| {
+            // An expired lease (a claimer that died) makes the item claimable again.
+            let mut stmt = conn.prepare_cached(
+                "UPDATE outbox SET status = 'sending', claimed_until = ?1, claimed_by = ?2, \
+                 attempts = attempts + 1 \
+                 WHERE id IN (SELECT id FROM outbox WHERE \
+                   ((status = 'pending' AND next_attempt_at <= ?3) OR \
+                    (status = 'sending' AND claimed_until <= ?3)) \
+                   AND target NOT IN (SELECT target FROM endpoints WHERE suspended_until > ?3) \
+                 ORDER BY id LIMIT ?4) \
+                 RETURNING *",
+            )?;
+            let mut items = stmt
+                .query_map(params![Ts(lease_until), claimer, Ts(now), limit], rows::outbox_item)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            items.sort_by_key(|i| i.id);
+            Ok(items)
+        })
+        .await
+    }
+
+    async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
+        self.with_conn(move |conn| {
+            conn.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?1, claimed_until = NULL, \
+                 last_error = NULL WHERE id = ?2",
+                params![Ts(at), id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
+        self.with_conn(move |conn| {
+            conn.execute(
+                "UPDATE outbox SET status = 'pending', \
+                 attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
+                 claimed_until = NULL, next_attempt_at = ?1 WHERE id = ?2 AND status = 'sending'",
+                params![Ts(at), id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<DateTime<Utc>>,
+    ) -> StoreResult<()> {
+        let error = error.to_string();
+        self.with_conn(move |conn| {
+            let status = if retry_at.is_some() { "pending" } else { "dead" };
+            conn.execute(
+                "UPDATE outbox SET status = ?1, last_error = ?2, claimed_until = NULL, \
+                 next_attempt_at = COALESCE(?3, next_attempt_at) WHERE id = ?4",
+                params![status, error, retry_at.map(Ts), id],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_endpoint(
+        &self,
+        target: &str,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<EndpointHealth> {
+        let (target, error) = (target.to_string(), error.map(str::to_string));
+        self.with_conn(move |conn| {
+            Ok(match error {
+                None => conn.query_row(
+                    "INSERT INTO endpoints (target, consecutive_failures, updated_at) \
+                     VALUES (?1, 0, ?2) \
+                     ON CONFLICT (target) DO UPDATE SET consecutive_failures = 0, \
+                     suspended_until = NULL, last_error = NULL, updated_at = excluded.updated_at \
+                     RETURNING *",
+                    params![target, Ts(at)],
+                    rows::endpoint,
+                )?,
+                Some(error) => conn.query_row(
+                    "INSERT INTO endpoints (target, consecutive_failures, last_error, updated_at) \
+                     VALUES (?1, 1, ?2, ?3) \
+                     ON CONFLICT (target) DO UPDATE SET \
+                     consecutive_failures = endpoints.consecutive_failures + 1, \
+                     last_error = excluded.last_error, updated_at = excluded.updated_at \
+                     RETURNING *",
+                    params![target, error, Ts(at)],
+                    rows::endpoint,
+                )?,
+            })
+        })
+        .await
+    }
+
+    async fn suspend_endpoint(&self, target: &str, until: DateTime<Utc>) -> StoreResult<()> {
+        let target = target.to_string();
+        self.with_conn(move |conn| {
+            conn.execute(
+                "UPDATE endpoints SET suspended_until = ?1 WHERE target = ?2",
+                params![Ts(until), target],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn endpoints(&self) -> StoreResult<Vec<EndpointHealth>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT * FROM endpoints ORDER BY target")?;
+            Ok(stmt.query_map([], rows::endpoint)?.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn outbox_counts(&self) -> StoreResult<OutboxCounts> {
+        self.with_conn(|conn| {
+            // A pending item that has failed before is waiting for a retry.
+            let mut stmt = conn.prepare_cached(
+                "SELECT CASE WHEN status = 'pending' AND attempts > 0 THEN 'retrying' \
+                 ELSE status END AS state, COUNT(*) AS n FROM outbox GROUP BY 1",
+            )?;
+            let mut rows = stmt.query([])?;
+            let mut c = OutboxCounts::default();
+            while let Some(r) = rows.next()? {
+                let n = r.get::<_, i64>("n")? as u64;
+                match r.get::<_, String>("state")?.as_str() {
+                    "pending" => c.pending = n,
+                    "retrying" => c.retrying = n,
+                    "sending" => c.sending = n,
+                    "sent" => c.sent = n,
+                    "dead" => c.dead = n,
+                    _ => {}
+                }
+            }
+            Ok(c)
+        })
+        .await
+    }
+
+    async fn outbox_items(&self) -> StoreResult<Vec<OutboxItem>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT * FROM outbox ORDER BY id")?;
+            Ok(stmt.query_map([], rows::outbox_item)?.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+}
