@@ -127,6 +127,21 @@ pub struct OutboxCounts {
     pub dead: u64,
 }
 
+impl OutboxCounts {
+    /// Counts `n` items in `state` (a status, or `retrying` for a pending item that has
+    /// failed before); any other state is not counted.
+    pub fn set(&mut self, state: &str, n: u64) {
+        match state {
+            "pending" => self.pending = n,
+            "retrying" => self.retrying = n,
+            "sending" => self.sending = n,
+            "sent" => self.sent = n,
+            "dead" => self.dead = n,
+            _ => {}
+        }
+    }
+}
+
 /// One run of a job, for the run history.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct JobRun {

@@ -4,7 +4,7 @@
 
 use chrono::NaiveDate;
 
-use crate::domain::{Contract, Document, Guarantee};
+use crate::domain::{Contract, Dataset, Document, Guarantee};
 
 /// One column value, typed so each backend binds it natively (dates are DATE in PostgreSQL
 /// and `YYYY-MM-DD` text in SQLite).
@@ -24,6 +24,15 @@ pub trait TableRow {
     fn key(&self) -> &str;
     /// The values of [`Self::COLUMNS`], in order.
     fn values(&self) -> Vec<Col<'_>>;
+}
+
+/// The table and key column of a dataset.
+pub fn of(dataset: Dataset) -> (&'static str, &'static str) {
+    match dataset {
+        Dataset::Contracts => (Contract::TABLE, Contract::KEY),
+        Dataset::Documents => (Document::TABLE, Document::KEY),
+        Dataset::Guarantees => (Guarantee::TABLE, Guarantee::KEY),
+    }
 }
 
 fn t(s: &Option<String>) -> Col<'_> {

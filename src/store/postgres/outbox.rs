@@ -187,15 +187,7 @@ impl OutboxStore for PgStore {
         .await?;
         let mut c = OutboxCounts::default();
         for r in found {
-            let n = r.get::<i64, _>("n") as u64;
-            match r.get::<String, _>("state").as_str() {
-                "pending" => c.pending = n,
-                "retrying" => c.retrying = n,
-                "sending" => c.sending = n,
-                "sent" => c.sent = n,
-                "dead" => c.dead = n,
-                _ => {}
-            }
+            c.set(&r.get::<String, _>("state"), r.get::<i64, _>("n") as u64);
         }
         Ok(c)
     }

@@ -9,23 +9,13 @@ use sqlx::{Postgres, QueryBuilder, Row, Transaction};
 use tokio::sync::mpsc;
 
 use super::{MAX_PARAMS, PgStore};
-use crate::domain::{Contract, Document, Guarantee};
 use crate::domain::{Dataset, Parsed};
 use crate::error::StoreResult;
 use crate::store::report_commit;
-use crate::store::table::{Col, TableRow};
+use crate::store::table::{self, Col, TableRow};
 use crate::sync::{
     Committed, PageCounts, PageRecords, PageWrite, QuarantinedRow, SyncCounts, SyncState, SyncStore,
 };
-
-/// The table and key column of a dataset.
-fn table_of(dataset: Dataset) -> (&'static str, &'static str) {
-    match dataset {
-        Dataset::Contracts => (Contract::TABLE, Contract::KEY),
-        Dataset::Documents => (Document::TABLE, Document::KEY),
-        Dataset::Guarantees => (Guarantee::TABLE, Guarantee::KEY),
-    }
-}
 
 impl SyncStore for PgStore {
     async fn sync_state(&self, dataset: Dataset) -> StoreResult<Option<SyncState>> {
@@ -109,7 +99,7 @@ impl SyncStore for PgStore {
             );
             return Ok(0);
         }
-        let (table, key) = table_of(dataset);
+        let (table, key) = table::of(dataset);
         // Rows the pass found unchanged were not rewritten: their keys are in sync_seen.
         let scoped = !entities.is_empty() && dataset != Dataset::Guarantees;
         let sql = format!(
@@ -208,7 +198,7 @@ impl SyncStore for PgStore {
     }
 
     async fn count_rows(&self, dataset: Dataset, include_vanished: bool) -> StoreResult<u64> {
-        let (table, _) = table_of(dataset);
+        let (table, _) = table::of(dataset);
         let filter = if include_vanished { "" } else { " WHERE vanished_at IS NULL" };
         let sql = format!("SELECT COUNT(*) FROM {table}{filter}");
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(&self.pool).await?;
@@ -216,7 +206,7 @@ impl SyncStore for PgStore {
     }
 
     async fn raw_record(&self, dataset: Dataset, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        let (table, key_col) = table_of(dataset);
+        let (table, key_col) = table::of(dataset);
         let sql = format!("SELECT raw FROM {table} WHERE {key_col} = $1");
         Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(key)

@@ -177,15 +177,7 @@ impl OutboxStore for SqliteStore {
             let mut rows = stmt.query([])?;
             let mut c = OutboxCounts::default();
             while let Some(r) = rows.next()? {
-                let n = r.get::<_, i64>("n")? as u64;
-                match r.get::<_, String>("state")?.as_str() {
-                    "pending" => c.pending = n,
-                    "retrying" => c.retrying = n,
-                    "sending" => c.sending = n,
-                    "sent" => c.sent = n,
-                    "dead" => c.dead = n,
-                    _ => {}
-                }
+                c.set(&r.get::<_, String>("state")?, r.get::<_, i64>("n")? as u64);
             }
             Ok(c)
         })

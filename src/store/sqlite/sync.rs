@@ -11,23 +11,13 @@ use tokio::sync::mpsc;
 
 use super::SqliteStore;
 use super::rows::Ts;
-use crate::domain::{Contract, Document, Guarantee};
 use crate::domain::{Dataset, Parsed};
 use crate::error::StoreResult;
 use crate::store::report_commit;
-use crate::store::table::{Col, TableRow};
+use crate::store::table::{self, Col, TableRow};
 use crate::sync::{
     Committed, PageCounts, PageRecords, PageWrite, QuarantinedRow, SyncCounts, SyncState, SyncStore,
 };
-
-/// The table and key column of a dataset.
-fn table_of(dataset: Dataset) -> (&'static str, &'static str) {
-    match dataset {
-        Dataset::Contracts => (Contract::TABLE, Contract::KEY),
-        Dataset::Documents => (Document::TABLE, Document::KEY),
-        Dataset::Guarantees => (Guarantee::TABLE, Guarantee::KEY),
-    }
-}
 
 impl SyncStore for SqliteStore {
     async fn sync_state(&self, dataset: Dataset) -> StoreResult<Option<SyncState>> {
@@ -123,7 +113,7 @@ impl SyncStore for SqliteStore {
                 );
                 return Ok(0);
             }
-            let (table, key) = table_of(dataset);
+            let (table, key) = table::of(dataset);
             // Rows the pass found unchanged were not rewritten: their keys are in sync_seen.
             let mut sql = format!(
                 "UPDATE {table} SET vanished_at = ?1 WHERE vanished_at IS NULL AND seen_pass < ?2 \
@@ -235,7 +225,7 @@ impl SyncStore for SqliteStore {
 
     async fn count_rows(&self, dataset: Dataset, include_vanished: bool) -> StoreResult<u64> {
         self.with_conn(move |conn| {
-            let (table, _) = table_of(dataset);
+            let (table, _) = table::of(dataset);
             let filter = if include_vanished { "" } else { " WHERE vanished_at IS NULL" };
             let n: i64 =
                 conn.query_row(&format!("SELECT COUNT(*) FROM {table}{filter}"), [], |r| r.get(0))?;
@@ -247,7 +237,7 @@ impl SyncStore for SqliteStore {
     async fn raw_record(&self, dataset: Dataset, key: &str) -> StoreResult<Option<Vec<u8>>> {
         let key = key.to_string();
         self.with_conn(move |conn| {
-            let (table, key_col) = table_of(dataset);
+            let (table, key_col) = table::of(dataset);
             Ok(conn
                 .query_row(&format!("SELECT raw FROM {table} WHERE {key_col} = ?1"), [key], |r| {
                     r.get(0)
