@@ -153,23 +153,17 @@ fn evaluation_page(conn: &mut Connection, after: &str, limit: u32) -> StoreResul
     {
         // Documents published on the contracts of the range.
         let mut stmt = tx.prepare_cached(&format!(
-            "SELECT id_contrato, id_documento, nombre_archivo, descripcion, fecha_carga \
-             FROM documents WHERE {} AND vanished_at IS NULL",
+            "SELECT id_contrato, {} FROM documents WHERE {} AND vanished_at IS NULL",
+            rows::DOCUMENT.join(", "),
             range("id_contrato", bounded)
         ))?;
+        let cols = Columns::of(&stmt, &rows::DOCUMENT)?;
+        let owner_at = stmt.column_index("id_contrato")?;
         bind(&mut stmt)?;
         let mut rows = stmt.raw_query();
         while let Some(r) = rows.next()? {
-            let owner: String = r.get("id_contrato")?;
-            let doc = Document {
-                id: r.get("id_documento")?,
-                contract_id: Some(owner.clone()),
-                file_name: r.get("nombre_archivo")?,
-                description: r.get("descripcion")?,
-                uploaded_on: r.get::<_, Option<Day>>("fecha_carga")?.map(|d| d.0),
-                ..Default::default()
-            };
-            facts.documents.push((owner, doc));
+            let owner: String = r.get(owner_at)?;
+            facts.documents.push((owner.clone(), rows::document(r, &cols, owner)?));
         }
     }
     {
@@ -184,20 +178,16 @@ fn evaluation_page(conn: &mut Connection, after: &str, limit: u32) -> StoreResul
         }
         // Every column it names is in the partial index documents_process (migration 0006),
         // so the lookup never visits the table.
-        let mut stmt = tx.prepare_cached(
-            "SELECT id_documento, nombre_archivo, descripcion, fecha_carga FROM documents \
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {} FROM documents \
              WHERE proceso = ?1 AND id_contrato IS NULL AND vanished_at IS NULL",
-        )?;
+            rows::DOCUMENT.join(", ")
+        ))?;
+        let cols = Columns::of(&stmt, &rows::DOCUMENT)?;
         for (process, owners) in &processes {
             let mut rows = stmt.query(params![process])?;
             while let Some(r) = rows.next()? {
-                let published = Document {
-                    id: r.get("id_documento")?,
-                    file_name: r.get("nombre_archivo")?,
-                    description: r.get("descripcion")?,
-                    uploaded_on: r.get::<_, Option<Day>>("fecha_carga")?.map(|d| d.0),
-                    ..Default::default()
-                };
+                let published = rows::document(r, &cols, String::new())?;
                 for owner in owners {
                     let doc =
                         Document { contract_id: Some(owner.to_string()), ..published.clone() };

@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Row, Statement};
 
-use crate::domain::{Contract, Flag, Guarantee};
+use crate::domain::{Contract, Document, Flag, Guarantee};
 use crate::domain::{Finding, StoredFinding};
 use crate::error::{StoreError, StoreResult};
 use crate::store::{EndpointHealth, JobRun, OutboxItem};
@@ -268,6 +268,24 @@ pub(super) fn finding(r: &Row, c: &Columns<12>) -> StoreResult<StoredFinding> {
             reasons: list(reasons, "reasons")?,
             missing: list(missing, "missing")?,
         },
+    })
+}
+
+/// The document columns the rules read (the contract it counts for is given apart: its own,
+/// or each contract of its process).
+pub(super) const DOCUMENT: [&str; 4] =
+    ["id_documento", "nombre_archivo", "descripcion", "fecha_carga"];
+
+/// A document row for the contract `owner`, its columns found by [`DOCUMENT`]'s names.
+pub(super) fn document(r: &Row, c: &Columns<4>, owner: String) -> rusqlite::Result<Document> {
+    let [id, file_name, description, uploaded] = c.0;
+    Ok(Document {
+        id: r.get(id)?,
+        contract_id: Some(owner),
+        file_name: r.get(file_name)?,
+        description: r.get(description)?,
+        uploaded_on: day(r, uploaded)?,
+        ..Default::default()
     })
 }
 
