@@ -274,7 +274,8 @@ pub trait RunStore: Send + Sync {
 pub trait Store:
     SyncStore + FindingStore + OutboxStore + RunStore + Clone + Send + Sync + 'static
 {
-    /// Opens (SQLite: creating if missing) the store at `url` and applies pending migrations.
+    /// Opens the store at `url` (SQLite: creating the file if missing); [`Store::migrate`]
+    /// then brings its schema up to date.
     fn open(url: &str) -> impl Future<Output = StoreResult<Self>> + Send
     where
         Self: Sized;

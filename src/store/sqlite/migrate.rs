@@ -47,27 +47,40 @@ pub(super) fn run(conn: &mut Connection) -> StoreResult<()> {
              execution_time BIGINT NOT NULL
          );",
     )?;
+    // A store migrated by a newer build, or left by a migration that failed partway, is not
+    // one this build may write to.
+    let known: Vec<i64> = MIGRATIONS.iter().map(|m| m.0).collect();
+    let applied: Vec<(i64, bool)> = conn
+        .prepare("SELECT version, success FROM _sqlx_migrations ORDER BY version")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (version, success) in applied {
+        if !known.contains(&version) {
+            return Err(StoreError::Corrupt(format!(
+                "the store has migration {version}, which this version does not know: it was \
+                 made by a newer version of cierre"
+            )));
+        }
+        if !success {
+            return Err(StoreError::Corrupt(format!(
+                "migration {version} failed partway earlier; restore a backup"
+            )));
+        }
+    }
     for &(version, description, sql) in MIGRATIONS {
         let checksum = Sha384::digest(sql.as_bytes()).to_vec();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let applied: Option<(bool, Vec<u8>)> = tx
-            .query_row(
-                "SELECT success, checksum FROM _sqlx_migrations WHERE version = ?1",
-                [version],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+        let stored: Option<Vec<u8>> = tx
+            .query_row("SELECT checksum FROM _sqlx_migrations WHERE version = ?1", [version], |r| {
+                r.get(0)
+            })
             .optional()?;
-        match applied {
-            Some((true, stored)) if stored == checksum => continue,
-            Some((true, _)) => {
+        match stored {
+            Some(stored) if stored == checksum => continue,
+            Some(_) => {
                 return Err(StoreError::Corrupt(format!(
                     "migration {version} ({description}) was applied with other text than this \
                      version's"
-                )));
-            }
-            Some((false, _)) => {
-                return Err(StoreError::Corrupt(format!(
-                    "migration {version} ({description}) failed partway earlier; restore a backup"
                 )));
             }
             None => {}
@@ -102,6 +115,20 @@ mod tests {
             let expected = format!("{version:04}_{}.sql", description.replace(' ', "_"));
             assert_eq!(file, &expected);
         }
+    }
+
+    #[test]
+    fn a_store_migrated_by_a_newer_version_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run(&mut conn).unwrap();
+        conn.execute(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (99, 'future', TRUE, x'00', 0)",
+            [],
+        )
+        .unwrap();
+        let e = run(&mut conn).unwrap_err().to_string();
+        assert!(e.contains("migration 99") && e.contains("newer version"), "{e}");
     }
 
     #[test]

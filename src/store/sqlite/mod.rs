@@ -43,10 +43,25 @@ pub struct SqliteStore {
 
 /// Where the database is: a file, or a named in-memory database shared by this store's
 /// connections (`sqlite::memory:`), which lives as long as one of them is open.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum Location {
-    File(PathBuf),
+    /// `mode=ro` opens the file read-only, `mode=rw` only if it exists; by default it is
+    /// created if missing.
+    File { path: PathBuf, mode: Mode },
+    /// A `memdb` database: its connections lock it as they would a file, so they wait for
+    /// each other (`busy_timeout`) instead of failing as shared-cache ones do.
     Memory(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+/// The URL's `mode`, as SQLite's URI filenames and sqlx name it.
+enum Mode {
+    /// Read-only.
+    Ro,
+    /// Read and write an existing file.
+    Rw,
+    /// Read and write, creating the file if missing (the default).
+    Rwc,
 }
 
 /// Opens the pool's connections.
@@ -79,13 +94,20 @@ impl r2d2::ManageConnection for Connector {
 
 /// A connection with the settings every connection of the store has.
 fn connect(location: &Location) -> rusqlite::Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_URI
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let flags = OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let rw = OpenFlags::SQLITE_OPEN_READ_WRITE;
+    let create = OpenFlags::SQLITE_OPEN_CREATE;
     let conn = match location {
-        Location::File(path) => Connection::open_with_flags(path, flags)?,
-        Location::Memory(uri) => Connection::open_with_flags(uri, flags)?,
+        Location::File { path, mode: Mode::Ro } => {
+            let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+            conn.busy_timeout(Duration::from_secs(30))?;
+            return Ok(conn);
+        }
+        Location::File { path, mode: Mode::Rw } => Connection::open_with_flags(path, flags | rw)?,
+        Location::File { path, mode: Mode::Rwc } => {
+            Connection::open_with_flags(path, flags | rw | create)?
+        }
+        Location::Memory(uri) => Connection::open_with_flags(uri, flags | rw | create)?,
     };
     conn.busy_timeout(Duration::from_secs(30))?;
     // Pages of 16 KB (for a new database; set before WAL, which fixes it): contract rows
@@ -118,7 +140,7 @@ impl SqliteStore {
         };
         let connector = Connector { location: location.clone() };
         // One connection now, so that a path that cannot be opened fails here with its
-        // reason rather than as a pool timeout later. The pool keeps it.
+        // reason rather than as a pool timeout later.
         let first = {
             let location = connector.location.clone();
             tokio::task::spawn_blocking(move || connect(&location))
@@ -191,20 +213,25 @@ fn open_bulk(location: &Location, mmap_bytes: u64) -> StoreResult<Connection> {
     Ok(conn)
 }
 
-/// The database a `sqlite:` URL names. Query parameters (`?mode=rwc`…) are ignored: the
-/// file is always created if missing.
+/// The database a `sqlite:` URL names: `sqlite://path`, `sqlite:path`, `sqlite::memory:`,
+/// with sqlx's `mode` parameter (`ro`, `rw`, `rwc`, `memory`); other parameters are ignored.
 fn location(url: &str) -> Location {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).unwrap_or(url);
-    let path = rest.split('?').next().unwrap_or(rest);
-    if path == ":memory:" || path.is_empty() || url.contains("mode=memory") {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let mode = query.split('&').find_map(|p| p.strip_prefix("mode="));
+    if path == ":memory:" || path.is_empty() || mode == Some("memory") {
         let n = MEMORY_DATABASES.fetch_add(1, Ordering::Relaxed);
-        Location::Memory(format!(
-            "file:cierre-memory-{}-{n}?mode=memory&cache=shared",
+        return Location::Memory(format!(
+            "file:/cierre-memory-{}-{n}?vfs=memdb",
             std::process::id()
-        ))
-    } else {
-        Location::File(PathBuf::from(path))
+        ));
     }
+    let mode = match mode {
+        Some("ro") => Mode::Ro,
+        Some("rw") => Mode::Rw,
+        _ => Mode::Rwc,
+    };
+    Location::File { path: PathBuf::from(path), mode }
 }
 
 impl crate::store::Store for SqliteStore {
@@ -227,29 +254,73 @@ mod tests {
 
     #[test]
     fn urls_name_a_file_or_memory() {
-        for (url, path) in [
-            ("sqlite://cierre.db", "cierre.db"),
-            ("sqlite:cierre.db", "cierre.db"),
-            ("sqlite:///var/lib/cierre/cierre.db", "/var/lib/cierre/cierre.db"),
-            ("sqlite://cierre.db?mode=rwc", "cierre.db"),
+        let file = |path: &str, mode| Location::File { path: PathBuf::from(path), mode };
+        for (url, expected) in [
+            ("sqlite://cierre.db", file("cierre.db", Mode::Rwc)),
+            ("sqlite:cierre.db", file("cierre.db", Mode::Rwc)),
+            ("sqlite:///var/lib/cierre.db", file("/var/lib/cierre.db", Mode::Rwc)),
+            ("sqlite://cierre.db?mode=rwc", file("cierre.db", Mode::Rwc)),
+            ("sqlite://cierre.db?mode=rw", file("cierre.db", Mode::Rw)),
+            ("sqlite://cierre.db?cache=private&mode=ro", file("cierre.db", Mode::Ro)),
         ] {
-            match location(url) {
-                Location::File(p) => assert_eq!(p, PathBuf::from(path), "{url}"),
-                Location::Memory(_) => panic!("{url} is a file"),
-            }
+            assert_eq!(location(url), expected, "{url}");
         }
         let (Location::Memory(a), Location::Memory(b)) =
-            (location("sqlite::memory:"), location("sqlite::memory:"))
+            (location("sqlite::memory:"), location("sqlite://x.db?mode=memory"))
         else {
-            panic!("sqlite::memory: is in memory")
+            panic!("in memory")
         };
         assert_ne!(a, b, "each store in memory is a database of its own");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_store_in_memory_is_one_database_for_all_its_connections_which_wait_for_each_other() {
+        use crate::domain::Dataset;
+        use crate::store::{OutboxStore, Store};
+        use crate::sync::SyncStore;
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let other = SqliteStore::open("sqlite::memory:").await.unwrap();
+        other.migrate().await.unwrap();
+        let now = chrono::Utc::now();
+        // A write transaction held on the bulk connection while the pool writes: the pool
+        // waits for it instead of failing.
+        let hold = store.with_bulk(|conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            std::thread::sleep(Duration::from_millis(300));
+            tx.commit()?;
+            Ok(())
+        });
+        let item = crate::store::NewOutboxItem {
+            idempotency_key: "k".into(),
+            channel: "email".into(),
+            target: "a@b.example".into(),
+            subject: None,
+            message_id: None,
+            payload: "x".into(),
+        };
+        let (held, queued) = tokio::join!(hold, async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            store.enqueue(&item, now).await
+        });
+        held.unwrap();
+        assert!(queued.unwrap());
+        // The bulk connection sees what the pool wrote; another store in memory does not.
+        let seen = store
+            .with_bulk(|c| {
+                Ok(c.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get::<_, i64>(0))?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(seen, 1);
+        assert_eq!(other.outbox_counts().await.unwrap().pending, 0);
+        assert_eq!(store.count_rows(Dataset::Contracts, true).await.unwrap(), 0);
     }
 
     #[test]
     fn the_bulk_connection_maps_what_it_is_told_up_to_sqlites_limit() {
         let dir = tempfile::tempdir().unwrap();
-        let location = Location::File(dir.path().join("map.db"));
+        let location = Location::File { path: dir.path().join("map.db"), mode: Mode::Rwc };
         let mapped = |bytes| {
             let c = open_bulk(&location, bytes).unwrap();
             c.query_row("PRAGMA mmap_size", [], |r| r.get::<_, i64>(0)).unwrap()

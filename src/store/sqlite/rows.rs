@@ -35,12 +35,22 @@ impl FromSql for Ts {
     }
 }
 
-/// RFC 3339, or SQLite's own `YYYY-MM-DD HH:MM:SS` (taken as UTC).
+/// RFC 3339, or the forms sqlx also read: with a space for the `T`, an offset without a
+/// colon, or no offset at all (taken as UTC), to the minute or the second.
 fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.with_timezone(&Utc));
     }
-    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").ok().map(|t| t.and_utc())
+    for format in ["%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"]
+    {
+        if let Ok(t) = DateTime::parse_from_str(text, format) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
+        .into_iter()
+        .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
+        .map(|t| t.and_utc())
 }
 
 /// A day as stored: `YYYY-MM-DD`.
@@ -389,7 +399,16 @@ mod tests {
         assert_eq!(text, "2026-02-16T05:00:00.250+00:00");
         let back: Ts = conn.query_row("SELECT ?1", [&text], |r| r.get(0)).unwrap();
         assert_eq!(back.0, t);
-        let sqlite: Ts = conn.query_row("SELECT '2026-02-16 05:00:00'", [], |r| r.get(0)).unwrap();
-        assert_eq!(sqlite.0, t - chrono::Duration::milliseconds(250));
+        let whole = t - chrono::Duration::milliseconds(250);
+        for text in [
+            "2026-02-16 05:00:00",
+            "2026-02-16T05:00:00",
+            "2026-02-16 05:00",
+            "2026-02-16 05:00:00+00:00",
+            "2026-02-16 00:00:00-0500",
+        ] {
+            let read: Ts = conn.query_row("SELECT ?1", [text], |r| r.get(0)).unwrap();
+            assert_eq!(read.0, whole, "{text}");
+        }
     }
 }
