@@ -35,6 +35,36 @@ pub fn of(dataset: Dataset) -> (&'static str, &'static str) {
     }
 }
 
+/// The columns a contract is read back by: its key, its typed columns and when its row last
+/// changed (the day a change of state is dated from). Both backends select these.
+pub const CONTRACT_READ: [&str; 32] =
+    read_columns(Contract::KEY, Contract::COLUMNS, &["last_changed"]);
+
+/// The columns a guarantee is read back by: its key and its typed columns.
+pub const GUARANTEE_READ: [&str; 9] = read_columns(Guarantee::KEY, Guarantee::COLUMNS, &[]);
+
+/// `key`, then `columns`, then `extra`; `N` must be their number (checked when compiled).
+const fn read_columns<const N: usize>(
+    key: &'static str,
+    columns: &[&'static str],
+    extra: &[&'static str],
+) -> [&'static str; N] {
+    let mut out = [""; N];
+    out[0] = key;
+    let mut i = 0;
+    while i < columns.len() {
+        out[1 + i] = columns[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < extra.len() {
+        out[1 + i + j] = extra[j];
+        j += 1;
+    }
+    assert!(1 + i + j == N, "the number of columns read");
+    out
+}
+
 fn t(s: &Option<String>) -> Col<'_> {
     Col::Text(s.as_deref())
 }

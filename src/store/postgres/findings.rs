@@ -11,7 +11,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 
 use super::PgStore;
 use super::outbox::insert_outbox;
-use super::rows::{self, CONTRACT_COLUMNS, FINDING_COLUMNS, json};
+use super::rows::{self, FINDING_COLUMNS, contract_columns, guarantee_columns, json};
 use crate::domain::Contract;
 use crate::domain::{Finding, StoredFinding};
 use crate::error::StoreResult;
@@ -39,7 +39,7 @@ fn in_range(
 
 impl FindingStore for PgStore {
     async fn contract(&self, id: &str) -> StoreResult<Option<Contract>> {
-        let sql = format!("SELECT {CONTRACT_COLUMNS} FROM contracts WHERE id_contrato = $1");
+        let sql = format!("SELECT {} FROM contracts WHERE id_contrato = $1", contract_columns());
         let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(rows::contract))
     }
@@ -57,8 +57,9 @@ impl FindingStore for PgStore {
             .execute(&mut *tx)
             .await?;
         let sql = format!(
-            "SELECT {CONTRACT_COLUMNS} FROM contracts WHERE vanished_at IS NULL AND id_contrato > $1 \
-             ORDER BY id_contrato LIMIT $2"
+            "SELECT {} FROM contracts WHERE vanished_at IS NULL AND id_contrato > $1 \
+             ORDER BY id_contrato LIMIT $2",
+            contract_columns()
         );
         let contracts: Vec<Contract> = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(after)
@@ -190,9 +191,8 @@ async fn dossier_facts(
         })
         .collect();
     let sql = format!(
-        "SELECT guarantee_key, id_contrato, numeropoliza, tipopoliza, subtipopoliza, \
-         fechafinpoliza, estado, aseguradora, valor FROM guarantees \
-         WHERE {} AND vanished_at IS NULL",
+        "SELECT {} FROM guarantees WHERE {} AND vanished_at IS NULL",
+        guarantee_columns(),
         range("id_contrato", bounded)
     );
     let guarantees = in_range(sql, after, up_to)

@@ -11,15 +11,14 @@ use crate::error::{StoreError, StoreResult};
 use crate::store::{EndpointHealth, JobRun, OutboxItem};
 
 /// The contract columns the rules, routing and digests read, as [`contract`] maps them.
-pub(super) const CONTRACT_COLUMNS: &str = "id_contrato, proceso_de_compra, \
-    referencia_del_contrato, nit_entidad, nombre_entidad, codigo_entidad, estado_contrato, \
-    tipo_de_contrato, modalidad_de_contratacion, justificacion_modalidad_de, \
-    objeto_del_contrato, fecha_de_firma, fecha_de_inicio, fecha_de_fin, liquidacion, \
-    obligacion_ambiental, obligaciones_postconsumo, fecha_inicio_liquidacion, \
-    fecha_fin_liquidacion, valor_del_contrato, valor_pagado, valor_pendiente_de_pago, \
-    dias_adicionados, ultima_actualizacion, url_proceso, nombre_supervisor, \
-    documento_supervisor, nombre_ordenador_del_gasto, documento_ordenador_del_gasto, \
-    proveedor_adjudicado, documento_proveedor, last_changed";
+pub(super) fn contract_columns() -> String {
+    crate::store::table::CONTRACT_READ.join(", ")
+}
+
+/// The guarantee columns the rules read, as [`guarantee`] maps them.
+pub(super) fn guarantee_columns() -> String {
+    crate::store::table::GUARANTEE_READ.join(", ")
+}
 
 /// The finding columns the evaluation and the listings read, as [`finding`] maps them.
 pub(super) const FINDING_COLUMNS: &str = "id, opened_on, contract_id, kind, stage, since, \

@@ -9,6 +9,7 @@ use rusqlite::{Row, Statement};
 use crate::domain::{Contract, Document, Flag, Guarantee};
 use crate::domain::{Finding, StoredFinding};
 use crate::error::{StoreError, StoreResult};
+use crate::store::table;
 use crate::store::{EndpointHealth, JobRun, OutboxItem};
 
 /// A time as stored: RFC 3339 in UTC (`2026-02-16T05:00:00+00:00`, fractions when there
@@ -112,42 +113,10 @@ impl<const N: usize> Columns<N> {
 }
 
 /// The contract columns the rules, routing and digests read.
-pub(super) const CONTRACT: [&str; 32] = [
-    "id_contrato",
-    "proceso_de_compra",
-    "referencia_del_contrato",
-    "nit_entidad",
-    "nombre_entidad",
-    "codigo_entidad",
-    "estado_contrato",
-    "tipo_de_contrato",
-    "modalidad_de_contratacion",
-    "justificacion_modalidad_de",
-    "objeto_del_contrato",
-    "fecha_de_firma",
-    "fecha_de_inicio",
-    "fecha_de_fin",
-    "liquidacion",
-    "obligacion_ambiental",
-    "obligaciones_postconsumo",
-    "fecha_inicio_liquidacion",
-    "fecha_fin_liquidacion",
-    "valor_del_contrato",
-    "valor_pagado",
-    "valor_pendiente_de_pago",
-    "dias_adicionados",
-    "ultima_actualizacion",
-    "url_proceso",
-    "nombre_supervisor",
-    "documento_supervisor",
-    "nombre_ordenador_del_gasto",
-    "documento_ordenador_del_gasto",
-    "proveedor_adjudicado",
-    "documento_proveedor",
-    "last_changed",
-];
+pub(super) const CONTRACT: [&str; 32] = table::CONTRACT_READ;
 
-/// A contract row, its columns found by [`CONTRACT`]'s names.
+/// A contract row, its columns found by [`CONTRACT`]'s names (in the order of
+/// `table.rs`'s contract columns, which the bindings below follow).
 pub(super) fn contract(r: &Row, c: &Columns<32>) -> rusqlite::Result<Contract> {
     let [
         id,
@@ -300,17 +269,7 @@ pub(super) fn document(r: &Row, c: &Columns<4>, owner: String) -> rusqlite::Resu
 }
 
 /// The guarantee columns the rules read.
-pub(super) const GUARANTEE: [&str; 9] = [
-    "guarantee_key",
-    "id_contrato",
-    "numeropoliza",
-    "tipopoliza",
-    "subtipopoliza",
-    "fechafinpoliza",
-    "estado",
-    "aseguradora",
-    "valor",
-];
+pub(super) const GUARANTEE: [&str; 9] = table::GUARANTEE_READ;
 
 /// A guarantee row, its columns found by [`GUARANTEE`]'s names.
 pub(super) fn guarantee(r: &Row, c: &Columns<9>) -> rusqlite::Result<Guarantee> {
