@@ -21,7 +21,7 @@ use crate::notify::{self, NotifyReport};
 use crate::source::file::FileSource;
 use crate::source::socrata::SocrataSource;
 use crate::store::{JobRun, Store};
-use crate::sync::{self, LogProgress, Progress, Scope, SyncReport};
+use crate::sync::{self, LogProgress, Progress, Scope, SyncOptions, SyncReport};
 
 /// Settings, store and clock: everything a job needs.
 pub struct App<S: Store> {
@@ -66,16 +66,28 @@ impl<S: Store> App<S> {
         as_of.unwrap_or_else(|| self.clock.today(self.settings.schedule.timezone))
     }
 
+    /// How syncs run under these settings: guarded, resuming interrupted passes.
+    pub fn sync_options(&self) -> SyncOptions {
+        SyncOptions {
+            max_vanished_share: self.settings.source.max_vanished_share,
+            ..SyncOptions::default()
+        }
+    }
+
     /// One sync, announced to webhook consumers (`sync.completed` / `sync.failed`), with
     /// progress as log lines.
     pub async fn sync(&self) -> anyhow::Result<SyncReport> {
-        self.sync_with(&LogProgress::default()).await
+        self.sync_with(&LogProgress::default(), self.sync_options()).await
     }
 
     /// [`App::sync`] telling `progress` of every page.
-    pub async fn sync_with(&self, progress: &dyn Progress) -> anyhow::Result<SyncReport> {
+    pub async fn sync_with(
+        &self,
+        progress: &dyn Progress,
+        options: SyncOptions,
+    ) -> anyhow::Result<SyncReport> {
         let started = self.clock.now();
-        let result = self.sync_only(progress).await;
+        let result = self.sync_only(progress, options).await;
         if !self.settings.webhooks.is_empty() {
             let now = self.clock.now();
             let identity = format!("{}", started.timestamp_micros());
@@ -100,7 +112,11 @@ impl<S: Store> App<S> {
         result
     }
 
-    async fn sync_only(&self, progress: &dyn Progress) -> anyhow::Result<SyncReport> {
+    async fn sync_only(
+        &self,
+        progress: &dyn Progress,
+        options: SyncOptions,
+    ) -> anyhow::Result<SyncReport> {
         let s = &self.settings.source;
         let scope = Scope { entities: s.entities.clone() };
         match s.kind {
@@ -112,11 +128,13 @@ impl<S: Store> App<S> {
                     // Small pages keep memory low; the writer merges them into bigger transactions.
                     page_size: s.page_size.min(1_000) as usize,
                 };
-                sync::sync_all(&self.store, &source, &scope, self.clock.as_ref(), progress).await
+                let clock = self.clock.as_ref();
+                sync::sync_all(&self.store, &source, &scope, options, clock, progress).await
             }
             SourceKind::Socrata => {
                 let source = SocrataSource::from_settings(&self.settings)?;
-                sync::sync_all(&self.store, &source, &scope, self.clock.as_ref(), progress).await
+                let clock = self.clock.as_ref();
+                sync::sync_all(&self.store, &source, &scope, options, clock, progress).await
             }
         }
     }

@@ -67,7 +67,13 @@ pub enum Command {
         as_of: Option<NaiveDate>,
     },
     /// Sync contracts, documents and guarantees from the configured source.
-    Sync,
+    Sync {
+        /// Confirm that a drop the guards held is real: rows missing from the source are
+        /// marked vanished even if more than source.max_vanished_share of the scope, or all
+        /// of it, is missing.
+        #[arg(long)]
+        accept_vanishing: bool,
+    },
     /// Evaluate the rules and print the current findings.
     Evaluate {
         #[arg(long)]
@@ -192,12 +198,13 @@ pub async fn execute<S: Store>(
             let mailer = crate::notify::email::Mailer::from_settings(&app.settings.email)?;
             output::write_run(out, &r, &mailer.describe())?;
         }
-        Command::Sync => {
+        Command::Sync { accept_vanishing } => {
             use std::io::IsTerminal;
+            let options = crate::sync::SyncOptions { accept_vanishing, ..app.sync_options() };
             let r = if std::io::stderr().is_terminal() {
-                app.sync_with(&TerminalProgress::default()).await?
+                app.sync_with(&TerminalProgress::default(), options).await?
             } else {
-                app.sync().await?
+                app.sync_with(&crate::sync::LogProgress::default(), options).await?
             };
             write!(out, "{}", r.render())?;
         }
@@ -260,6 +267,7 @@ pub async fn execute<S: Store>(
                 timezone: app.settings.schedule.timezone,
                 jobs: daemon.job_status().await?,
                 rows,
+                syncs: app.store.last_sync_runs().await?,
                 outbox: app.store.outbox_counts().await.context("reading the outbox")?,
                 endpoints: app.store.endpoints().await?,
                 now: chrono::Utc::now(),

@@ -65,7 +65,18 @@ async fn readyz<S: Store + Clone + 'static>(State(d): State<Arc<Daemon<S>>>) -> 
             }
         }
     }
-    let body = json!({ "ready": reasons.is_empty(), "last_sync": last, "reasons": reasons });
+    // A held sync waits for an operator: the data it would have changed is stale until then.
+    let syncs = d.store.last_sync_runs().await.unwrap_or_default();
+    for r in syncs.iter().filter(|r| r.status == "held") {
+        reasons.push(format!(
+            "the sync of {} is held: {}",
+            r.dataset,
+            r.error.as_deref().unwrap_or("")
+        ));
+    }
+    let body = json!({
+        "ready": reasons.is_empty(), "last_sync": last, "syncs": syncs, "reasons": reasons,
+    });
     let code = if reasons.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, Json(body)).into_response()
 }
@@ -91,8 +102,10 @@ async fn status<S: Store + Clone + 'static>(State(d): State<Arc<Daemon<S>>>) -> 
         Err(e) => return internal(e),
     };
     let endpoints = d.store.endpoints().await.unwrap_or_default();
+    let syncs = d.store.last_sync_runs().await.unwrap_or_default();
     Json(json!({
         "jobs": jobs,
+        "syncs": syncs,
         "outbox": {
             "pending": outbox.pending, "retrying": outbox.retrying, "sending": outbox.sending,
             "sent": outbox.sent, "dead": outbox.dead,
@@ -248,9 +261,17 @@ fn authorised(headers: &HeaderMap, token: Option<&secrecy::SecretString>) -> boo
     bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes()))
 }
 
+#[derive(Deserialize)]
+struct TriggerQuery {
+    /// For `sync` and `resync`: confirm the drop the guards held.
+    #[serde(default)]
+    accept_vanishing: bool,
+}
+
 async fn trigger<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
     Path(job): Path<String>,
+    Query(q): Query<TriggerQuery>,
     headers: HeaderMap,
 ) -> Response {
     if !authorised(&headers, d.settings().http.token.as_ref()) {
@@ -273,8 +294,13 @@ async fn trigger<S: Store + Clone + 'static>(
     let now = d.clock.now();
     let slot = chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
     let daemon = d.clone();
-    tokio::spawn(async move { daemon.run_job(job, slot).await });
-    (StatusCode::ACCEPTED, Json(json!({ "job": job, "slot": slot }))).into_response()
+    let options = crate::scheduler::RunOptions { accept_vanishing: q.accept_vanishing };
+    tokio::spawn(async move { daemon.run_job_with(job, slot, options).await });
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({ "job": job, "slot": slot, "accept_vanishing": q.accept_vanishing })),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

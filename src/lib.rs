@@ -41,3 +41,17 @@ pub fn replica_id() -> String {
         .unwrap_or_else(|_| "host".into());
     format!("{host}:{}", std::process::id())
 }
+
+/// Whether the process a [`replica_id`] names is known to be gone: it ran on this host and
+/// no process has its pid now. A replica of another host is never taken for gone.
+pub fn replica_gone(owner: &str) -> bool {
+    let Some((host, pid)) = owner.rsplit_once(':') else { return false };
+    let this = replica_id();
+    let this_host = this.rsplit_once(':').map_or("", |(h, _)| h);
+    match pid.parse::<u32>() {
+        Ok(pid) if host == this_host => {
+            pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        }
+        _ => false,
+    }
+}

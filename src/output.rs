@@ -227,6 +227,8 @@ pub struct StatusReport {
     pub jobs: Vec<JobStatus>,
     /// Each dataset with its live rows and all rows (vanished ones included).
     pub rows: Vec<(Dataset, u64, u64)>,
+    /// The latest sync run of each dataset.
+    pub syncs: Vec<crate::sync::SyncRunSummary>,
     pub outbox: OutboxCounts,
     pub endpoints: Vec<EndpointHealth>,
     /// For telling a suspension still in force.
@@ -249,6 +251,11 @@ pub fn write_status(out: &mut dyn Write, s: &StatusReport) -> io::Result<()> {
     }
     for (d, live, all) in &s.rows {
         writeln!(out, "{:<11} {live} stored ({} vanished)", d.name(), all - live)?;
+    }
+    for r in &s.syncs {
+        let state = if r.status == "held" { "HELD".to_string() } else { r.status.clone() };
+        let error = r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+        writeln!(out, "last sync   {} {state} at {}{error}", r.dataset, r.started_at)?;
     }
     let c = &s.outbox;
     writeln!(

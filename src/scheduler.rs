@@ -19,9 +19,9 @@ use crate::app::App;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::config::schedule::Job;
-use crate::domain::Dataset;
 use crate::metrics::Metrics;
 use crate::store::{JobRun, Store};
+use crate::sync;
 
 /// The slot a firing at `now` belongs to: the latest cron instant at or before `now`.
 pub fn slot_at(cron: &Cron, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -45,6 +45,13 @@ pub fn missed_slot(
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     slot_at(cron, tz, now).filter(|slot| *slot > last)
+}
+
+/// What an operator asks of one manual run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// A sync confirms the drop its guards held (`cierre sync --accept-vanishing`).
+    pub accept_vanishing: bool,
 }
 
 /// What asking for a slot to run came to.
@@ -130,6 +137,16 @@ impl<S: Store + Clone + 'static> Daemon<S> {
     /// Runs `job` for `slot` unless the slot already ran, the job is running, or the daemon
     /// is stopping; records the run.
     pub async fn run_job(&self, job: Job, slot: DateTime<Utc>) -> RunOutcome {
+        self.run_job_with(job, slot, RunOptions::default()).await
+    }
+
+    /// [`Daemon::run_job`] with an operator's options (a manual run from the admin API).
+    pub async fn run_job_with(
+        &self,
+        job: Job,
+        slot: DateTime<Utc>,
+        options: RunOptions,
+    ) -> RunOutcome {
         let Some(lock) = self.locks.get(&job) else { return RunOutcome::UnknownJob };
         let (typed, job) = (job, job.as_str());
         if !self.is_accepting() {
@@ -153,7 +170,7 @@ impl<S: Store + Clone + 'static> Daemon<S> {
         let timer = Instant::now();
         let span = tracing::info_span!("job", job, %slot);
         tracing::info!(parent: &span, "job started");
-        let result = self.execute(typed, settings).await;
+        let result = self.execute(typed, settings, options).await;
         let elapsed = timer.elapsed();
         let finished_at = started_at
             + chrono::Duration::from_std(elapsed).unwrap_or_else(|_| chrono::Duration::zero());
@@ -192,6 +209,7 @@ impl<S: Store + Clone + 'static> Daemon<S> {
         &self,
         job: Job,
         settings: Arc<Settings>,
+        run: RunOptions,
     ) -> anyhow::Result<Option<serde_json::Value>> {
         let app = App {
             settings: (*settings).clone(),
@@ -200,13 +218,13 @@ impl<S: Store + Clone + 'static> Daemon<S> {
         };
         match job {
             Job::Sync | Job::Resync => {
-                if job == Job::Resync {
-                    // A periodic fresh pass: forget any interrupted pass and read it all.
-                    for dataset in Dataset::ALL {
-                        self.store.begin_pass(dataset, self.clock.now()).await?;
-                    }
-                }
-                let sync = app.sync().await?;
+                // The periodic resync is a fresh pass: any interrupted pass is forgotten.
+                let options = sync::SyncOptions {
+                    fresh: job == Job::Resync,
+                    accept_vanishing: run.accept_vanishing,
+                    ..app.sync_options()
+                };
+                let sync = app.sync_with(&sync::LogProgress::default(), options).await?;
                 let contracts: u64 = sync
                     .datasets
                     .iter()

@@ -13,13 +13,13 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::domain::{Contract, Dataset, Document, Guarantee, Parsed};
-use crate::source::record::{parse_contract, parse_document, parse_guarantee};
+use crate::source::record::{parse_contract, parse_document, parse_guarantee, storable};
 use crate::source::{Page, Source};
 
 mod pages;
 pub use pages::{
-    Committed, PageCounts, PageRecords, PageWrite, QuarantinedRow, Rejected, SyncCounts, SyncState,
-    SyncStore,
+    Committed, PageCounts, PageRecords, PageWrite, PassEnd, QuarantinedRow, Rejected, SyncCounts,
+    SyncRunSummary, SyncState, SyncStore,
 };
 
 /// What one dataset's sync did.
@@ -48,12 +48,13 @@ impl SyncReport {
     /// The human summary `cierre sync` prints.
     pub fn render(&self) -> String {
         let mut out = format!(
-            "{:<11} {:>8} {:>7} {:>8} {:>10} {:>9} {:>9} {:>8} {:>6} {:>8}\n",
+            "{:<11} {:>8} {:>7} {:>8} {:>10} {:>9} {:>9} {:>9} {:>8} {:>6} {:>8}\n",
             "dataset",
             "read",
             "new",
             "changed",
             "unchanged",
+            "duplicate",
             "vanished",
             "rejected",
             "seconds",
@@ -63,12 +64,13 @@ impl SyncReport {
         for d in &self.datasets {
             let c = &d.counts;
             out.push_str(&format!(
-                "{:<11} {:>8} {:>7} {:>8} {:>10} {:>9} {:>9} {:>8.2} {:>6} {:>8}\n",
+                "{:<11} {:>8} {:>7} {:>8} {:>10} {:>9} {:>9} {:>9} {:>8.2} {:>6} {:>8}\n",
                 d.dataset,
                 c.read,
                 c.new,
                 c.changed,
                 c.unchanged,
+                c.duplicate,
                 c.vanished,
                 c.rejected,
                 d.seconds,
@@ -142,25 +144,73 @@ impl Progress for LogProgress {
     fn finished(&self, _dataset: Dataset, _counts: &SyncCounts) {}
 }
 
-/// Syncs every dataset the source has.
+/// How a sync runs, and what its passes may conclude without an operator's word.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncOptions {
+    /// The largest share of the scope's live rows one pass may mark vanished.
+    pub max_vanished_share: f64,
+    /// The operator confirmed the drop (`cierre sync --accept-vanishing`): an empty pass, or
+    /// any share vanished, is accepted.
+    pub accept_vanishing: bool,
+    /// Start a new pass even where one was interrupted (the periodic `resync`).
+    pub fresh: bool,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions { max_vanished_share: 0.05, accept_vanishing: false, fresh: false }
+    }
+}
+
+/// A pass held by its guards ([`SyncOptions`]): nothing was marked vanished.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "held, nothing marked vanished: {reason}. If the drop is real, confirm it with `cierre sync --accept-vanishing`"
+)]
+pub struct Held {
+    pub reason: String,
+}
+
+/// Syncs every dataset the source has. A dataset that fails or is held does not stop the
+/// others; the error names every one that did not complete.
 pub async fn sync_all<S: SyncStore, R: Source>(
     store: &S,
     source: &R,
     scope: &Scope,
+    options: SyncOptions,
     clock: &dyn Clock,
     progress: &dyn Progress,
 ) -> anyhow::Result<SyncReport> {
+    close_abandoned_runs(store, clock).await?;
     let mut report = SyncReport::default();
+    let mut failed = Vec::new();
     for dataset in [Dataset::Contracts, Dataset::Documents, Dataset::Guarantees] {
         if !source.has(dataset) {
             continue;
         }
-        let r = sync_dataset(store, source, dataset, scope, clock, progress)
-            .await
-            .with_context(|| format!("syncing {}", dataset.name()))?;
-        report.datasets.push(r);
+        match sync_dataset(store, source, dataset, scope, options, clock, progress).await {
+            Ok(r) => report.datasets.push(r),
+            Err(e) => {
+                tracing::error!(dataset = dataset.name(), error = %format!("{e:#}"), "sync did not complete");
+                failed.push(format!("syncing {}: {e:#}", dataset.name()));
+            }
+        }
     }
-    Ok(report)
+    if failed.is_empty() { Ok(report) } else { Err(anyhow::anyhow!(failed.join("; "))) }
+}
+
+/// Runs left `running` by a process of this host that is gone are closed as abandoned; a
+/// run of another host is its replica's to close. Runs recorded without an owner predate
+/// owners and are closed too.
+async fn close_abandoned_runs<S: SyncStore>(store: &S, clock: &dyn Clock) -> anyhow::Result<()> {
+    for (id, owner) in store.running_sync_runs().await? {
+        if owner.as_deref().is_none_or(crate::replica_gone)
+            && store.abandon_sync_run(id, clock.now()).await?
+        {
+            tracing::warn!(run = id, owner = ?owner, "a sync run left running by a process that is gone was closed as abandoned");
+        }
+    }
+    Ok(())
 }
 
 /// One page parsed: records to store, rows rejected, rows out of scope.
@@ -185,10 +235,16 @@ fn parse_page(dataset: Dataset, page: Page, scope: &Scope) -> ParsedPage {
                 let text = match rec.text {
                     Ok(t) => t,
                     Err(reason) => {
+                        let raw = rec
+                            .bytes
+                            .as_deref()
+                            .map(|b| String::from_utf8_lossy(b).into_owned())
+                            .unwrap_or_default();
                         rejected.push(Rejected {
-                            locator: rec.locator,
-                            reason,
-                            raw: String::new(),
+                            locator: storable(rec.locator),
+                            reason: storable(reason),
+                            raw: storable(raw),
+                            bytes: rec.bytes,
                         });
                         continue;
                     }
@@ -202,9 +258,12 @@ fn parse_page(dataset: Dataset, page: Page, scope: &Scope) -> ParsedPage {
                             skipped += 1;
                         }
                     }
-                    Err(reason) => {
-                        rejected.push(Rejected { locator: rec.locator, reason, raw: text })
-                    }
+                    Err(reason) => rejected.push(Rejected {
+                        locator: storable(rec.locator),
+                        reason: storable(reason),
+                        raw: storable(text),
+                        bytes: None,
+                    }),
                 }
             }
             ok
@@ -293,19 +352,34 @@ pub async fn sync_dataset<S: SyncStore, R: Source>(
     source: &R,
     dataset: Dataset,
     scope: &Scope,
+    options: SyncOptions,
     clock: &dyn Clock,
     progress: &dyn Progress,
 ) -> anyhow::Result<DatasetReport> {
     let started = Instant::now();
     let now = clock.now();
+    let fingerprint = source.fingerprint(dataset).await.context("looking at the source")?;
     let (pass, resume) = match store.sync_state(dataset).await? {
-        Some(state) => {
+        Some(state)
+            if !options.fresh && state.fingerprint.as_deref() == Some(fingerprint.as_str()) =>
+        {
             tracing::info!(dataset = dataset.name(), cursor = ?state.cursor, "resuming an interrupted pass");
             (state.pass, state.cursor)
         }
-        None => (store.begin_pass(dataset, now).await?, None),
+        Some(_) if options.fresh => (store.begin_pass(dataset, now, &fingerprint).await?, None),
+        Some(state) => {
+            tracing::warn!(
+                dataset = dataset.name(),
+                was = ?state.fingerprint,
+                now = %fingerprint,
+                "the source changed since the interrupted pass: it is discarded and a new one starts"
+            );
+            (store.begin_pass(dataset, now, &fingerprint).await?, None)
+        }
+        None => (store.begin_pass(dataset, now, &fingerprint).await?, None),
     };
-    let run_id = store.start_sync_run(dataset, source.name(), now).await?;
+    let fresh_pass = resume.is_none();
+    let run_id = store.start_sync_run(dataset, source.name(), &crate::replica_id(), now).await?;
     let mut rejected_rows = Vec::new();
     let pass_run = PassRun { dataset, pass, seen_at: now, run_id };
     let result =
@@ -318,7 +392,43 @@ pub async fn sync_dataset<S: SyncStore, R: Source>(
             return Err(e);
         }
     };
-    counts.vanished = store.finish_pass(dataset, pass, &scope.entities, clock.now()).await?;
+    // A pass that read nothing at all may not vanish anything: an empty export, or a
+    // filter that matches nothing, says more about the download than about the contracts.
+    let empty = fresh_pass && counts.read == 0;
+    let max_share = match (options.accept_vanishing, empty) {
+        (true, _) => None,
+        (false, true) => Some(0.0),
+        (false, false) => Some(options.max_vanished_share),
+    };
+    let held = match store
+        .finish_pass(dataset, pass, &scope.entities, max_share, clock.now())
+        .await?
+    {
+        PassEnd::Ended { vanished } => {
+            counts.vanished = vanished;
+            None
+        }
+        PassEnd::NotOpen => None,
+        PassEnd::Held { would_vanish, .. } if empty => Some(Held {
+            reason: format!(
+                "the source returned no {} rows at all, so the {would_vanish} stored in scope would all be marked vanished",
+                dataset.name()
+            ),
+        }),
+        PassEnd::Held { would_vanish, live } => Some(Held {
+            reason: format!(
+                "{would_vanish} of the {live} {} in scope ({:.1} %) would be marked vanished, more than the {} % allowed (source.max_vanished_share)",
+                dataset.name(),
+                would_vanish as f64 * 100.0 / live.max(1) as f64,
+                options.max_vanished_share * 100.0
+            ),
+        }),
+    };
+    if let Some(held) = held {
+        let message = held.to_string();
+        store.finish_sync_run(run_id, "held", &counts, Some(&message), clock.now()).await?;
+        return Err(held.into());
+    }
     progress.finished(dataset, &counts);
     let status = if counts.rejected > 0 { "degraded" } else { "ok" };
     store.finish_sync_run(run_id, status, &counts, None, clock.now()).await?;
@@ -328,6 +438,7 @@ pub async fn sync_dataset<S: SyncStore, R: Source>(
         new = counts.new,
         changed = counts.changed,
         unchanged = counts.unchanged,
+        duplicate = counts.duplicate,
         vanished = counts.vanished,
         rejected = counts.rejected,
         "sync finished"

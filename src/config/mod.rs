@@ -99,6 +99,9 @@ pub struct SourceSettings {
     pub max_retries: u32,
     /// The first retry delay; each retry doubles it (with jitter).
     pub retry_base_delay: std::time::Duration,
+    /// The largest share of the scope's live rows a sync may mark vanished without an
+    /// operator's confirmation (`cierre sync --accept-vanishing`).
+    pub max_vanished_share: f64,
     pub contracts_path: Option<PathBuf>,
     pub documents_path: Option<PathBuf>,
     pub guarantees_path: Option<PathBuf>,

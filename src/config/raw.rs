@@ -21,6 +21,7 @@ page_size = 10000
 request_timeout_secs = 60
 max_retries = 8
 retry_base_ms = 1000
+max_vanished_share = 0.05
 
 [datasets]
 contracts = "jbjy-vk9h"
@@ -198,6 +199,7 @@ pub struct RawSource {
     pub request_timeout_secs: i64,
     pub max_retries: i64,
     pub retry_base_ms: i64,
+    pub max_vanished_share: f64,
     pub contracts_path: Option<PathBuf>,
     pub documents_path: Option<PathBuf>,
     pub guarantees_path: Option<PathBuf>,

@@ -66,6 +66,15 @@ pub fn validate(
     if !(1..=50_000).contains(&raw.source.page_size) {
         e.add("source.page_size", format!("{} is not between 1 and 50000", raw.source.page_size));
     }
+    if !(0.0..=1.0).contains(&raw.source.max_vanished_share) {
+        e.add(
+            "source.max_vanished_share",
+            format!(
+                "{} is not a share between 0 and 1 (0.05 = 5 %)",
+                raw.source.max_vanished_share
+            ),
+        );
+    }
     let mut entities = Vec::new();
     for (i, nit) in raw.source.entities.iter().enumerate() {
         let nit = nit.trim();
@@ -604,6 +613,7 @@ pub fn validate(
             request_timeout: Duration::from_secs(raw.source.request_timeout_secs.max(1) as u64),
             max_retries: raw.source.max_retries.max(0) as u32,
             retry_base_delay: Duration::from_millis(raw.source.retry_base_ms.max(1) as u64),
+            max_vanished_share: raw.source.max_vanished_share,
             contracts_path: raw.source.contracts_path,
             documents_path: raw.source.documents_path,
             guarantees_path: raw.source.guarantees_path,

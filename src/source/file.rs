@@ -42,6 +42,15 @@ impl Source for FileSource {
         self.path(dataset).is_some()
     }
 
+    async fn fingerprint(&self, dataset: Dataset) -> Result<String, SourceError> {
+        let Some(path) = self.path(dataset).cloned() else {
+            return Err(SourceError::NotConfigured { dataset: dataset.name() });
+        };
+        tokio::task::spawn_blocking(move || file_fingerprint(&path)).await.map_err(|e| {
+            SourceError::Io { path: String::new(), source: std::io::Error::other(e) }
+        })?
+    }
+
     fn pages(
         &self,
         dataset: Dataset,
@@ -114,6 +123,32 @@ impl Pager<'_> {
     }
 }
 
+/// Size, modification time, and a hash of the first and last MiB: a file replaced, cut,
+/// grown or edited has another one, and it costs two reads however large the file.
+fn file_fingerprint(path: &Path) -> Result<String, SourceError> {
+    use std::io::{Seek, SeekFrom};
+    const SPAN: u64 = 1 << 20;
+    let mut file = File::open(path).map_err(io_err(path))?;
+    let meta = file.metadata().map_err(io_err(path))?;
+    let size = meta.len();
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = Vec::with_capacity(SPAN as usize);
+    (&mut file).take(SPAN).read_to_end(&mut buf).map_err(io_err(path))?;
+    hasher.update(&buf);
+    if size > SPAN {
+        buf.clear();
+        file.seek(SeekFrom::Start(size.saturating_sub(SPAN).max(SPAN))).map_err(io_err(path))?;
+        file.take(SPAN).read_to_end(&mut buf).map_err(io_err(path))?;
+        hasher.update(&buf);
+    }
+    Ok(format!("file size={size} modified={modified} xxh3={:016x}", hasher.digest()))
+}
+
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> SourceError + '_ {
     move |source| SourceError::Io { path: path.display().to_string(), source }
 }
@@ -123,17 +158,19 @@ fn read_file(path: &Path, pager: &mut Pager) -> Result<(), SourceError> {
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let is_csv = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if is_csv {
-        let csv = PortalCsvReader::new(reader).map_err(|e| SourceError::Format {
-            path: path.display().to_string(),
-            format: "CSV",
-            message: e.to_string(),
-        })?;
+        let csv = PortalCsvReader::new(reader)
+            .and_then(|csv| csv.require_rule_columns().map(|()| csv))
+            .map_err(|e| SourceError::Format {
+                path: path.display().to_string(),
+                format: "CSV",
+                message: e.to_string(),
+            })?;
         for row in csv {
             let prefix = format!("line {}: ", row.line);
             let text = row.result.map(|map| serde_json::Value::Object(map).to_string()).map_err(
                 |reason| reason.strip_prefix(&prefix).map(str::to_string).unwrap_or(reason),
             );
-            if !pager.push(RawRecord { locator: format!("line {}", row.line), text }) {
+            if !pager.push(RawRecord { locator: format!("line {}", row.line), text, bytes: None }) {
                 break;
             }
         }
@@ -161,8 +198,23 @@ fn read_file(path: &Path, pager: &mut Pager) -> Result<(), SourceError> {
     match first {
         None => Ok(()),
         Some(b'[') => read_json_array(path, reader, pager),
-        Some(_) => read_json_lines(path, reader, pager),
+        Some(b'{') => read_json_lines(path, reader, pager),
+        // An HTML error page, a spreadsheet, a compressed file saved under the export's name:
+        // reading it as records would only quarantine its lines and find every row gone.
+        Some(b) => Err(SourceError::Format {
+            path: path.display().to_string(),
+            format: "JSON",
+            message: format!(
+                "it starts with {}, not with a record (`{{`) or an array of them (`[`){}",
+                describe_byte(b),
+                if b == b'<' { ": an HTML or XML page saved as the export?" } else { "" }
+            ),
+        }),
     }
+}
+
+fn describe_byte(b: u8) -> String {
+    if b.is_ascii_graphic() { format!("`{}`", b as char) } else { format!("the byte 0x{b:02x}") }
 }
 
 fn read_json_lines(
@@ -179,12 +231,25 @@ fn read_json_lines(
             break;
         }
         capacity = buf.len().next_power_of_two().max(256);
+        // The last line of a complete file ends with a newline or is a whole record: one
+        // cut short is a download that stopped, not a row to quarantine.
+        if buf.last() != Some(&b'\n') && !is_whole_record(&buf) {
+            return Err(SourceError::Format {
+                path: path.display().to_string(),
+                format: "JSON Lines",
+                message: format!(
+                    "it ends in a truncated record at line {n} ({} bytes without a newline)",
+                    buf.len()
+                ),
+            });
+        }
         let line = match String::from_utf8(buf) {
             Ok(line) => line,
             Err(e) => {
                 let record = RawRecord {
                     locator: format!("line {n}"),
                     text: Err(format!("not UTF-8 text: {}", e.utf8_error())),
+                    bytes: Some(e.into_bytes()),
                 };
                 if !pager.push(record) {
                     break;
@@ -204,11 +269,19 @@ fn read_json_lines(
         } else {
             trimmed.to_string()
         };
-        if !pager.push(RawRecord { locator: format!("line {n}"), text: Ok(text) }) {
+        if !pager.push(RawRecord { locator: format!("line {n}"), text: Ok(text), bytes: None }) {
             break;
         }
     }
     Ok(())
+}
+
+/// Whether a line without a newline is still a whole record (or blank): a file whose last
+/// line simply lacks the newline is complete.
+fn is_whole_record(line: &[u8]) -> bool {
+    let text = line.trim_ascii();
+    let text = text.strip_suffix(b",").unwrap_or(text);
+    text.is_empty() || serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok()
 }
 
 /// Streams the elements of a top-level JSON array without holding the array.
@@ -228,6 +301,7 @@ fn read_json_array(path: &Path, reader: impl Read, pager: &mut Pager) -> Result<
                 let record = RawRecord {
                     locator: format!("element {n}"),
                     text: Ok(element.get().to_string()),
+                    bytes: None,
                 };
                 if !self.pager.push(record) {
                     break;

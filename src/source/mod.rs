@@ -19,6 +19,8 @@ pub struct RawRecord {
     /// Where the record is, for the quarantine: `line 17`, `element 3`, `:id row-abc`.
     pub locator: String,
     pub text: Result<String, String>,
+    /// The bytes as read, when they could not be decoded as text: kept in the quarantine.
+    pub bytes: Option<Vec<u8>>,
 }
 
 /// A batch of records and the cursor that resumes right after it.
@@ -68,6 +70,14 @@ pub trait Source: Send + Sync {
 
     /// Whether this source has the dataset at all (a file source may have no guarantees).
     fn has(&self, dataset: Dataset) -> bool;
+
+    /// What a pass over `dataset` would read now (a file's size, modification time and
+    /// content; a query and the dataset's last rebuild): an interrupted pass resumes only
+    /// while this is unchanged, so a resumed pass never mixes two versions of the data.
+    fn fingerprint(
+        &self,
+        dataset: Dataset,
+    ) -> impl std::future::Future<Output = Result<String, SourceError>> + Send;
 
     /// Starts a complete pass over `dataset`, or resumes one after `resume_after`.
     fn pages(

@@ -23,6 +23,16 @@ use unicode_normalization::char::is_combining_mark;
 /// The field that identifies a contract; a file without it is not a contracts export.
 const ID_FIELD: &str = "id_contrato";
 
+/// Columns the rules read: an export without one of them would make every contract look
+/// as if the value were unknown (and resolve findings that depend on it), so it is refused.
+const RULE_FIELDS: [(&str, &str); 5] = [
+    ("Nit Entidad", "nit_entidad"),
+    ("Estado Contrato", "estado_contrato"),
+    ("Fecha de Firma", "fecha_de_firma"),
+    ("Fecha de Fin del Contrato", "fecha_de_fin_del_contrato"),
+    ("Liquidación", "liquidaci_n"),
+];
+
 /// How much of the file is read ahead, at most, to look at the header line (delimiter).
 const HEADER_SNIFF_LIMIT: usize = 1 << 20;
 
@@ -144,6 +154,12 @@ pub enum CsvError {
         /// The first headers of the file, for the message.
         found: String,
     },
+    /// The header lacks columns the rules need.
+    #[error("the CSV header lacks the column(s) the rules need: {missing}")]
+    MissingColumns {
+        /// The missing headers, as the portal writes them, with their API field names.
+        missing: String,
+    },
     /// Two headers map to the same API field, so their values would overwrite each other.
     #[error("the CSV columns `{first}` and `{second}` both map to the field `{field}`")]
     DuplicateColumn {
@@ -228,6 +244,21 @@ pub struct PortalCsvReader<R: Read> {
 }
 
 impl<R: Read> PortalCsvReader<R> {
+    /// Refuses a header without the columns the rules read ([`RULE_FIELDS`]): the export
+    /// of a sync must have them; a conversion of any export need not.
+    pub fn require_rule_columns(&self) -> Result<(), CsvError> {
+        let missing: Vec<String> = RULE_FIELDS
+            .iter()
+            .filter(|(_, field)| !self.columns.iter().any(|c| c.field == *field))
+            .map(|(human, field)| format!("`{human}` ({field})"))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(CsvError::MissingColumns { missing: missing.join(", ") })
+        }
+    }
+
     /// Reads the header row; errors if the file has no header or no `ID Contrato`/`id_contrato` column.
     pub fn new(mut reader: R) -> Result<Self, CsvError> {
         let mut prefix = read_first_line(&mut reader)?;

@@ -150,7 +150,7 @@ impl<'a> Fields<'a> {
             return Some(Cow::Borrowed(s));
         }
         if let Ok(s) = serde_json::from_str::<String>(text) {
-            return Some(Cow::Owned(s));
+            return Some(Cow::Owned(without_nul(s)));
         }
         // Numbers and booleans (some exports do not quote them) are taken as written.
         Some(Cow::Borrowed(text))
@@ -196,10 +196,22 @@ impl<'a> Fields<'a> {
             url: Option<String>,
         }
         if let Ok(Url { url }) = serde_json::from_str::<Url>(raw.get()) {
-            return url.filter(|u| !u.trim().is_empty());
+            return url.map(without_nul).filter(|u| !u.trim().is_empty());
         }
         self.text(key)
     }
+}
+
+/// A value without `\u0000`, which PostgreSQL refuses in text (SQLite would keep it): both
+/// backends store the same text; the raw record keeps the original.
+fn without_nul(s: String) -> String {
+    if s.contains('\0') { s.replace('\0', "") } else { s }
+}
+
+/// Text of a quarantined row made storable in any backend: `\0` written as the escape
+/// `\u0000`, so nothing is lost and nothing is refused.
+pub fn storable(s: String) -> String {
+    if s.contains('\0') { s.replace('\0', "\\u0000") } else { s }
 }
 
 /// `2023-09-18T00:00:00.000`, `2023-09-18` → the date (floating: SODA dates have no zone).

@@ -107,6 +107,20 @@ impl SocrataSource {
         url
     }
 
+    /// `rowsUpdatedAt` from the dataset's metadata (`/api/views/{id}.json`), if the API
+    /// answers it; a fingerprint without it still names the query.
+    async fn rows_updated_at(&self, dataset: Dataset) -> Option<i64> {
+        let mut url = self.base_url.clone();
+        url.set_path(&format!("/api/views/{}.json", self.dataset_id(dataset)));
+        let mut request = self.client.get(url);
+        if let Some(token) = &self.app_token {
+            request = request.header("X-App-Token", token.expose_secret());
+        }
+        let response = request.send().await.ok()?.error_for_status().ok()?;
+        let meta: serde_json::Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
+        meta.get("rowsUpdatedAt")?.as_i64()
+    }
+
     /// Reads a pass (or the rest of one, after `cursor`) into `tx`: one request per API
     /// page, each body streamed and cut into batches of [`BATCH_ROWS`] as it arrives.
     /// A fault a retry can fix is retried from the last batch handed over.
@@ -294,7 +308,7 @@ fn record(element: Result<String, String>) -> RawRecord {
         Ok(text) => format!(":id {}", row_id(text).as_deref().unwrap_or("?")),
         Err(_) => ":id ?".to_string(),
     };
-    RawRecord { locator, text: element }
+    RawRecord { locator, text: element, bytes: None }
 }
 
 /// Splits a JSON array arriving in chunks into its elements' texts, without parsing them
@@ -456,6 +470,20 @@ impl Source for SocrataSource {
 
     fn has(&self, _dataset: Dataset) -> bool {
         true
+    }
+
+    /// The query (dataset, scope and filter) and, when the dataset's metadata says it, when
+    /// its rows were last rebuilt: the nightly rebuild renumbers `:id`, so a pass cut before
+    /// it cannot be resumed after it.
+    async fn fingerprint(&self, dataset: Dataset) -> Result<String, SourceError> {
+        let id = self.dataset_id(dataset);
+        let query = self.where_clause(dataset, None).unwrap_or_default();
+        let rebuilt = self.rows_updated_at(dataset).await;
+        Ok(format!(
+            "socrata {}resource/{id} where={query} rebuilt={}",
+            self.base_url,
+            rebuilt.map_or_else(|| "unknown".to_string(), |t| t.to_string())
+        ))
     }
 
     fn pages(

@@ -18,6 +18,31 @@ pub struct SyncState {
     pub pass_started_at: DateTime<Utc>,
     /// The source cursor after the last committed page; `None` before the first page.
     pub cursor: Option<String>,
+    /// What the pass was reading ([`crate::source::Source::fingerprint`]).
+    pub fingerprint: Option<String>,
+}
+
+/// How a pass ended ([`SyncStore::finish_pass`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassEnd {
+    /// Rows of the scope not seen were marked vanished.
+    Ended { vanished: u64 },
+    /// More of the scope would have vanished than the guard allows: nothing was marked, and
+    /// the pass is closed, so the next sync reads the source again.
+    Held { would_vanish: u64, live: u64 },
+    /// Another sync ended or replaced the pass meanwhile: nothing was marked.
+    NotOpen,
+}
+
+/// A sync run as `cierre status` and `/readyz` show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SyncRunSummary {
+    pub dataset: String,
+    /// `running`, `ok`, `degraded` (rows rejected), `held`, `failed`, `abandoned`.
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
 }
 
 /// A row rejected by the sync.
@@ -25,7 +50,10 @@ pub struct SyncState {
 pub struct Rejected {
     pub locator: String,
     pub reason: String,
+    /// The text as received (decoded lossily when it was not UTF-8).
     pub raw: String,
+    /// The bytes as received, when they were not text.
+    pub bytes: Option<Vec<u8>>,
 }
 
 /// The parsed records of one page, of one dataset.
@@ -72,6 +100,8 @@ pub struct PageCounts {
     pub new: u64,
     pub changed: u64,
     pub unchanged: u64,
+    /// Keys seen before in the same pass (the last occurrence is kept).
+    pub duplicate: u64,
 }
 
 impl std::ops::AddAssign for PageCounts {
@@ -79,6 +109,7 @@ impl std::ops::AddAssign for PageCounts {
         self.new += o.new;
         self.changed += o.changed;
         self.unchanged += o.unchanged;
+        self.duplicate += o.duplicate;
     }
 }
 
@@ -97,6 +128,10 @@ pub struct SyncCounts {
     pub new: u64,
     pub changed: u64,
     pub unchanged: u64,
+    /// Rows whose key an earlier row of the same pass had: counted here, not as new,
+    /// changed or unchanged, so `read = new + changed + unchanged + duplicate + rejected +
+    /// skipped`.
+    pub duplicate: u64,
     pub vanished: u64,
     pub rejected: u64,
     pub skipped: u64,
@@ -110,6 +145,7 @@ impl std::ops::AddAssign for SyncCounts {
         self.new += o.new;
         self.changed += o.changed;
         self.unchanged += o.unchanged;
+        self.duplicate += o.duplicate;
         self.vanished += o.vanished;
         self.rejected += o.rejected;
         self.skipped += o.skipped;
@@ -123,6 +159,7 @@ impl std::ops::AddAssign<PageCounts> for SyncCounts {
         self.new += o.new;
         self.changed += o.changed;
         self.unchanged += o.unchanged;
+        self.duplicate += o.duplicate;
     }
 }
 
@@ -133,6 +170,7 @@ pub struct QuarantinedRow {
     pub locator: String,
     pub reason: String,
     pub raw: String,
+    pub bytes: Option<Vec<u8>>,
 }
 
 /// The synced datasets, their passes and sync runs, as the sync stage (and the status
@@ -142,11 +180,13 @@ pub trait SyncStore: Send + Sync {
         &self,
         dataset: Dataset,
     ) -> impl Future<Output = StoreResult<Option<SyncState>>> + Send;
-    /// Starts a new pass (forgetting any cursor) and returns its number.
+    /// Starts a new pass over the source `fingerprint` names (forgetting any cursor) and
+    /// returns its number.
     fn begin_pass(
         &self,
         dataset: Dataset,
         at: DateTime<Utc>,
+        fingerprint: &str,
     ) -> impl Future<Output = StoreResult<i64>> + Send;
     /// Applies the pages received until `pages` closes, each commit reported on `committed`.
     /// A page is never half-applied: its rows, rejects and cursor are in one transaction; a
@@ -158,22 +198,38 @@ pub trait SyncStore: Send + Sync {
         committed: tokio::sync::mpsc::UnboundedSender<Committed>,
     ) -> impl Future<Output = StoreResult<()>> + Send;
     /// Ends a complete pass: rows of the scope not seen in it are marked vanished (never
-    /// deleted), and the cursor is cleared. `entities` empty = the whole table. A pass that
-    /// is no longer the open one (another sync ended or replaced it meanwhile) ends nothing
-    /// and returns 0.
+    /// deleted), and the cursor is cleared. `entities` empty = the whole table. When more
+    /// than `max_share` of the scope's live rows would vanish, none is marked and the pass
+    /// is closed ([`PassEnd::Held`]); `None` accepts any share. A pass that is no longer the
+    /// open one (another sync ended or replaced it meanwhile) ends nothing.
     fn finish_pass(
         &self,
         dataset: Dataset,
         pass: i64,
         entities: &[String],
+        max_share: Option<f64>,
         at: DateTime<Utc>,
-    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    ) -> impl Future<Output = StoreResult<PassEnd>> + Send;
+    /// Records a sync run of `owner` (`host:pid`, [`crate::replica_id`]) as `running`.
     fn start_sync_run(
         &self,
         dataset: Dataset,
         source: &str,
+        owner: &str,
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<i64>> + Send;
+    /// Runs still `running`, with their owners: `(id, owner)`.
+    fn running_sync_runs(
+        &self,
+    ) -> impl Future<Output = StoreResult<Vec<(i64, Option<String>)>>> + Send;
+    /// Closes a run as `abandoned` if it is still `running`; whether it was.
+    fn abandon_sync_run(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// The latest run of each dataset.
+    fn last_sync_runs(&self) -> impl Future<Output = StoreResult<Vec<SyncRunSummary>>> + Send;
     fn finish_sync_run(
         &self,
         id: i64,

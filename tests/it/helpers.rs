@@ -253,6 +253,35 @@ pub fn cierre(dir: &Path, args: &[&str]) -> std::process::Output {
         .expect("the cierre binary runs")
 }
 
+/// Makes the store at `url` refuse to store the contract `id` (a real error of the database,
+/// raised by a trigger), or, with `None`, store every contract again.
+pub async fn refuse_contract(url: &str, id: Option<&str>) {
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        let sql = match id {
+            Some(id) => format!(
+                "CREATE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN \
+                   IF NEW.id_contrato = '{id}' THEN RAISE EXCEPTION 'injected failure'; END IF; \
+                   RETURN NEW; END $$ LANGUAGE plpgsql; \
+                 CREATE TRIGGER refuse_one BEFORE INSERT OR UPDATE ON contracts \
+                   FOR EACH ROW EXECUTE FUNCTION refuse_one();"
+            ),
+            None => "DROP TRIGGER refuse_one ON contracts; DROP FUNCTION refuse_one();".into(),
+        };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let sql = match id {
+            Some(id) => format!(
+                "CREATE TRIGGER refuse_one BEFORE INSERT ON contracts WHEN NEW.id_contrato = '{id}' \
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+            ),
+            None => "DROP TRIGGER refuse_one".into(),
+        };
+        sqlite(url).execute_batch(&sql).unwrap();
+    }
+}
+
 /// One integer from `sql` on the store at `url`, SQLite or PostgreSQL: for assertions on
 /// what the store holds that the `Store` trait does not expose.
 pub async fn scalar(url: &str, sql: &str) -> i64 {

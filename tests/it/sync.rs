@@ -105,6 +105,7 @@ async fn rows_outside_the_configured_entities_are_skipped() {
 
 #[tokio::test]
 async fn a_pass_ended_or_replaced_meanwhile_marks_no_row_vanished() {
+    use cierre::sync::PassEnd::{self, NotOpen};
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("contracts.jsonl");
     write(&file, &sample_lines());
@@ -117,69 +118,96 @@ async fn a_pass_ended_or_replaced_meanwhile_marks_no_row_vanished() {
 
     // A second sync that had resumed pass 2 ends after the first did: its keys are gone,
     // and ending the pass again would take every unchanged row for vanished.
-    assert_eq!(store.finish_pass(Dataset::Contracts, 2, &[], at).await.unwrap(), 0);
+    assert_eq!(store.finish_pass(Dataset::Contracts, 2, &[], None, at).await.unwrap(), NotOpen);
     assert_eq!(store.count_rows(Dataset::Contracts, false).await.unwrap(), 1000);
 
     // A pass replaced by a newer one (begun meanwhile) ends nothing either; the newer one,
-    // having seen nothing, would.
-    let third = store.begin_pass(Dataset::Contracts, at).await.unwrap();
-    assert_eq!(store.finish_pass(Dataset::Contracts, third - 1, &[], at).await.unwrap(), 0);
+    // having seen nothing, would: held by the guard, then confirmed.
+    let third = store.begin_pass(Dataset::Contracts, at, "f").await.unwrap();
+    let end = store.finish_pass(Dataset::Contracts, third - 1, &[], None, at).await.unwrap();
+    assert_eq!(end, NotOpen);
     assert_eq!(store.count_rows(Dataset::Contracts, false).await.unwrap(), 1000);
-    assert_eq!(store.finish_pass(Dataset::Contracts, third, &[], at).await.unwrap(), 1000);
+    let end = store.finish_pass(Dataset::Contracts, third, &[], Some(0.05), at).await.unwrap();
+    assert_eq!(end, PassEnd::Held { would_vanish: 1000, live: 1000 });
+    assert_eq!(store.count_rows(Dataset::Contracts, false).await.unwrap(), 1000);
+    assert_eq!(
+        store.sync_state(Dataset::Contracts).await.unwrap(),
+        None,
+        "the held pass is closed"
+    );
+    let fourth = store.begin_pass(Dataset::Contracts, at, "f").await.unwrap();
+    let end = store.finish_pass(Dataset::Contracts, fourth, &[], None, at).await.unwrap();
+    assert_eq!(end, PassEnd::Ended { vanished: 1000 });
 }
 
 #[tokio::test]
-async fn an_interrupted_pass_resumes_after_its_last_committed_page() {
+async fn an_interrupted_pass_over_an_unchanged_file_resumes_after_its_last_committed_page() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("contracts.json");
     let lines = sample_lines();
-    // A JSON array cut off after 600 records: the reader fails mid-file (page size 250).
-    let truncated = format!("[{}, {{\"id_contrato\": \"CO1", lines[..600].join(",\n"));
-    std::fs::write(&file, truncated).unwrap();
-    let t = spawn_app_with(&file, "2026-02-16", "").await;
-    let err = t.app.sync().await.unwrap_err();
-    assert!(format!("{err:#}").contains("not a valid JSON file"), "{err:#}");
-    // Two whole pages were committed, with the cursor after them; nothing vanished.
-    assert_eq!(t.app.store.count_rows(Dataset::Contracts, true).await.unwrap(), 500);
-    let state = t.app.store.sync_state(Dataset::Contracts).await.unwrap().unwrap();
-    assert_eq!(state.cursor.as_deref(), Some("500"));
-
-    // The export is complete again: the next sync reads only what follows the cursor.
     std::fs::write(&file, format!("[{}]", lines.join(",\n"))).unwrap();
+    let t = spawn_app_with(&file, "2026-02-16", "").await;
+    let url = t.app.settings.store_url.clone();
+    // The store fails on the 601st record (page size 250): the pages committed before the
+    // failing batch stay, with the cursor after them.
+    let row: serde_json::Value = serde_json::from_str(&lines[600]).unwrap();
+    crate::helpers::refuse_contract(&url, row["id_contrato"].as_str()).await;
+    let err = t.app.sync().await.unwrap_err();
+    assert!(format!("{err:#}").contains("injected failure"), "{err:#}");
+    let stored = t.app.store.count_rows(Dataset::Contracts, true).await.unwrap();
+    let state = t.app.store.sync_state(Dataset::Contracts).await.unwrap().unwrap();
+    let cursor: u64 = state.cursor.as_deref().unwrap_or("0").parse().unwrap();
+    assert_eq!(stored, cursor, "the cursor says what is stored");
+    assert!(stored <= 500);
+
+    // The file has not changed: the next sync reads only what follows the cursor.
+    crate::helpers::refuse_contract(&url, None).await;
     let r = t.app.sync().await.unwrap();
     let c = &r.datasets[0].counts;
-    assert_eq!((c.read, c.new, c.vanished), (500, 500, 0));
+    assert_eq!((c.read, c.new, c.vanished), (1000 - cursor, 1000 - cursor, 0));
     assert_eq!(t.app.store.count_rows(Dataset::Contracts, true).await.unwrap(), 1000);
     assert!(t.app.store.sync_state(Dataset::Contracts).await.unwrap().is_none(), "pass finished");
 
     // And a fresh pass over the same data finds every row unchanged.
     let again = t.app.sync().await.unwrap();
     assert_eq!(again.datasets[0].counts.unchanged, 1000);
+}
 
-    // An unchanged pass cut off after two pages, then resumed over the rest with one row
-    // gone: the rows found unchanged before the interruption are still seen by the pass,
-    // and only the missing one vanishes.
+#[tokio::test]
+async fn a_pass_interrupted_over_a_file_that_then_changed_starts_over_and_ends_with_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("contracts.json");
+    let lines = sample_lines();
+    std::fs::write(&file, format!("[{}]", lines.join(",\n"))).unwrap();
+    let t = spawn_app_with(&file, "2026-02-16", "").await;
+    t.app.sync().await.unwrap();
+
+    // A download cut off after 600 records: two pages committed, the pass left open.
     std::fs::write(&file, format!("[{}, {{\"id_contrato\": \"CO1", lines[..600].join(",\n")))
         .unwrap();
-    t.app.sync().await.unwrap_err();
-    let mut rest = lines.clone();
-    let gone = rest.remove(700);
-    std::fs::write(&file, format!("[{}]", rest.join(",\n"))).unwrap();
+    let err = t.app.sync().await.unwrap_err();
+    assert!(format!("{err:#}").contains("not a valid JSON file"), "{err:#}");
+    let state = t.app.store.sync_state(Dataset::Contracts).await.unwrap().unwrap();
+    assert_eq!(state.cursor.as_deref(), Some("500"));
+
+    // Then the source loses its first 40 records. Resuming by cursor would skip 500 rows of
+    // the new file (and take 40 of them for gone) while keeping the 40 removed ones: the
+    // interrupted pass is discarded instead and the new file read whole.
+    std::fs::write(&file, format!("[{}]", lines[40..].join(",\n"))).unwrap();
     let r = t.app.sync().await.unwrap();
     let c = &r.datasets[0].counts;
-    assert_eq!((c.read, c.unchanged, c.vanished), (499, 499, 1));
-    assert_eq!(t.app.store.count_rows(Dataset::Contracts, false).await.unwrap(), 999);
-    let gone: serde_json::Value = serde_json::from_str(&gone).unwrap();
+    assert_eq!((c.read, c.unchanged, c.vanished), (960, 960, 40));
     let url = &t.app.settings.store_url;
-    let vanished = scalar(
-        url,
-        &format!(
+    let live = scalar(url, "SELECT COUNT(*) FROM contracts WHERE vanished_at IS NULL").await;
+    assert_eq!(live, 960);
+    for line in &lines[..40] {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let sql = format!(
             "SELECT COUNT(*) FROM contracts WHERE vanished_at IS NOT NULL AND id_contrato = '{}'",
-            gone["id_contrato"].as_str().unwrap()
-        ),
-    )
-    .await;
-    assert_eq!(vanished, 1);
+            row["id_contrato"].as_str().unwrap()
+        );
+        assert_eq!(scalar(url, &sql).await, 1, "{line}");
+    }
 }
 
 #[tokio::test]
@@ -234,7 +262,7 @@ async fn progress_is_reported_after_every_committed_write_and_at_the_end() {
     }
     let t = spawn_app_with(&sample_contracts(), "2026-02-16", "").await;
     let recorder = Recorder(Default::default());
-    t.app.sync_with(&recorder).await.unwrap();
+    t.app.sync_with(&recorder, t.app.sync_options()).await.unwrap();
     let seen = recorder.0.into_inner().unwrap();
     // Page size 250: four pages of the 1,000 rows and a last empty one. Pages already parsed
     // when the writer is free join its next transaction, so a report may cover several.
@@ -282,8 +310,8 @@ async fn a_failed_write_rolls_back_its_transaction_and_only_committed_pages_are_
         .unwrap();
     }
     let now = chrono::Utc::now();
-    let pass = store.begin_pass(Dataset::Contracts, now).await.unwrap();
-    let run = store.start_sync_run(Dataset::Contracts, "test", now).await.unwrap();
+    let pass = store.begin_pass(Dataset::Contracts, now, "test").await.unwrap();
+    let run = store.start_sync_run(Dataset::Contracts, "test", "test:1", now).await.unwrap();
     let lines = sample_lines();
     let page = |n: usize, texts: Vec<String>| PageWrite {
         dataset: Dataset::Contracts,

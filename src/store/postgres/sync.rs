@@ -14,27 +14,36 @@ use crate::error::StoreResult;
 use crate::store::report_commit;
 use crate::store::table::{self, Col, TableRow};
 use crate::sync::{
-    Committed, PageCounts, PageRecords, PageWrite, QuarantinedRow, SyncCounts, SyncState, SyncStore,
+    Committed, PageCounts, PageRecords, PageWrite, PassEnd, QuarantinedRow, SyncCounts,
+    SyncRunSummary, SyncState, SyncStore,
 };
 
 impl SyncStore for PgStore {
     async fn sync_state(&self, dataset: Dataset) -> StoreResult<Option<SyncState>> {
-        let row =
-            sqlx::query("SELECT pass, pass_started_at, cursor FROM sync_state WHERE dataset = $1")
-                .bind(dataset.name())
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT pass, pass_started_at, cursor, source_fingerprint FROM sync_state \
+                 WHERE dataset = $1",
+        )
+        .bind(dataset.name())
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.and_then(|r| {
             let started: Option<DateTime<Utc>> = r.get("pass_started_at");
             started.map(|pass_started_at| SyncState {
                 pass: r.get("pass"),
                 pass_started_at,
                 cursor: r.get("cursor"),
+                fingerprint: r.get("source_fingerprint"),
             })
         }))
     }
 
-    async fn begin_pass(&self, dataset: Dataset, at: DateTime<Utc>) -> StoreResult<i64> {
+    async fn begin_pass(
+        &self,
+        dataset: Dataset,
+        at: DateTime<Utc>,
+        fingerprint: &str,
+    ) -> StoreResult<i64> {
         let mut tx = self.pool.begin().await?;
         // Keys of earlier passes are garbage: an abandoned pass, or one still running
         // elsewhere, can no longer end (`finish_pass` ends only the open pass).
@@ -43,15 +52,16 @@ impl SyncStore for PgStore {
             .execute(&mut *tx)
             .await?;
         let pass: i64 = sqlx::query_scalar(
-            "INSERT INTO sync_state (dataset, pass, pass_started_at, cursor, updated_at) \
-             VALUES ($1, 1, $2, NULL, $2) \
+            "INSERT INTO sync_state (dataset, pass, pass_started_at, cursor, updated_at, \
+             source_fingerprint) VALUES ($1, 1, $2, NULL, $2, $3) \
              ON CONFLICT (dataset) DO UPDATE SET pass = sync_state.pass + 1, \
              pass_started_at = excluded.pass_started_at, cursor = NULL, \
-             updated_at = excluded.updated_at \
+             updated_at = excluded.updated_at, source_fingerprint = excluded.source_fingerprint \
              RETURNING pass",
         )
         .bind(dataset.name())
         .bind(at)
+        .bind(fingerprint)
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -75,8 +85,15 @@ impl SyncStore for PgStore {
         dataset: Dataset,
         pass: i64,
         entities: &[String],
+        max_share: Option<f64>,
         at: DateTime<Utc>,
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<PassEnd> {
+        let (table, key) = table::of(dataset);
+        // A table just loaded has no statistics, and without them the planner joins it
+        // with sync_seen by nested loops: quadratic in the rows of the pass.
+        for t in [table, "sync_seen"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {t}"))).execute(&self.pool).await?;
+        }
         let mut tx = self.pool.begin().await?;
         // Only the open pass ends: a sync that resumed the same pass, or started the next
         // one, while this one ran may have ended it or deleted its keys, and marking rows
@@ -97,11 +114,24 @@ impl SyncStore for PgStore {
                 pass,
                 "the pass was ended or replaced by another sync meanwhile; it marks no row vanished"
             );
-            return Ok(0);
+            return Ok(PassEnd::NotOpen);
         }
-        let (table, key) = table::of(dataset);
         // Rows the pass found unchanged were not rewritten: their keys are in sync_seen.
         let scoped = !entities.is_empty() && dataset != Dataset::Guarantees;
+        let live: i64 = match max_share {
+            None => 0,
+            Some(_) => {
+                let sql = format!(
+                    "SELECT COUNT(*) FROM {table} WHERE vanished_at IS NULL{}",
+                    if scoped { " AND nit_entidad = ANY($1)" } else { "" }
+                );
+                let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+                if scoped {
+                    q = q.bind(entities);
+                }
+                q.fetch_one(&mut *tx).await?
+            }
+        };
         let sql = format!(
             "UPDATE {table} SET vanished_at = $1 WHERE vanished_at IS NULL AND seen_pass < $2 \
              AND NOT EXISTS (SELECT 1 FROM sync_seen s WHERE s.dataset = $3 AND s.pass = $2 \
@@ -112,31 +142,85 @@ impl SyncStore for PgStore {
         if scoped {
             q = q.bind(entities);
         }
-        let vanished = q.execute(&mut *tx).await?.rows_affected();
+        let mut marking = sqlx::Acquire::begin(&mut *tx).await?;
+        let vanished = q.execute(&mut *marking).await?.rows_affected();
+        let end = match max_share {
+            Some(share) if vanished as f64 > share * live as f64 => {
+                marking.rollback().await?;
+                PassEnd::Held { would_vanish: vanished, live: live as u64 }
+            }
+            _ => {
+                marking.commit().await?;
+                PassEnd::Ended { vanished }
+            }
+        };
         sqlx::query("DELETE FROM sync_seen WHERE dataset = $1 AND pass <= $2")
             .bind(dataset.name())
             .bind(pass)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(vanished)
+        Ok(end)
     }
 
     async fn start_sync_run(
         &self,
         dataset: Dataset,
         source: &str,
+        owner: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<i64> {
         Ok(sqlx::query_scalar(
-            "INSERT INTO sync_runs (dataset, source, started_at, status) \
-             VALUES ($1, $2, $3, 'running') RETURNING id",
+            "INSERT INTO sync_runs (dataset, source, started_at, status, owner) \
+             VALUES ($1, $2, $3, 'running', $4) RETURNING id",
         )
         .bind(dataset.name())
         .bind(source)
         .bind(at)
+        .bind(owner)
         .fetch_one(&self.pool)
         .await?)
+    }
+
+    async fn running_sync_runs(&self) -> StoreResult<Vec<(i64, Option<String>)>> {
+        let rows =
+            sqlx::query("SELECT id, owner FROM sync_runs WHERE status = 'running' ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(|r| (r.get("id"), r.get("owner"))).collect())
+    }
+
+    async fn abandon_sync_run(&self, id: i64, at: DateTime<Utc>) -> StoreResult<bool> {
+        let n = sqlx::query(
+            "UPDATE sync_runs SET status = 'abandoned', finished_at = $1, \
+             error = 'the process running it stopped before it ended' \
+             WHERE id = $2 AND status = 'running'",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    async fn last_sync_runs(&self) -> StoreResult<Vec<SyncRunSummary>> {
+        let rows = sqlx::query(
+            "SELECT dataset, status, started_at, finished_at, error FROM sync_runs \
+             WHERE id IN (SELECT MAX(id) FROM sync_runs GROUP BY dataset) ORDER BY dataset",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| SyncRunSummary {
+                dataset: r.get("dataset"),
+                status: r.get("status"),
+                started_at: r.get("started_at"),
+                finished_at: r.get("finished_at"),
+                error: r.get("error"),
+            })
+            .collect())
     }
 
     async fn finish_sync_run(
@@ -150,7 +234,8 @@ impl SyncStore for PgStore {
         sqlx::query(
             "UPDATE sync_runs SET finished_at = $1, status = $2, rows_read = $3, rows_new = $4, \
              rows_changed = $5, rows_unchanged = $6, rows_vanished = $7, rows_rejected = $8, \
-             rows_skipped = $9, pages = $10, retries = $11, error = $12 WHERE id = $13",
+             rows_skipped = $9, pages = $10, retries = $11, error = $12, rows_duplicate = $14 \
+             WHERE id = $13",
         )
         .bind(at)
         .bind(status)
@@ -165,6 +250,7 @@ impl SyncStore for PgStore {
         .bind(c.retries as i64)
         .bind(error)
         .bind(id)
+        .bind(c.duplicate as i64)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -181,7 +267,8 @@ impl SyncStore for PgStore {
 
     async fn quarantined(&self, dataset: Dataset) -> StoreResult<Vec<QuarantinedRow>> {
         let rows = sqlx::query(
-            "SELECT dataset, locator, reason, raw FROM quarantine WHERE dataset = $1 ORDER BY id",
+            "SELECT dataset, locator, reason, raw, raw_bytes FROM quarantine WHERE dataset = $1 \
+             ORDER BY id",
         )
         .bind(dataset.name())
         .fetch_all(&self.pool)
@@ -193,6 +280,7 @@ impl SyncStore for PgStore {
                 locator: r.get("locator"),
                 reason: r.get("reason"),
                 raw: r.get("raw"),
+                bytes: r.get("raw_bytes"),
             })
             .collect())
     }
@@ -231,9 +319,10 @@ impl PgStore {
                 upsert(&mut tx, rows, name, page.pass, page.seen_at).await?
             }
         };
-        for chunk in page.rejected.chunks(MAX_PARAMS / 6) {
+        for chunk in page.rejected.chunks(MAX_PARAMS / 7) {
             let mut q = QueryBuilder::<Postgres>::new(
-                "INSERT INTO quarantine (sync_run_id, dataset, locator, reason, raw, created_at) ",
+                "INSERT INTO quarantine (sync_run_id, dataset, locator, reason, raw, created_at, \
+                 raw_bytes) ",
             );
             q.push_values(chunk, |mut b, r| {
                 b.push_bind(page.sync_run_id)
@@ -241,7 +330,8 @@ impl PgStore {
                     .push_bind(&r.locator)
                     .push_bind(&r.reason)
                     .push_bind(&r.raw)
-                    .push_bind(page.seen_at);
+                    .push_bind(page.seen_at)
+                    .push_bind(&r.bytes);
             });
             q.build().execute(&mut *tx).await?;
         }
@@ -275,29 +365,34 @@ async fn upsert<T: TableRow>(
     pass: i64,
     seen_at: DateTime<Utc>,
 ) -> StoreResult<PageCounts> {
+    let mut counts = PageCounts::default();
     let mut last: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
     for (i, r) in rows.iter().enumerate() {
-        last.insert(r.value.key(), i);
+        if last.insert(r.value.key(), i).is_some() {
+            counts.duplicate += 1;
+        }
     }
     let mut unique: Vec<usize> = last.values().copied().collect();
     unique.sort_unstable();
 
     // What the store holds for these keys: hash and whether they had vanished.
-    let mut existing: HashMap<String, (String, bool)> = HashMap::with_capacity(unique.len());
+    let mut existing: HashMap<String, (String, bool, i64)> = HashMap::with_capacity(unique.len());
     for chunk in unique.chunks(5_000) {
         let keys: Vec<&str> = chunk.iter().map(|&i| rows[i].value.key()).collect();
         let sql = format!(
-            "SELECT {key} AS key, content_hash, vanished_at IS NOT NULL AS vanished \
+            "SELECT {key} AS key, content_hash, vanished_at IS NOT NULL AS vanished, seen_pass \
              FROM {table} WHERE {key} = ANY($1)",
             key = T::KEY,
             table = T::TABLE
         );
         for row in sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&keys).fetch_all(&mut **tx).await? {
-            existing.insert(row.get("key"), (row.get("content_hash"), row.get("vanished")));
+            existing.insert(
+                row.get("key"),
+                (row.get("content_hash"), row.get("vanished"), row.get("seen_pass")),
+            );
         }
     }
 
-    let mut counts = PageCounts::default();
     let (mut write, mut seen) = (Vec::new(), Vec::new());
     for &i in &unique {
         let r = &rows[i];
@@ -306,7 +401,14 @@ async fn upsert<T: TableRow>(
                 counts.new += 1;
                 write.push(i);
             }
-            Some((hash, vanished)) if hash != &r.hash || *vanished => {
+            // Stored by this pass already: an earlier row of it had the key.
+            Some((hash, _, seen_pass)) if *seen_pass == pass => {
+                counts.duplicate += 1;
+                if hash != &r.hash {
+                    write.push(i);
+                }
+            }
+            Some((hash, vanished, _)) if hash != &r.hash || *vanished => {
                 counts.changed += 1;
                 write.push(i);
             }
@@ -361,7 +463,11 @@ async fn upsert<T: TableRow>(
                 .push_bind(rows[i].value.key().to_string());
         });
         q.push(" ON CONFLICT DO NOTHING");
-        q.build().execute(&mut **tx).await?;
+        // A key listed already was seen by an earlier page of the pass.
+        let listed = q.build().execute(&mut **tx).await?.rows_affected();
+        let repeated = chunk.len() as u64 - listed;
+        counts.unchanged -= repeated;
+        counts.duplicate += repeated;
     }
     Ok(counts)
 }

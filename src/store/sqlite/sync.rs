@@ -16,7 +16,8 @@ use crate::error::StoreResult;
 use crate::store::report_commit;
 use crate::store::table::{self, Col, TableRow};
 use crate::sync::{
-    Committed, PageCounts, PageRecords, PageWrite, QuarantinedRow, SyncCounts, SyncState, SyncStore,
+    Committed, PageCounts, PageRecords, PageWrite, PassEnd, QuarantinedRow, SyncCounts,
+    SyncRunSummary, SyncState, SyncStore,
 };
 
 impl SyncStore for SqliteStore {
@@ -24,38 +25,52 @@ impl SyncStore for SqliteStore {
         self.with_conn(move |conn| {
             let row = conn
                 .query_row(
-                    "SELECT pass, pass_started_at, cursor FROM sync_state WHERE dataset = ?1",
+                    "SELECT pass, pass_started_at, cursor, source_fingerprint FROM sync_state \
+                     WHERE dataset = ?1",
                     [dataset.name()],
                     |r| {
                         Ok((
                             r.get::<_, i64>("pass")?,
                             r.get::<_, Option<Ts>>("pass_started_at")?,
                             r.get::<_, Option<String>>("cursor")?,
+                            r.get::<_, Option<String>>("source_fingerprint")?,
                         ))
                     },
                 )
                 .optional()?;
-            Ok(row.and_then(|(pass, started, cursor)| {
-                started.map(|Ts(pass_started_at)| SyncState { pass, pass_started_at, cursor })
+            Ok(row.and_then(|(pass, started, cursor, fingerprint)| {
+                started.map(|Ts(pass_started_at)| SyncState {
+                    pass,
+                    pass_started_at,
+                    cursor,
+                    fingerprint,
+                })
             }))
         })
         .await
     }
 
-    async fn begin_pass(&self, dataset: Dataset, at: DateTime<Utc>) -> StoreResult<i64> {
+    async fn begin_pass(
+        &self,
+        dataset: Dataset,
+        at: DateTime<Utc>,
+        fingerprint: &str,
+    ) -> StoreResult<i64> {
+        let fingerprint = fingerprint.to_string();
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             // Keys of earlier passes are garbage: an abandoned pass, or one still running
             // elsewhere, can no longer end (`finish_pass` ends only the open pass).
             tx.execute("DELETE FROM sync_seen WHERE dataset = ?1", [dataset.name()])?;
             let pass: i64 = tx.query_row(
-                "INSERT INTO sync_state (dataset, pass, pass_started_at, cursor, updated_at) \
-                 VALUES (?1, 1, ?2, NULL, ?2) \
+                "INSERT INTO sync_state (dataset, pass, pass_started_at, cursor, updated_at, \
+                 source_fingerprint) VALUES (?1, 1, ?2, NULL, ?2, ?3) \
                  ON CONFLICT (dataset) DO UPDATE SET pass = sync_state.pass + 1, \
                  pass_started_at = excluded.pass_started_at, cursor = NULL, \
-                 updated_at = excluded.updated_at \
+                 updated_at = excluded.updated_at, \
+                 source_fingerprint = excluded.source_fingerprint \
                  RETURNING pass",
-                params![dataset.name(), Ts(at)],
+                params![dataset.name(), Ts(at), fingerprint],
                 |r| r.get(0),
             )?;
             tx.commit()?;
@@ -92,11 +107,12 @@ impl SyncStore for SqliteStore {
         dataset: Dataset,
         pass: i64,
         entities: &[String],
+        max_share: Option<f64>,
         at: DateTime<Utc>,
-    ) -> StoreResult<u64> {
+    ) -> StoreResult<PassEnd> {
         let entities = entities.to_vec();
         self.with_conn(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             // Only the open pass ends: a sync that resumed the same pass, or started the
             // next one, while this one ran may have ended it or deleted its keys, and marking
             // rows vanished without them would take every unchanged row for gone.
@@ -111,30 +127,55 @@ impl SyncStore for SqliteStore {
                     pass,
                     "the pass was ended or replaced by another sync meanwhile; it marks no row vanished"
                 );
-                return Ok(0);
+                return Ok(PassEnd::NotOpen);
             }
             let (table, key) = table::of(dataset);
-            // Rows the pass found unchanged were not rewritten: their keys are in sync_seen.
-            let mut sql = format!(
-                "UPDATE {table} SET vanished_at = ?1 WHERE vanished_at IS NULL AND seen_pass < ?2 \
-                 AND NOT EXISTS (SELECT 1 FROM sync_seen s WHERE s.dataset = ?3 AND s.pass = ?2 \
-                 AND s.key = {table}.{key})"
-            );
+            let scoped = !entities.is_empty() && dataset != Dataset::Guarantees;
+            let in_scope = if scoped {
+                let marks: Vec<String> = (0..entities.len()).map(|i| format!("?{}", i + 4)).collect();
+                format!(" AND nit_entidad IN ({})", marks.join(", "))
+            } else {
+                String::new()
+            };
             let mut values: Vec<Box<dyn rusqlite::ToSql>> =
                 vec![Box::new(Ts(at)), Box::new(pass), Box::new(dataset.name())];
-            if !entities.is_empty() && dataset != Dataset::Guarantees {
-                let marks: Vec<String> =
-                    (0..entities.len()).map(|i| format!("?{}", i + 4)).collect();
-                sql.push_str(&format!(" AND nit_entidad IN ({})", marks.join(", ")));
+            if scoped {
                 values.extend(entities.into_iter().map(|e| Box::new(e) as Box<dyn rusqlite::ToSql>));
             }
-            let vanished = tx.execute(&sql, rusqlite::params_from_iter(values))?;
+            let live: i64 = match max_share {
+                None => 0,
+                Some(_) => {
+                    let marks: Vec<String> =
+                        (0..values.len() - 3).map(|i| format!("?{}", i + 1)).collect();
+                    let sql = format!(
+                        "SELECT COUNT(*) FROM {table} WHERE vanished_at IS NULL{}",
+                        if scoped { format!(" AND nit_entidad IN ({})", marks.join(", ")) } else { String::new() }
+                    );
+                    tx.query_row(&sql, rusqlite::params_from_iter(&values[3..]), |r| r.get(0))?
+                }
+            };
+            // Rows the pass found unchanged were not rewritten: their keys are in sync_seen.
+            let sql = format!(
+                "UPDATE {table} SET vanished_at = ?1 WHERE vanished_at IS NULL AND seen_pass < ?2 \
+                 AND NOT EXISTS (SELECT 1 FROM sync_seen s WHERE s.dataset = ?3 AND s.pass = ?2 \
+                 AND s.key = {table}.{key}){in_scope}"
+            );
+            let mut marking = tx.savepoint()?;
+            let vanished = marking.execute(&sql, rusqlite::params_from_iter(values))? as u64;
+            let end = match max_share {
+                Some(share) if vanished as f64 > share * live as f64 => {
+                    marking.rollback()?;
+                    PassEnd::Held { would_vanish: vanished, live: live as u64 }
+                }
+                _ => PassEnd::Ended { vanished },
+            };
+            marking.commit()?;
             tx.execute(
                 "DELETE FROM sync_seen WHERE dataset = ?1 AND pass <= ?2",
                 params![dataset.name(), pass],
             )?;
             tx.commit()?;
-            Ok(vanished as u64)
+            Ok(end)
         })
         .await
     }
@@ -143,16 +184,61 @@ impl SyncStore for SqliteStore {
         &self,
         dataset: Dataset,
         source: &str,
+        owner: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<i64> {
-        let source = source.to_string();
+        let (source, owner) = (source.to_string(), owner.to_string());
         self.with_conn(move |conn| {
             Ok(conn.query_row(
-                "INSERT INTO sync_runs (dataset, source, started_at, status) \
-                 VALUES (?1, ?2, ?3, 'running') RETURNING id",
-                params![dataset.name(), source, Ts(at)],
+                "INSERT INTO sync_runs (dataset, source, started_at, status, owner) \
+                 VALUES (?1, ?2, ?3, 'running', ?4) RETURNING id",
+                params![dataset.name(), source, Ts(at), owner],
                 |r| r.get(0),
             )?)
+        })
+        .await
+    }
+
+    async fn running_sync_runs(&self) -> StoreResult<Vec<(i64, Option<String>)>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, owner FROM sync_runs WHERE status = 'running' ORDER BY id",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get("id")?, r.get("owner")?)))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn abandon_sync_run(&self, id: i64, at: DateTime<Utc>) -> StoreResult<bool> {
+        self.with_conn(move |conn| {
+            let n = conn.execute(
+                "UPDATE sync_runs SET status = 'abandoned', finished_at = ?1, \
+                 error = 'the process running it stopped before it ended' \
+                 WHERE id = ?2 AND status = 'running'",
+                params![Ts(at), id],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn last_sync_runs(&self) -> StoreResult<Vec<SyncRunSummary>> {
+        self.with_conn(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT dataset, status, started_at, finished_at, error FROM sync_runs \
+                 WHERE id IN (SELECT MAX(id) FROM sync_runs GROUP BY dataset) ORDER BY dataset",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(SyncRunSummary {
+                    dataset: r.get("dataset")?,
+                    status: r.get("status")?,
+                    started_at: r.get::<_, Ts>("started_at")?.0,
+                    finished_at: r.get::<_, Option<Ts>>("finished_at")?.map(|t| t.0),
+                    error: r.get("error")?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
         .await
     }
@@ -170,7 +256,8 @@ impl SyncStore for SqliteStore {
             conn.execute(
                 "UPDATE sync_runs SET finished_at = ?1, status = ?2, rows_read = ?3, rows_new = ?4, \
                  rows_changed = ?5, rows_unchanged = ?6, rows_vanished = ?7, rows_rejected = ?8, \
-                 rows_skipped = ?9, pages = ?10, retries = ?11, error = ?12 WHERE id = ?13",
+                 rows_skipped = ?9, pages = ?10, retries = ?11, error = ?12, rows_duplicate = ?14 \
+                 WHERE id = ?13",
                 params![
                     Ts(at),
                     status,
@@ -184,7 +271,8 @@ impl SyncStore for SqliteStore {
                     c.pages as i64,
                     c.retries as i64,
                     error,
-                    id
+                    id,
+                    c.duplicate as i64
                 ],
             )?;
             Ok(())
@@ -208,7 +296,8 @@ impl SyncStore for SqliteStore {
     async fn quarantined(&self, dataset: Dataset) -> StoreResult<Vec<QuarantinedRow>> {
         self.with_conn(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT dataset, locator, reason, raw FROM quarantine WHERE dataset = ?1 ORDER BY id",
+                "SELECT dataset, locator, reason, raw, raw_bytes FROM quarantine WHERE dataset = ?1 \
+                 ORDER BY id",
             )?;
             let rows = stmt.query_map([dataset.name()], |r| {
                 Ok(QuarantinedRow {
@@ -216,6 +305,7 @@ impl SyncStore for SqliteStore {
                     locator: r.get("locator")?,
                     reason: r.get("reason")?,
                     raw: r.get("raw")?,
+                    bytes: r.get("raw_bytes")?,
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -296,8 +386,8 @@ fn write_page(tx: &Connection, page: &PageWrite) -> StoreResult<PageCounts> {
     };
     if !page.rejected.is_empty() {
         let mut q = tx.prepare_cached(
-            "INSERT INTO quarantine (sync_run_id, dataset, locator, reason, raw, created_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO quarantine (sync_run_id, dataset, locator, reason, raw, created_at, \
+             raw_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         for r in &page.rejected {
             q.execute(params![
@@ -306,7 +396,8 @@ fn write_page(tx: &Connection, page: &PageWrite) -> StoreResult<PageCounts> {
                 r.locator,
                 r.reason,
                 r.raw,
-                seen_at
+                seen_at,
+                r.bytes
             ])?;
         }
     }
@@ -354,16 +445,19 @@ fn upsert<T: TableRow>(
     let mut order: Vec<usize> = (0..rows.len()).collect();
     order.sort_by(|&a, &b| rows[a].value.key().cmp(rows[b].value.key()));
     let mut unique = Vec::with_capacity(order.len());
+    let mut counts = PageCounts::default();
     for (n, &i) in order.iter().enumerate() {
         let next_same =
             order.get(n + 1).is_some_and(|&j| rows[j].value.key() == rows[i].value.key());
-        if !next_same {
+        if next_same {
+            counts.duplicate += 1;
+        } else {
             unique.push(i);
         }
     }
     let (table, key, cols) = (T::TABLE, T::KEY, T::COLUMNS);
     let mut lookup = tx.prepare_cached(&format!(
-        "SELECT content_hash, vanished_at IS NOT NULL FROM {table} WHERE {key} = ?1"
+        "SELECT content_hash, vanished_at IS NOT NULL, seen_pass FROM {table} WHERE {key} = ?1"
     ))?;
     let n = cols.len();
     // ?1 key, ?2… the columns, then raw, hash, the time seen (first, last, changed), pass.
@@ -389,17 +483,22 @@ fn upsert<T: TableRow>(
         "INSERT INTO sync_seen (dataset, pass, key) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
     )?;
 
-    let mut counts = PageCounts::default();
     for i in unique {
         let r = &rows[i];
-        let existing: Option<(String, bool)> =
-            lookup.query_row([r.value.key()], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
+        let existing: Option<(String, bool, i64)> = lookup
+            .query_row([r.value.key()], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .optional()?;
         match existing {
-            Some((hash, false)) if hash == r.hash => {
-                counts.unchanged += 1;
-                seen.execute(params![dataset, pass, r.value.key()])?;
+            Some((hash, false, seen_pass)) if hash == r.hash => {
+                // Listed already, or stored by this pass: an earlier row of it had the key.
+                if seen.execute(params![dataset, pass, r.value.key()])? == 0 || seen_pass == pass {
+                    counts.duplicate += 1;
+                } else {
+                    counts.unchanged += 1;
+                }
                 continue;
             }
+            Some((_, _, seen_pass)) if seen_pass == pass => counts.duplicate += 1,
             Some(_) => counts.changed += 1,
             None => counts.new += 1,
         }
