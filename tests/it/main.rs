@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod daemon;
 mod findings;
+mod guards;
 mod helpers;
 mod notify;
 mod replicas;
