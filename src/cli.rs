@@ -63,7 +63,7 @@ pub enum Command {
         #[arg(long)]
         once: bool,
         /// Evaluate as of this date (YYYY-MM-DD) instead of today in Bogotá.
-        #[arg(long)]
+        #[arg(long, value_parser = date_arg)]
         as_of: Option<NaiveDate>,
     },
     /// Sync contracts, documents and guarantees from the configured source.
@@ -76,14 +76,14 @@ pub enum Command {
     },
     /// Evaluate the rules and print the current findings.
     Evaluate {
-        #[arg(long)]
+        #[arg(long, value_parser = date_arg)]
         as_of: Option<NaiveDate>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
     /// Build the digests due and put them in the outbox (--dry-run: only print them).
     Notify {
-        #[arg(long)]
+        #[arg(long, value_parser = date_arg)]
         as_of: Option<NaiveDate>,
         #[arg(long)]
         dry_run: bool,
@@ -94,7 +94,7 @@ pub enum Command {
     Digest {
         #[arg(long)]
         to: String,
-        #[arg(long)]
+        #[arg(long, value_parser = date_arg)]
         as_of: Option<NaiveDate>,
         #[arg(long, value_enum, default_value_t = DigestFormat::Text)]
         format: DigestFormat,
@@ -139,7 +139,33 @@ pub enum CalendarCommand {
     /// The national holidays of YEAR, one YYYY-MM-DD per line.
     Holidays { year: i32 },
     /// The number of business days in (FROM, TO].
-    BusinessDays { from: NaiveDate, to: NaiveDate },
+    BusinessDays {
+        #[arg(value_parser = date_arg)]
+        from: NaiveDate,
+        #[arg(value_parser = date_arg)]
+        to: NaiveDate,
+    },
+}
+
+/// A date on the command line: exactly `YYYY-MM-DD` (clap exits with 2 otherwise).
+fn date_arg(s: &str) -> Result<NaiveDate, String> {
+    crate::domain::parse_iso_date(s)
+}
+
+/// Refuses an `--as-of` outside the configured window ([`crate::config::DateWindow`]): a
+/// usage error, checked before anything runs.
+pub fn check_dates(command: &Command, settings: &Settings, today: NaiveDate) -> Result<(), String> {
+    let as_of = match command {
+        Command::Run { as_of, .. }
+        | Command::Evaluate { as_of, .. }
+        | Command::Notify { as_of, .. }
+        | Command::Digest { as_of, .. } => *as_of,
+        _ => None,
+    };
+    match as_of {
+        Some(d) => settings.dates.check(d, today).map(|_| ()).map_err(|e| format!("--as-of: {e}")),
+        None => Ok(()),
+    }
 }
 
 /// Runs a one-shot command (not `run` without `--once`, not `check-config`), printing to

@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::NaiveDate;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
@@ -230,7 +229,8 @@ async fn outbox<S: Store + Clone + 'static>(
 #[derive(Deserialize)]
 struct DigestQuery {
     to: String,
-    as_of: Option<NaiveDate>,
+    /// `YYYY-MM-DD`, within the configured window.
+    as_of: Option<String>,
 }
 
 async fn digest_preview<S: Store + Clone + 'static>(
@@ -239,7 +239,18 @@ async fn digest_preview<S: Store + Clone + 'static>(
 ) -> Response {
     let app =
         App { settings: (*d.settings()).clone(), store: d.store.clone(), clock: d.clock.clone() };
-    match app.digest(&q.to, q.as_of).await {
+    let as_of = match q.as_of.as_deref().map(|s| {
+        let today = d.clock.today(app.settings.schedule.timezone);
+        crate::domain::parse_iso_date(s).and_then(|day| app.settings.dates.check(day, today))
+    }) {
+        None => None,
+        Some(Ok(day)) => Some(day),
+        Some(Err(e)) => {
+            return (StatusCode::BAD_REQUEST, Json(json!({ "error": format!("as_of: {e}") })))
+                .into_response();
+        }
+    };
+    match app.digest(&q.to, as_of).await {
         Ok(Some((_, rendered, _))) => Html(rendered.html).into_response(),
         Ok(None) => {
             (StatusCode::NOT_FOUND, format!("no digest for {} that day\n", q.to)).into_response()

@@ -38,6 +38,11 @@ fn main() -> ExitCode {
         config::LogFormat::Text => LogFormat::Text,
         config::LogFormat::Json => LogFormat::Json,
     }));
+    let today = cierre::clock::Clock::today(&SystemClock, settings.schedule.timezone);
+    if let Err(e) = cierre::cli::check_dates(&cli.command, &settings, today) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     if let Command::CheckConfig = cli.command {
         println!("{}: configuration is valid", cli.config.display());
         return ExitCode::SUCCESS;

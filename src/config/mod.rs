@@ -63,6 +63,8 @@ pub struct Settings {
     pub source: SourceSettings,
     pub datasets: Datasets,
     pub calendar: Calendar,
+    /// The dates a person may give (`--as-of`).
+    pub dates: DateWindow,
     pub rules: RuleSettings,
     /// The document classifier (built-in patterns and the administrators' own).
     pub classifier: Classifier,
@@ -76,6 +78,32 @@ pub struct Settings {
     pub http: HttpSettings,
     pub log_format: LogFormat,
     pub schedule: ScheduleSettings,
+}
+
+/// Dates accepted from a person: from January 1st of `earliest_year` to `years_ahead` years
+/// after today. A date outside is a typing mistake (`26-02-16` read as the year 26), and an
+/// evaluation as of it would resolve or escalate findings on nonsense.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateWindow {
+    pub earliest_year: i32,
+    pub years_ahead: i32,
+}
+
+impl DateWindow {
+    pub fn check(&self, date: NaiveDate, today: NaiveDate) -> Result<NaiveDate, String> {
+        use chrono::Datelike;
+        let first = NaiveDate::from_ymd_opt(self.earliest_year, 1, 1).unwrap_or(NaiveDate::MIN);
+        let last = today
+            .checked_add_months(chrono::Months::new(12 * self.years_ahead.max(0) as u32))
+            .unwrap_or(NaiveDate::MAX);
+        if date < first || date > last {
+            return Err(format!(
+                "{date} is outside the accepted dates, {first} to {last} (calendar.earliest_year, calendar.years_ahead); the year is {}",
+                date.year()
+            ));
+        }
+        Ok(date)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

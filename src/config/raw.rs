@@ -31,6 +31,9 @@ guarantees = "gjp9-cutm"
 [calendar]
 working_days = ["mon", "tue", "wed", "thu", "fri"]
 non_working_days = []
+# Dates given to cierre (--as-of, dates in this file) are refused outside this window.
+earliest_year = 2000
+years_ahead = 5
 
 [rules.closable]
 enabled = true
@@ -217,6 +220,8 @@ pub struct RawCalendar {
     pub working_days: Vec<String>,
     #[serde(default)]
     pub non_working_days: Vec<String>,
+    pub earliest_year: i32,
+    pub years_ahead: i32,
 }
 
 #[derive(Debug, Deserialize)]

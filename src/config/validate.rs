@@ -122,14 +122,24 @@ pub fn validate(
     if raw.calendar.working_days.is_empty() {
         e.add("calendar.working_days", "at least one working day is needed");
     }
+    let earliest = raw.calendar.earliest_year;
+    if !(1900..=2100).contains(&earliest) {
+        e.add("calendar.earliest_year", format!("{earliest} is not a year between 1900 and 2100"));
+    }
+    if !(0..=100).contains(&raw.calendar.years_ahead) {
+        e.add(
+            "calendar.years_ahead",
+            format!("{} is not a number of years between 0 and 100", raw.calendar.years_ahead),
+        );
+    }
+    let date_form = format!("is not a date YYYY-MM-DD from {earliest} on (calendar.earliest_year)");
     let mut non_working = Vec::new();
     for (i, day) in raw.calendar.non_working_days.iter().enumerate() {
-        match parse_date(day) {
+        match parse_date(day, earliest) {
             Some(d) => non_working.push(d),
-            None => e.add(
-                format!("calendar.non_working_days[{i}]"),
-                format!("`{day}` is not a date YYYY-MM-DD"),
-            ),
+            None => {
+                e.add(format!("calendar.non_working_days[{i}]"), format!("`{day}` {date_form}"))
+            }
         }
     }
 
@@ -149,9 +159,9 @@ pub fn validate(
         );
     }
     let campaign_deadline = c.campaign_deadline.as_deref().and_then(|d| {
-        let parsed = parse_date(d);
+        let parsed = parse_date(d, earliest);
         if parsed.is_none() {
-            e.add("rules.closable.campaign_deadline", format!("`{d}` is not a date YYYY-MM-DD"));
+            e.add("rules.closable.campaign_deadline", format!("`{d}` {date_form}"));
         }
         parsed
     });
@@ -225,12 +235,9 @@ pub fn validate(
         );
     }
     let signed_since = md.signed_since.as_deref().filter(|d| !d.is_empty()).and_then(|d| {
-        let parsed = parse_date(d);
+        let parsed = parse_date(d, earliest);
         if parsed.is_none() {
-            e.add(
-                "rules.missing_documents.signed_since",
-                format!("`{d}` is not a date YYYY-MM-DD"),
-            );
+            e.add("rules.missing_documents.signed_since", format!("`{d}` {date_form}"));
         }
         parsed
     });
@@ -624,6 +631,7 @@ pub fn validate(
             guarantees: raw.datasets.guarantees,
         },
         calendar: Calendar::new(working, non_working),
+        dates: DateWindow { earliest_year: earliest, years_ahead: raw.calendar.years_ahead },
         rules: RuleSettings {
             closable: ClosableSettings {
                 enabled: c.enabled,
@@ -724,8 +732,10 @@ fn parse_url(e: &mut Errors, key: &str, value: &str) -> Option<url::Url> {
     }
 }
 
-fn parse_date(s: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()
+/// A date of the configuration: exactly `YYYY-MM-DD`, from the earliest year on.
+fn parse_date(s: &str, earliest_year: i32) -> Option<NaiveDate> {
+    use chrono::Datelike;
+    crate::domain::parse_iso_date(s).ok().filter(|d| d.year() >= earliest_year)
 }
 
 fn is_dataset_id(id: &str) -> bool {

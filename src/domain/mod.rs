@@ -266,6 +266,22 @@ pub fn is_sentinel(s: &str) -> bool {
     )
 }
 
+/// A date a person typed (`--as-of`, configuration): exactly `YYYY-MM-DD`, so that `26-02-16`
+/// is an error rather than the year 26.
+pub fn parse_iso_date(s: &str) -> Result<NaiveDate, String> {
+    let t = s.trim();
+    let shaped = t.len() == 10
+        && t.bytes()
+            .enumerate()
+            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+    match shaped.then(|| parse_day(t)).flatten() {
+        Some(d) => Ok(d),
+        None => Err(format!(
+            "`{s}` is not a date in the form YYYY-MM-DD (a four-digit year, e.g. 2026-02-16)"
+        )),
+    }
+}
+
 /// A `YYYY-MM-DD` date, as chrono's `%Y-%m-%d` reads it. The ten-byte form every stored date
 /// and SECOP II date has is read directly, as an evaluation reads a dozen dates per contract
 /// and chrono's format interpreter is slow; anything else goes through chrono, so the two

@@ -68,6 +68,21 @@ fn run_once_on_the_sample_leaves_eml_files_naming_every_closable_contract() {
         .map(|f| f["contract_id"].as_str().unwrap().to_string())
         .collect();
     assert!(closable.len() > 100, "{}", closable.len());
+    // A date typed wrong is a usage error that changes nothing.
+    for (bad, why) in [
+        ("26-02-16", "is not a date in the form YYYY-MM-DD"),
+        ("2026-2-16", "is not a date in the form YYYY-MM-DD"),
+        ("+10000-01-01", "is not a date in the form YYYY-MM-DD"),
+        ("0000-01-01", "outside the accepted dates, 2000-01-01 to"),
+    ] {
+        let out = run(&["evaluate", "--as-of", bad, "--format", "jsonl"]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains(why), "{bad}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty());
+    }
+    let again = run(&["evaluate", "--as-of", "2026-02-16", "--format", "jsonl"]);
+    assert_eq!(stdout(&again), stdout(&eval), "no finding changed");
+    assert!(stderr(&again).contains("0 opened, 0 escalated, 0 resolved"), "{}", stderr(&again));
     for id in &closable {
         assert!(all_text.contains(&format!("({id})")), "{id} is in no digest");
     }
