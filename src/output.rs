@@ -153,8 +153,13 @@ pub fn summary(eval: &Evaluation) -> String {
         ));
     }
     s.push_str(&format!(
-        "data quality: {} without end date, {} ending before signing\n",
-        dq.missing_end_date, dq.end_before_signing
+        "data quality: {} without end date, {} ending before signing, {} with more than {} days added, {} with a pending amount over {} times their value (these values taken as unknown)\n",
+        dq.missing_end_date,
+        dq.end_before_signing,
+        dq.absurd_days_added,
+        crate::domain::MAX_DAYS_ADDED,
+        dq.absurd_pending_payment,
+        crate::domain::MAX_PENDING_TO_VALUE
     ));
     s
 }

@@ -119,6 +119,39 @@ pub enum ContractField {
     ProcesoDeCompra,
 }
 
+/// More days added than this (ten years) is not an extension SECOP II could have recorded:
+/// the value is a data-entry error, and rules treat it as unknown.
+pub const MAX_DAYS_ADDED: i64 = 3_650;
+/// A pending amount more than this many times the contract's value is an error of orders of
+/// magnitude (a value typed in centavos, digits repeated), not a debt.
+pub const MAX_PENDING_TO_VALUE: i64 = 100;
+
+impl Contract {
+    /// `dias_adicionados` when plausible (0 to [`MAX_DAYS_ADDED`]); `None` when absent or absurd.
+    pub fn plausible_days_added(&self) -> Option<i64> {
+        self.days_added.filter(|d| (0..=MAX_DAYS_ADDED).contains(d))
+    }
+
+    /// Whether `dias_adicionados` is given but absurd (a data-quality fact).
+    pub fn absurd_days_added(&self) -> bool {
+        self.days_added.is_some() && self.plausible_days_added().is_none()
+    }
+
+    /// `valor_pendiente_de_pago` when plausible: not beyond [`MAX_PENDING_TO_VALUE`] times the
+    /// contract's value (when the value is known and positive).
+    pub fn plausible_pending_payment(&self) -> Option<Centavos> {
+        self.pending_payment.filter(|p| match self.value {
+            Some(v) if v > 0 => *p <= v.saturating_mul(MAX_PENDING_TO_VALUE),
+            _ => true,
+        })
+    }
+
+    /// Whether the pending amount is given but absurd (a data-quality fact).
+    pub fn absurd_pending_payment(&self) -> bool {
+        self.pending_payment.is_some() && self.plausible_pending_payment().is_none()
+    }
+}
+
 impl ContractField {
     pub const ALL: [ContractField; 14] = [
         ContractField::IdContrato,

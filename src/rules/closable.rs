@@ -209,7 +209,7 @@ impl Rule for Closable {
             );
         }
 
-        let pending = c.pending_payment.filter(|p| *p > 0);
+        let pending = c.plausible_pending_payment().filter(|p| *p > 0);
         if let Some(p) = pending {
             if settings.pending_payment_blocks {
                 blocks.push(format!(
@@ -510,6 +510,18 @@ mod tests {
         assert_eq!(f[0].step, None);
         let f = run(&c, "2025-07-15", &settings(true, None));
         assert_eq!(f[0].step.as_deref(), Some("blocked"));
+        // An amount orders of magnitude beyond the contract's value is unknown, not a debt.
+        let mut absurd = c.clone();
+        absurd.value = Some(1_000_000_00);
+        absurd.pending_payment = Some(1_000_000_00 * 1_000);
+        assert!(absurd.absurd_pending_payment());
+        let f = run(&absurd, "2025-07-15", &settings(true, None));
+        assert_eq!(f[0].step, None, "it does not block");
+        assert!(
+            !f[0].reasons.iter().any(|r| r.contains("pendiente de pago")),
+            "{:?}",
+            f[0].reasons
+        );
         // A negative pending amount (dirty data) is neither.
         c.pending_payment = Some(-100);
         let f = run(&c, "2025-07-15", &settings(true, None));

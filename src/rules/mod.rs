@@ -155,6 +155,10 @@ pub struct DataQuality {
     pub end_before_signing: u64,
     /// Contracts with no end date.
     pub missing_end_date: u64,
+    /// Contracts whose `dias_adicionados` is beyond ten years (taken as unknown).
+    pub absurd_days_added: u64,
+    /// Contracts whose pending amount is orders of magnitude beyond their value (unknown).
+    pub absurd_pending_payment: u64,
 }
 
 /// All enabled rules, run over contracts as of a date.
@@ -211,6 +215,8 @@ impl Engine {
         if c.ends_on.is_none() {
             dq.missing_end_date += 1;
         }
+        dq.absurd_days_added += u64::from(c.absurd_days_added());
+        dq.absurd_pending_payment += u64::from(c.absurd_pending_payment());
         let ctx = RuleContext {
             as_of,
             calendar: &self.calendar,

@@ -16,7 +16,8 @@ pub struct StateOutdated;
 /// (before the signing date).
 pub fn effective_end(c: &Contract, add_days: bool) -> Option<NaiveDate> {
     let end = c.ends_on.filter(|end| c.signed_on.is_none_or(|s| *end >= s))?;
-    let extra = if add_days { c.days_added.unwrap_or(0).max(0) as u64 } else { 0 };
+    // Absurd days added (beyond ten years) are unknown: the published end date stands.
+    let extra = if add_days { c.plausible_days_added().unwrap_or(0) as u64 } else { 0 };
     end.checked_add_days(Days::new(extra))
 }
 
@@ -44,7 +45,9 @@ impl Rule for StateOutdated {
             c.state.as_deref().unwrap_or_default(),
             fecha(end)
         )];
-        if let (true, Some(days)) = (settings.add_days_added, c.days_added.filter(|d| *d > 0)) {
+        if let (true, Some(days)) =
+            (settings.add_days_added, c.plausible_days_added().filter(|d| *d > 0))
+        {
             reasons.push(format!(
                 "Se tuvieron en cuenta {days} días adicionados a la fecha de fin publicada ({}).",
                 c.ends_on.map(fecha).unwrap_or_default()
@@ -142,6 +145,17 @@ mod tests {
         assert!(run(&c, "2025-07-15", true).is_empty(), "the term now ends on 2025-07-27");
         let f = run(&c, "2025-09-01", true);
         assert!(f[0].reasons.iter().any(|r| r.contains("30 días adicionados")));
+    }
+
+    #[test]
+    fn absurd_days_added_are_unknown_and_do_not_exempt_the_contract() {
+        let c = contract("En ejecución", "2025-06-27", Some(999_999_999_999));
+        let f = run(&c, "2025-07-15", true);
+        assert_eq!(f.len(), 1, "the published end date stands");
+        assert!(!f[0].reasons.iter().any(|r| r.contains("días adicionados")));
+        // Ten years is still an extension.
+        let c = contract("En ejecución", "2025-06-27", Some(3_650));
+        assert!(run(&c, "2025-07-15", true).is_empty());
     }
 
     #[test]
