@@ -25,7 +25,7 @@ use classify::Classifier;
 use routing::Route;
 use schedule::{Job, Schedule};
 
-pub use validate::validate;
+use validate::validate;
 
 /// One problem in the configuration, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -366,8 +366,51 @@ impl ScheduleSettings {
 impl Settings {
     /// The built-in defaults alone, as with an empty `daemon.toml` and no environment.
     pub fn defaults() -> Settings {
-        let raw = parse_layers(None, None, Vec::new()).expect("the built-in defaults parse");
-        validate(raw, None, None).expect("the built-in defaults are valid")
+        let at = Locator::new(None, None, &[]);
+        let (raw, errors) = parse_layers(&at, Vec::new()).expect("the built-in defaults parse");
+        assert!(errors.is_empty(), "the built-in defaults deserialize: {errors:?}");
+        validate(raw, &at).expect("the built-in defaults are valid")
+    }
+}
+
+/// Where a configuration value came from, for error locations: the file (with the line of a
+/// key written in it), or the environment variable that set it.
+pub(crate) struct Locator<'a> {
+    file: Option<&'a Path>,
+    origin: String,
+    text: Option<&'a str>,
+    /// Dotted keys set by `CIERRE__…` variables, with the variable.
+    env: Vec<(String, String)>,
+}
+
+impl<'a> Locator<'a> {
+    fn new(file: Option<&'a Path>, text: Option<&'a str>, env: &[(String, String)]) -> Self {
+        let env = env
+            .iter()
+            .filter_map(|(var, _)| {
+                let key = var.strip_prefix("CIERRE__")?.to_lowercase().replace("__", ".");
+                Some((key, var.clone()))
+            })
+            .collect();
+        Locator { file, origin: origin_name(file), text, env }
+    }
+
+    /// The file the configuration was read from, if any.
+    pub(crate) fn file(&self) -> Option<&'a Path> {
+        self.file
+    }
+
+    /// `CIERRE__SOURCE__PAGE_SIZE: source.page_size` for a value from the environment, else
+    /// `file:line: key.path` when the key is written in the file, else `file: key.path`.
+    pub(crate) fn locate(&self, key_path: &str) -> String {
+        let from_env = self.env.iter().find(|(key, _)| {
+            key_path == key
+                || key_path.strip_prefix(key.as_str()).is_some_and(|r| r.starts_with(['.', '[']))
+        });
+        match from_env {
+            Some((_, var)) => format!("environment variable {var}: {key_path}"),
+            None => locate(&self.origin, self.text, key_path),
+        }
     }
 }
 
@@ -400,26 +443,44 @@ pub fn load_from(
         }
     };
     let file_path = file_text.as_ref().map(|_| path);
-    let raw = parse_layers(file_text.as_deref(), file_path, env)?;
-    validate(raw, file_path, file_text.as_deref())
+    let env: Vec<(String, String)> =
+        env.into_iter().filter(|(k, _)| k.starts_with("CIERRE__")).collect();
+    let at = Locator::new(file_path, file_text.as_deref(), &env);
+    let (raw, mut errors) = parse_layers(&at, env)?;
+    // Values of the wrong type were replaced by their defaults: the rest is still checked,
+    // so one run reports type errors, unknown keys and range errors together.
+    match validate(raw, &at) {
+        Ok(settings) if errors.is_empty() => Ok(settings),
+        Ok(_) => Err(ConfigErrors(errors)),
+        Err(ConfigErrors(more)) => {
+            errors.extend(more);
+            Err(ConfigErrors(errors))
+        }
+    }
 }
 
-/// Phase one: merges the layers and deserializes them, collecting every unknown key.
+/// Phase one: merges the layers and deserializes them. Every unknown key is an error; a
+/// value of the wrong type is an error too, and is replaced by its default so that the
+/// deserialization goes on to find the others.
 fn parse_layers(
-    file_text: Option<&str>,
-    file_path: Option<&Path>,
+    at: &Locator,
     env: Vec<(String, String)>,
-) -> Result<raw::Raw, ConfigErrors> {
+) -> Result<(raw::Raw, Vec<ConfigError>), ConfigErrors> {
     use config::{Config, Environment, File, FileFormat};
 
-    let origin = origin_name(file_path);
+    let fatal =
+        |message: String| ConfigErrors(vec![ConfigError { location: at.origin.clone(), message }]);
+    let defaults: config::Value = Config::builder()
+        .add_source(File::from_str(raw::DEFAULTS_TOML, FileFormat::Toml))
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| fatal(e.to_string()))?;
     let mut builder =
         Config::builder().add_source(File::from_str(raw::DEFAULTS_TOML, FileFormat::Toml));
-    if let Some(text) = file_text {
+    if let Some(text) = at.text {
         builder = builder.add_source(File::from_str(text, FileFormat::Toml));
     }
-    let env_map: config::Map<String, String> =
-        env.into_iter().filter(|(k, _)| k.starts_with("CIERRE__")).collect();
+    let env_map: config::Map<String, String> = env.into_iter().collect();
     builder = builder.add_source(
         Environment::with_prefix("CIERRE")
             .prefix_separator("__")
@@ -432,29 +493,108 @@ fn parse_layers(
             .try_parsing(true)
             .source(Some(env_map)),
     );
-    let merged = builder.build().map_err(|e| {
-        ConfigErrors(vec![ConfigError { location: origin.clone(), message: e.to_string() }])
-    })?;
-    let value: config::Value = merged.try_deserialize().map_err(|e| {
-        ConfigErrors(vec![ConfigError { location: origin.clone(), message: e.to_string() }])
-    })?;
-    let mut unknown = Vec::new();
-    let parsed: Result<raw::Raw, _> =
-        serde_ignored::deserialize(value, |path| unknown.push(path.to_string()));
-    let mut errors: Vec<ConfigError> = unknown
-        .into_iter()
-        .map(|key| ConfigError {
-            location: locate(&origin, file_text, &key),
-            message: "unknown key (misspelt, or not in this version)".into(),
-        })
-        .collect();
-    match parsed {
-        Ok(raw) if errors.is_empty() => Ok(raw),
-        Ok(_) => Err(ConfigErrors(errors)),
-        Err(e) => {
-            errors.push(ConfigError { location: origin, message: e.to_string() });
-            Err(ConfigErrors(errors))
+    let merged = builder.build().map_err(|e| fatal(e.to_string()))?;
+    let mut value: config::Value = merged.try_deserialize().map_err(|e| fatal(e.to_string()))?;
+    let mut errors: Vec<ConfigError> = Vec::new();
+    let mut repaired: Vec<String> = Vec::new();
+    loop {
+        let mut unknown = Vec::new();
+        let parsed: Result<raw::Raw, config::ConfigError> =
+            serde_ignored::deserialize(value.clone(), |path| unknown.push(path.to_string()));
+        match parsed {
+            Ok(raw) => {
+                errors.extend(unknown.into_iter().map(|key| ConfigError {
+                    location: at.locate(&key),
+                    message: "unknown key (misspelt, or not in this version)".into(),
+                }));
+                return Ok((raw, errors));
+            }
+            Err(e) => {
+                let (key, message) = match &e {
+                    config::ConfigError::Type { key: Some(key), unexpected, expected, .. } => {
+                        (key_path(key), format!("{unexpected} is not {expected}"))
+                    }
+                    config::ConfigError::At { key: Some(key), error, .. } => {
+                        (key_path(key), error.to_string())
+                    }
+                    _ => (String::new(), e.to_string()),
+                };
+                // An error without a key, or one that a default does not cure, ends here.
+                if key.is_empty()
+                    || repaired.contains(&key)
+                    || !replace(&mut value, &defaults, &key)
+                {
+                    errors.push(ConfigError {
+                        location: if key.is_empty() { at.origin.clone() } else { at.locate(&key) },
+                        message,
+                    });
+                    return Err(ConfigErrors(errors));
+                }
+                errors.push(ConfigError { location: at.locate(&key), message });
+                repaired.push(key);
+            }
         }
+    }
+}
+
+/// The segments of a key path as the `config` crate writes it: `routes[1].office` or
+/// `routes.1.office` → `routes`, `1`, `office`.
+fn key_segments(key: &str) -> Vec<String> {
+    key.replace(['[', ']'], ".").split('.').filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+/// A key path as the rest of the configuration's errors write it: `routes[0].continue`.
+fn key_path(key: &str) -> String {
+    let mut path = String::new();
+    for s in key_segments(key) {
+        if s.bytes().all(|b| b.is_ascii_digit()) {
+            path.push_str(&format!("[{s}]"));
+        } else {
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(&s);
+        }
+    }
+    path
+}
+
+fn value_at<'v>(
+    value: &'v mut config::Value,
+    segments: &[String],
+) -> Option<&'v mut config::Value> {
+    let mut at = value;
+    for s in segments {
+        at = match &mut at.kind {
+            config::ValueKind::Table(t) => t.get_mut(s)?,
+            config::ValueKind::Array(a) => a.get_mut(s.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    Some(at)
+}
+
+/// Replaces the value at `key` by the default one, or removes it when it has no default
+/// (an optional key); false when the key is not there.
+fn replace(value: &mut config::Value, defaults: &config::Value, key: &str) -> bool {
+    let segments = key_segments(key);
+    let Some((last, parent)) = segments.split_last() else { return false };
+    let default = value_at(&mut defaults.clone(), &segments).cloned();
+    let Some(parent) = value_at(value, parent) else { return false };
+    match (&mut parent.kind, default) {
+        (config::ValueKind::Table(t), Some(d)) if t.contains_key(last) => {
+            t.insert(last.clone(), d);
+            true
+        }
+        (config::ValueKind::Table(t), None) => t.remove(last).is_some(),
+        (config::ValueKind::Array(a), _) => match last.parse::<usize>() {
+            Ok(i) if i < a.len() => {
+                a.remove(i);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
     }
 }
 

@@ -18,27 +18,23 @@ use crate::calendar::{Calendar, parse_weekday};
 use crate::domain::{ContractField, EVENT_TYPES, Stage, fold};
 
 /// Collects errors with their location so that validation never stops at the first one.
-struct Errors<'a> {
-    origin: String,
-    text: Option<&'a str>,
+struct Errors<'a, 'l> {
+    at: &'a Locator<'l>,
     list: Vec<ConfigError>,
 }
 
-impl Errors<'_> {
+impl Errors<'_, '_> {
     fn add(&mut self, key: impl AsRef<str>, message: impl Into<String>) {
-        let location = locate(&self.origin, self.text, key.as_ref());
+        let location = self.at.locate(key.as_ref());
         self.list.push(ConfigError { location, message: message.into() });
     }
 }
 
 /// Checks the raw configuration without touching the network or the disk (templates aside,
 /// which are read and parsed so that a broken template is caught before a digest run).
-pub fn validate(
-    raw: Raw,
-    file: Option<&Path>,
-    file_text: Option<&str>,
-) -> Result<Settings, ConfigErrors> {
-    let mut e = Errors { origin: origin_name(file), text: file_text, list: Vec::new() };
+pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors> {
+    let file = at.file();
+    let mut e = Errors { at, list: Vec::new() };
 
     // store
     let store_url = raw.store.url.trim().to_string();

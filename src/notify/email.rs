@@ -122,7 +122,9 @@ fn write_eml(dir: &std::path::Path, message: &[u8]) -> std::io::Result<()> {
         file.sync_all()
     })();
     if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
+        // The write's error is the one to report; a leftover temporary file is named so
+        // that no reader takes it for a message.
+        std::fs::remove_file(&tmp).ok();
         return Err(e);
     }
     std::fs::rename(&tmp, dir.join(format!("{name}.eml")))

@@ -134,3 +134,46 @@ fn without_a_file_the_built_in_defaults_are_valid() {
     // Asked for explicitly, a missing file is an error.
     assert!(config::load_from(&PathBuf::from("/nonexistent/daemon.toml"), true, vec![]).is_err());
 }
+
+#[test]
+fn type_errors_unknown_keys_and_range_errors_are_reported_together_each_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("daemon.toml");
+    std::fs::write(
+        &path,
+        r#"[source]
+page_size = "mil"
+max_retries = -1
+retries = 3
+
+[[routes]]
+office = "nadie"
+match = { nit_entidad = "1" }
+continue = "si"
+
+[http]
+listen = 5
+"#,
+    )
+    .unwrap();
+    let env = vec![
+        ("CIERRE__SOURCE__REQUEST_TIMEOUT_SECS".to_string(), "pronto".to_string()),
+        ("CIERRE__SOURCE__MAX_VANISHED_SHARE".to_string(), "2".to_string()),
+    ];
+    let errors = config::load_from(&path, true, env).unwrap_err();
+    let all = errors.to_string();
+    let file = path.display().to_string();
+    for expected in [
+        format!("{file}:2: source.page_size: string \"mil\" is not an integer"),
+        format!("{file}:3: source.max_retries: -1 is not between 0 and 100"),
+        format!("{file}:4: source.retries: unknown key"),
+        format!("{file}:9: routes[0].continue: string \"si\" is not a boolean"),
+        format!("{file}:7: routes[0].office: no office has id `nadie`"),
+        format!("{file}:12: http.listen: `5` is not an address"),
+        "environment variable CIERRE__SOURCE__REQUEST_TIMEOUT_SECS: source.request_timeout_secs: string \"pronto\" is not an integer".to_string(),
+        "environment variable CIERRE__SOURCE__MAX_VANISHED_SHARE: source.max_vanished_share: 2 is not a share".to_string(),
+    ] {
+        assert!(all.contains(&expected), "expected `{expected}` in:\n{all}");
+    }
+    assert_eq!(errors.0.len(), 8, "{all}");
+}
