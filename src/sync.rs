@@ -292,6 +292,27 @@ fn parse_page(dataset: Dataset, page: Page, scope: &Scope) -> ParsedPage {
     }
 }
 
+/// Contracts in a page from which a field the rules read can be missing everywhere only if
+/// the source lost the column: SODA omits a null field from a record, so one record without
+/// it says nothing, but a hundred without it say the column is gone.
+const COLUMN_CHECK_ROWS: usize = 100;
+
+/// The field the rules need that no contract of a page of at least [`COLUMN_CHECK_ROWS`]
+/// has: `fecha_de_fin_del_contrato` or `estado_contrato`.
+fn missing_rule_fields(records: &PageRecords) -> Option<&'static str> {
+    let PageRecords::Contracts(rows) = records else { return None };
+    if rows.len() < COLUMN_CHECK_ROWS {
+        return None;
+    }
+    if rows.iter().all(|r| r.value.ends_on.is_none()) {
+        Some("fecha_de_fin_del_contrato")
+    } else if rows.iter().all(|r| r.value.state.is_none()) {
+        Some("estado_contrato")
+    } else {
+        None
+    }
+}
+
 /// Parses pages as they arrive on as many blocking threads as there are cores (parsing,
 /// hashing and compressing are the CPU-heavy part of a sync), handing them to the writer in
 /// source order. At most `workers` pages are being parsed at once, so memory stays bounded.
@@ -490,6 +511,13 @@ async fn run_pass<S: SyncStore, R: Source>(
                 let Some(parsed) = parsed_pages.recv().await else { return Ok(false) };
                 waiting += t.elapsed();
                 let parsed = parsed?;
+                if let Some(missing) = missing_rule_fields(&parsed.records) {
+                    anyhow::bail!(
+                        "none of the {} contracts of the page at cursor {} has {missing}: the source lacks a column the rules need, and nothing of the page was stored",
+                        parsed.records.len(),
+                        parsed.cursor
+                    );
+                }
                 for r in &parsed.rejected {
                     tracing::warn!(dataset = dataset.name(), locator = %r.locator, reason = %r.reason, "row quarantined");
                     if rejected_rows.len() < MAX_REPORTED {

@@ -244,3 +244,19 @@ async fn runs_left_running_by_a_gone_process_of_this_host_are_closed_and_other_r
     let sql = format!("SELECT COUNT(*) FROM sync_runs WHERE id = {dead} AND status = 'abandoned'");
     assert_eq!(crate::helpers::scalar(url, &sql).await, 1);
 }
+
+#[tokio::test]
+async fn a_json_export_whose_end_date_column_is_gone_stores_nothing_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("contracts.jsonl");
+    std::fs::copy(sample_contracts(), &file).unwrap();
+    let (t, _) = synced(&file).await;
+    // The dataset renamed the column: every record lacks it.
+    let text = std::fs::read_to_string(sample_contracts()).unwrap();
+    let renamed = text.replace("\"fecha_de_fin_del_contrato\"", "\"fecha_fin_contrato\"");
+    assert_refused(&t, &file, renamed.as_bytes(), "has fecha_de_fin_del_contrato").await;
+    let url = &t.app.settings.store_url;
+    let sql = "SELECT COUNT(*) FROM contracts WHERE fecha_de_fin IS NULL";
+    let before = crate::helpers::scalar(url, sql).await;
+    assert!(before < 100, "no stored contract lost its end date ({before} never had one)");
+}
