@@ -301,9 +301,10 @@ async fn trigger<S: Store + Clone + 'static>(
         )
             .into_response();
     };
-    // A manual run is its own slot: the second it was asked for.
+    // A manual run is its own slot: the millisecond it was asked for (an operator who
+    // confirms a held sync right after it failed asks again within the same second).
     let now = d.clock.now();
-    let slot = chrono::DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
+    let slot = chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
     let daemon = d.clone();
     let options = crate::scheduler::RunOptions { accept_vanishing: q.accept_vanishing };
     tokio::spawn(async move { daemon.run_job_with(job, slot, options).await });

@@ -296,7 +296,9 @@ mod http_client {
 #[test]
 fn the_daemon_serves_health_readiness_metrics_and_guards_its_triggers() {
     let dir = tempfile::tempdir().unwrap();
-    let p = Process::start(dir.path(), &sample_contracts(), "");
+    let contracts = dir.path().join("contracts.jsonl");
+    std::fs::copy(sample_contracts(), &contracts).unwrap();
+    let p = Process::start(dir.path(), &contracts, "");
     let (code, body) = p.get("/readyz").unwrap();
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("no complete sync yet"));
@@ -338,6 +340,32 @@ fn the_daemon_serves_health_readiness_metrics_and_guards_its_triggers() {
     assert!(html.contains("Expedientes que deben cerrarse"));
     let status = p.get("/api/status").unwrap().1;
     assert!(status.contains(r#""schedule":"0 0 6 1 1 *""#), "{status}");
+
+    // A download that lost 90 % of the contracts: the sync is held, and the daemon is not
+    // ready until an operator confirms the drop.
+    let text = std::fs::read_to_string(&contracts).unwrap();
+    let tenth: String = text.lines().take(100).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&contracts, tenth).unwrap();
+    assert_eq!(p.post("/api/jobs/sync/run", Some("s3creto")).0, 202);
+    p.wait_for(|| runs(&p).contains(r#""outcome":"failed""#), "the held sync to be recorded");
+    let (code, body) = p.get("/readyz").unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains(
+            "the sync of contracts is held: held, nothing marked vanished: 900 of the 1000"
+        ),
+        "{body}"
+    );
+    assert!(p.get("/api/status").unwrap().1.contains(r#""status":"held""#));
+    assert_eq!(value("cierre_contracts_stored "), 1000.0);
+    assert_eq!(p.post("/api/jobs/sync/run?accept_vanishing=true", Some("s3creto")).0, 202);
+    p.wait_for(
+        || runs(&p).matches(r#""outcome":"ok""#).count() == 2,
+        "the confirmed sync to finish",
+    );
+    assert_eq!(p.get("/readyz").unwrap().0, 200);
+    let metrics = p.get("/metrics").unwrap().1;
+    assert!(metrics.contains("cierre_contracts_stored 100\n"), "{metrics}");
 
     let (code, took) = p.terminate();
     assert_eq!(code, Some(0));
