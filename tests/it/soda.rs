@@ -126,6 +126,14 @@ async fn resource(
     }
 }
 
+/// The dataset's metadata, as `/api/views/{id}.json` serves it: `rowsUpdatedAt` moves with
+/// each nightly rebuild.
+async fn view(State(s): State<Shared>, Path(file): Path<String>) -> Response {
+    let id = file.trim_end_matches(".json");
+    let rebuilt = 1_764_216_000 + 86_400 * i64::from(*s.rebuild.lock().unwrap());
+    axum::Json(serde_json::json!({ "id": id, "rowsUpdatedAt": rebuilt })).into_response()
+}
+
 async fn soda(faults: Vec<Option<Fault>>) -> (String, Shared) {
     let rows = std::fs::read_to_string(sample_contracts())
         .unwrap()
@@ -142,6 +150,7 @@ async fn soda(faults: Vec<Option<Fault>>) -> (String, Shared) {
     });
     let app = axum::Router::new()
         .route("/resource/{file}", axum::routing::get(resource))
+        .route("/api/views/{file}", axum::routing::get(view))
         .with_state(s.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -259,6 +268,24 @@ async fn a_sync_that_runs_out_of_retries_fails_and_the_next_one_resumes_after_th
         contracts[5].contains(":id > 'row-000199'"),
         "resumed after the last committed page: {queries:?}"
     );
+}
+
+#[tokio::test]
+async fn a_pass_cut_short_before_the_nightly_rebuild_starts_over_after_it() {
+    let s500 = Some(Fault::Status(500));
+    let (base, soda) = soda(vec![None, None, s500.clone(), s500.clone(), s500]).await;
+    let t = app(&base, 100, "", "max_retries = 2\n").await;
+    t.app.sync().await.unwrap_err();
+    assert_eq!(t.app.store.count_rows(Dataset::Contracts, true).await.unwrap(), 200);
+    // The dataset is rebuilt overnight (`:id`s may all change): the cursor means nothing in
+    // the new data, so the next sync reads the whole dataset again.
+    *soda.rebuild.lock().unwrap() += 1;
+    soda.queries.lock().unwrap().clear();
+    let r = t.app.sync().await.unwrap();
+    let c = &r.datasets[0].counts;
+    assert_eq!((c.read, c.new, c.unchanged, c.vanished), (1000, 800, 200, 0));
+    let queries = soda.queries.lock().unwrap().clone();
+    assert_eq!(queries[0], "jbjy-vk9h.json?", "a new pass from the start: {queries:?}");
 }
 
 #[tokio::test]
