@@ -1,7 +1,8 @@
 //! Sync: source pages → parse and hash (on blocking threads) → the store's writer, which
 //! applies whole pages in transactions (upsert with change detection, quarantine, cursor;
-//! pages already waiting share one) → vanished rows marked at the end of a complete pass.
-//! An interrupted pass resumes after its last committed page.
+//! pages already waiting share one) → vanished rows marked at the end of a complete pass,
+//! unless the guards hold it (an empty pass, or too much of the scope gone). An interrupted
+//! pass resumes after its last committed page while the source is unchanged.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
