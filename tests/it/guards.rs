@@ -260,3 +260,31 @@ async fn a_json_export_whose_end_date_column_is_gone_stores_nothing_of_it() {
     let before = crate::helpers::scalar(url, sql).await;
     assert!(before < 100, "no stored contract lost its end date ({before} never had one)");
 }
+
+#[tokio::test]
+async fn the_share_that_may_vanish_is_of_the_entities_in_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("contracts.jsonl");
+    std::fs::copy(sample_contracts(), &file).unwrap();
+    let mut t = app_on(&file).await;
+    // SENA (68 contracts) and ICBF (25): 93 in scope.
+    t.app.settings.source.entities = vec!["899999034".into(), "899999239".into()];
+    t.app.sync().await.unwrap();
+    let lines: Vec<String> =
+        std::fs::read_to_string(sample_contracts()).unwrap().lines().map(String::from).collect();
+    let icbf = |l: &String| l.contains("\"nit_entidad\": \"899999239\"");
+    assert_eq!(lines.iter().filter(|l| icbf(l)).count(), 25);
+    // ICBF's 25 contracts missing: 27 % of the scope, though 2.5 % of the file.
+    let without: String = lines.iter().filter(|l| !icbf(l)).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&file, without).unwrap();
+    let err = format!("{:#}", t.app.sync().await.unwrap_err());
+    assert!(err.contains("25 of the 93 contracts in scope (26.9 %)"), "{err}");
+    // Contracts outside the scope are never counted, nor marked.
+    let url = &t.app.settings.store_url;
+    let vanished = "SELECT COUNT(*) FROM contracts WHERE vanished_at IS NOT NULL";
+    assert_eq!(crate::helpers::scalar(url, vanished).await, 0);
+    let confirm = SyncOptions { accept_vanishing: true, ..t.app.sync_options() };
+    let r = t.app.sync_with(&cierre::sync::LogProgress::default(), confirm).await.unwrap();
+    assert_eq!(r.datasets[0].counts.vanished, 25);
+    assert_eq!(crate::helpers::scalar(url, vanished).await, 25);
+}

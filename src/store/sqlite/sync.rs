@@ -131,34 +131,34 @@ impl SyncStore for SqliteStore {
             }
             let (table, key) = table::of(dataset);
             let scoped = !entities.is_empty() && dataset != Dataset::Guarantees;
-            let in_scope = if scoped {
-                let marks: Vec<String> = (0..entities.len()).map(|i| format!("?{}", i + 4)).collect();
+            // ` AND nit_entidad IN (?first, …)` when the pass is scoped by entity.
+            let in_scope = |first: usize| {
+                if !scoped {
+                    return String::new();
+                }
+                let marks: Vec<String> =
+                    (0..entities.len()).map(|i| format!("?{}", i + first)).collect();
                 format!(" AND nit_entidad IN ({})", marks.join(", "))
-            } else {
-                String::new()
+            };
+            let live: i64 = match max_share {
+                None => 0,
+                Some(_) => tx.query_row(
+                    &format!("SELECT COUNT(*) FROM {table} WHERE vanished_at IS NULL{}", in_scope(1)),
+                    rusqlite::params_from_iter(entities.iter().filter(|_| scoped)),
+                    |r| r.get(0),
+                )?,
             };
             let mut values: Vec<Box<dyn rusqlite::ToSql>> =
                 vec![Box::new(Ts(at)), Box::new(pass), Box::new(dataset.name())];
             if scoped {
-                values.extend(entities.into_iter().map(|e| Box::new(e) as Box<dyn rusqlite::ToSql>));
+                values.extend(entities.iter().map(|e| Box::new(e.clone()) as Box<dyn rusqlite::ToSql>));
             }
-            let live: i64 = match max_share {
-                None => 0,
-                Some(_) => {
-                    let marks: Vec<String> =
-                        (0..values.len() - 3).map(|i| format!("?{}", i + 1)).collect();
-                    let sql = format!(
-                        "SELECT COUNT(*) FROM {table} WHERE vanished_at IS NULL{}",
-                        if scoped { format!(" AND nit_entidad IN ({})", marks.join(", ")) } else { String::new() }
-                    );
-                    tx.query_row(&sql, rusqlite::params_from_iter(&values[3..]), |r| r.get(0))?
-                }
-            };
             // Rows the pass found unchanged were not rewritten: their keys are in sync_seen.
             let sql = format!(
                 "UPDATE {table} SET vanished_at = ?1 WHERE vanished_at IS NULL AND seen_pass < ?2 \
                  AND NOT EXISTS (SELECT 1 FROM sync_seen s WHERE s.dataset = ?3 AND s.pass = ?2 \
-                 AND s.key = {table}.{key}){in_scope}"
+                 AND s.key = {table}.{key}){}",
+                in_scope(4)
             );
             let mut marking = tx.savepoint()?;
             let vanished = marking.execute(&sql, rusqlite::params_from_iter(values))? as u64;
