@@ -80,7 +80,7 @@ pub async fn build_digests<S: Store>(
         let mut f = stored.finding;
         f.count_days_from(&settings.calendar, slot);
         let Some(level) = settings.levels.iter().find(|l| l.name == f.level) else { continue };
-        if !escalation::due_on(level, slot) {
+        if !escalation::due_on(level, slot, &settings.calendar) {
             continue;
         }
         if !contracts.contains_key(&f.contract_id) {
