@@ -221,6 +221,7 @@ impl<S: Store> App<S> {
             outcome: outcome.to_string(),
             counts,
             error,
+            owner: Some(crate::replica_id()),
         };
         self.store.record_run(&run).await.context("recording the run")?;
         result.with_context(|| format!("job {job}"))

@@ -27,13 +27,6 @@ pub async fn run<S: Store>(
     mut reloads: mpsc::Receiver<()>,
 ) -> anyhow::Result<()> {
     let store: S = open_store(&settings).await?;
-    let abandoned = store.abandon_running(clock.now()).await?;
-    if abandoned > 0 {
-        tracing::warn!(
-            abandoned,
-            "runs left unfinished by a previous process were marked abandoned"
-        );
-    }
     let listen = settings.http.listen;
     let catch_up = settings.schedule.catch_up;
     let daemon = Daemon::new(settings, store, clock);
@@ -54,14 +47,17 @@ pub async fn run<S: Store>(
 
     let mut cron = scheduler::start(&daemon).await?;
     tracing::info!("scheduler started");
-    if catch_up {
-        let d = daemon.clone();
-        tokio::spawn(async move {
-            if let Err(e) = d.catch_up().await {
-                tracing::error!(error = %format!("{e:#}"), "catch-up failed");
-            }
-        });
-    }
+    // Runs a gone process left unfinished are closed (notify and deliver slots run again),
+    // then missed slots are caught up: one after the other, as each takes its job's lock.
+    let d = daemon.clone();
+    tokio::spawn(async move {
+        if let Err(e) = d.recover().await {
+            tracing::error!(error = %format!("{e:#}"), "recovering abandoned runs failed");
+        }
+        if catch_up && let Err(e) = d.catch_up().await {
+            tracing::error!(error = %format!("{e:#}"), "catch-up failed");
+        }
+    });
 
     tokio::pin!(shutdown);
     loop {

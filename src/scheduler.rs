@@ -47,6 +47,14 @@ pub fn missed_slot(
     slot_at(cron, tz, now).filter(|slot| *slot > last)
 }
 
+/// How often a running job says it is still going.
+pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+/// A run whose last heartbeat is older than this is taken for abandoned by a starting replica.
+pub const HEARTBEAT_STALE: std::time::Duration = std::time::Duration::from_secs(180);
+/// Jobs whose abandoned slot is run again: repeating them is safe, as the outbox
+/// deduplicates by idempotency key. A sync resumes at its next slot instead.
+pub const RERUNNABLE: [Job; 2] = [Job::Notify, Job::Deliver];
+
 /// What an operator asks of one manual run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RunOptions {
@@ -158,7 +166,9 @@ impl<S: Store + Clone + 'static> Daemon<S> {
             return RunOutcome::Overlap;
         };
         let started_at = self.clock.now();
-        match self.store.claim_run(job, slot, started_at).await {
+        let owner = crate::replica_id();
+        let rerunnable = RERUNNABLE.map(|j| j.as_str());
+        match self.store.claim_run(job, slot, started_at, &owner, &rerunnable).await {
             Ok(true) => {}
             Ok(false) => return RunOutcome::AlreadyRan,
             Err(e) => {
@@ -170,7 +180,7 @@ impl<S: Store + Clone + 'static> Daemon<S> {
         let timer = Instant::now();
         let span = tracing::info_span!("job", job, %slot);
         tracing::info!(parent: &span, "job started");
-        let result = self.execute(typed, settings, options).await;
+        let result = self.beating(job, slot, &owner, self.execute(typed, settings, options)).await;
         let elapsed = timer.elapsed();
         let finished_at = started_at
             + chrono::Duration::from_std(elapsed).unwrap_or_else(|_| chrono::Duration::zero());
@@ -194,14 +204,75 @@ impl<S: Store + Clone + 'static> Daemon<S> {
             outcome: outcome.to_string(),
             counts,
             error,
+            owner: Some(owner),
         };
-        if let Err(e) = self.store.record_run(&run).await {
-            tracing::error!(job, %slot, error = %e, "cannot record the run");
+        match self.store.record_run(&run).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(job, %slot, "the slot was taken over while this run went on; its record is the other run's")
+            }
+            Err(e) => tracing::error!(job, %slot, error = %e, "cannot record the run"),
         }
         match result {
             Ok(None) => RunOutcome::Skipped { reason: "not a business day".into() },
             _ => RunOutcome::Ran { outcome: outcome.to_string() },
         }
+    }
+
+    /// Runs `work`, saying every [`HEARTBEAT_EVERY`] that the run of `owner` is still going,
+    /// so that a starting replica never takes it for abandoned.
+    async fn beating<T>(
+        &self,
+        job: &str,
+        slot: DateTime<Utc>,
+        owner: &str,
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        tokio::pin!(work);
+        let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+        beat.tick().await;
+        loop {
+            tokio::select! {
+                done = &mut work => return done,
+                _ = beat.tick() => match self.store.heartbeat(job, slot, owner, self.clock.now()).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(job, %slot, "this run's claim was taken over"),
+                    Err(e) => tracing::warn!(job, %slot, error = %e, "cannot record the run's heartbeat"),
+                },
+            }
+        }
+    }
+
+    /// At start-up: runs left `running` by a process that is gone (of this host, by its pid;
+    /// of any host, by a heartbeat older than [`HEARTBEAT_STALE`]) are closed as abandoned —
+    /// never a live replica's — and the abandoned slots of jobs safe to repeat (notify and
+    /// deliver: the outbox deduplicates) are run again.
+    pub async fn recover(&self) -> anyhow::Result<Vec<(String, DateTime<Utc>, RunOutcome)>> {
+        let now = self.clock.now();
+        let stale =
+            chrono::Duration::from_std(HEARTBEAT_STALE).unwrap_or(chrono::Duration::minutes(3));
+        let mut rerun = Vec::new();
+        for run in self.store.running_runs().await? {
+            let gone =
+                run.owner.as_deref().is_none_or(crate::replica_gone) || now - run.alive_at > stale;
+            if !gone || !self.store.abandon_run(&run, now).await? {
+                continue;
+            }
+            tracing::warn!(job = %run.job, slot = %run.scheduled_for, owner = ?run.owner,
+                "a run left unfinished by a process that is gone was marked abandoned");
+            if let Ok(job) = run.job.parse::<Job>()
+                && RERUNNABLE.contains(&job)
+            {
+                rerun.push((job, run.scheduled_for));
+            }
+        }
+        let mut done = Vec::new();
+        for (job, slot) in rerun {
+            tracing::info!(%job, %slot, "running an abandoned slot again");
+            let outcome = self.run_job(job, slot).await;
+            done.push((job.to_string(), slot, outcome));
+        }
+        Ok(done)
     }
 
     /// The work of each job. `Ok(None)`: skipped on purpose.

@@ -154,6 +154,18 @@ pub struct JobRun {
     pub outcome: String,
     pub counts: serde_json::Value,
     pub error: Option<String>,
+    /// The process that ran it ([`crate::replica_id`]).
+    pub owner: Option<String>,
+}
+
+/// A run still `running`, as a starting replica judges whether its process is gone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunningRun {
+    pub job: String,
+    pub scheduled_for: DateTime<Utc>,
+    pub owner: Option<String>,
+    /// The last sign of life: the heartbeat, or the start.
+    pub alive_at: DateTime<Utc>,
 }
 
 /// The contracts and findings, as the evaluation, the listings and the digests use them.
@@ -247,17 +259,37 @@ pub trait OutboxStore: Send + Sync {
 
 /// The job run history and the claims on scheduled slots, as the scheduler uses them.
 pub trait RunStore: Send + Sync {
-    fn record_run(&self, run: &JobRun) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Claims a scheduled slot: true when this caller is the one to run it (the row
-    /// `UNIQUE (job, scheduled_for)` makes a slot run once, across replicas too).
+    /// Records a run's end (or a manual run whole). A slot claimed by another owner since
+    /// (its run was abandoned and taken over) is left to that owner: false.
+    fn record_run(&self, run: &JobRun) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Claims a scheduled slot for `owner`: true when this caller is the one to run it (the
+    /// row `UNIQUE (job, scheduled_for)` makes a slot run once, across replicas too). A slot
+    /// of `rerunnable` jobs whose run was abandoned can be claimed again.
     fn claim_run(
         &self,
         job: &str,
         slot: DateTime<Utc>,
         at: DateTime<Utc>,
+        owner: &str,
+        rerunnable: &[&str],
     ) -> impl Future<Output = StoreResult<bool>> + Send;
-    /// Runs left `running` by a process that died are marked `abandoned`; returns how many.
-    fn abandon_running(&self, at: DateTime<Utc>) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Says the run of `owner` is still going; false when the claim is no longer its own.
+    fn heartbeat(
+        &self,
+        job: &str,
+        slot: DateTime<Utc>,
+        owner: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Runs still `running`.
+    fn running_runs(&self) -> impl Future<Output = StoreResult<Vec<RunningRun>>> + Send;
+    /// Closes the run of (`job`, `slot`) as `abandoned` if it is still `running` under
+    /// `owner`'s claim; whether it was.
+    fn abandon_run(
+        &self,
+        run: &RunningRun,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// The latest slot of `job` in the history.
     fn last_slot(
         &self,

@@ -13,7 +13,6 @@ use cierre::clock::FixedClock;
 use cierre::domain::Dataset;
 use cierre::scheduler::{Daemon, RunOutcome};
 use cierre::store::JobRun;
-use cierre::store::prelude::*;
 
 use crate::helpers::TestStore;
 
@@ -130,6 +129,7 @@ async fn slots_missed_while_down_are_caught_up_once_each_job() {
             outcome: "ok".into(),
             counts: serde_json::Value::Null,
             error: None,
+            owner: None,
         };
         t.app.store.record_run(&run).await.unwrap();
     }
@@ -146,6 +146,75 @@ async fn slots_missed_while_down_are_caught_up_once_each_job() {
     let runs = t.app.store.runs(100).await.unwrap();
     assert_eq!(runs.iter().filter(|r| r.job == "sync").count(), 2);
     assert_eq!(runs.iter().filter(|r| r.job == "notify").count(), 0);
+}
+
+#[tokio::test]
+async fn a_starting_replica_closes_only_runs_whose_process_is_gone_and_reruns_notify() {
+    let (t, d) = daemon_at("2026-11-23T12:10:00Z").await;
+    let store = &t.app.store;
+    t.app.sync().await.unwrap();
+    t.app.evaluate(None).await.unwrap();
+    let here = cierre::replica_id();
+    let host = here.rsplit_once(':').unwrap().0.to_string();
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead = format!("{host}:{}", gone.id());
+    gone.wait().unwrap();
+    let now = utc("2026-11-23T12:10:00Z");
+    let claim = |job: &'static str, slot: &'static str, owner: String, at: &'static str| {
+        let store = store.clone();
+        async move {
+            let rerunnable = ["notify", "deliver"];
+            assert!(store.claim_run(job, utc(slot), utc(at), &owner, &rerunnable).await.unwrap());
+        }
+    };
+    // A notify killed mid-run on this host; a sync of this host's dead process; another
+    // host's deliver that is alive (a fresh heartbeat) and one whose heartbeat stopped.
+    claim("notify", "2026-11-23T12:00:00Z", dead.clone(), "2026-11-23T12:00:00Z").await;
+    claim("sync", "2026-11-23T11:00:00Z", dead.clone(), "2026-11-23T11:00:00Z").await;
+    claim("deliver", "2026-11-23T12:05:00Z", "other-host:7".into(), "2026-11-23T12:05:00Z").await;
+    assert!(
+        store.heartbeat("deliver", utc("2026-11-23T12:05:00Z"), "other-host:7", now).await.unwrap()
+    );
+    claim("deliver", "2026-11-23T11:05:00Z", "lost-host:9".into(), "2026-11-23T11:05:00Z").await;
+
+    let done = d.recover().await.unwrap();
+    assert_eq!(
+        done,
+        [
+            ("notify".to_string(), utc("2026-11-23T12:00:00Z"), ran("ok")),
+            ("deliver".to_string(), utc("2026-11-23T11:05:00Z"), ran("ok")),
+        ],
+        "notify and deliver are safe to run again"
+    );
+    let running: Vec<String> =
+        store.running_runs().await.unwrap().into_iter().map(|r| r.owner.unwrap()).collect();
+    assert_eq!(running, ["other-host:7"], "the live replica's run is left alone");
+    let runs = store.runs(100).await.unwrap();
+    let outcome = |job: &str, slot: &str| {
+        runs.iter().find(|r| r.job == job && r.scheduled_for == utc(slot)).unwrap().outcome.clone()
+    };
+    assert_eq!(outcome("notify", "2026-11-23T12:00:00Z"), "ok", "run again, by this process");
+    assert_eq!(outcome("sync", "2026-11-23T11:00:00Z"), "abandoned", "a sync resumes instead");
+    assert_eq!(outcome("deliver", "2026-11-23T11:05:00Z"), "ok", "its heartbeat had stopped");
+    let rerun = runs.iter().find(|r| r.job == "notify").unwrap();
+    assert_eq!(rerun.error, None);
+    assert_eq!(rerun.owner.as_deref(), Some(here.as_str()));
+    // The digests of that day were queued, and the re-run deliver sent them.
+    let counts = store.outbox_counts().await.unwrap();
+    assert!(counts.sent > 0 && counts.pending == 0, "{counts:?}");
+    // The dead process's late record of its run no longer lands: the slot is another's.
+    let late = JobRun {
+        job: "notify".into(),
+        scheduled_for: utc("2026-11-23T12:00:00Z"),
+        started_at: utc("2026-11-23T12:00:00Z"),
+        finished_at: now,
+        outcome: "failed".into(),
+        counts: serde_json::Value::Null,
+        error: Some("late".into()),
+        owner: Some(dead),
+    };
+    assert!(!store.record_run(&late).await.unwrap());
+    assert!(d.recover().await.unwrap().is_empty(), "nothing left to recover");
 }
 
 #[tokio::test]

@@ -2,19 +2,22 @@
 //! `(job, scheduled_for)` makes each scheduled slot run once across replicas.
 
 use chrono::{DateTime, Utc};
+use sqlx::Row;
 
 use super::PgStore;
 use super::rows;
 use crate::error::StoreResult;
-use crate::store::{JobRun, RunStore};
+use crate::store::{JobRun, RunStore, RunningRun};
 
 impl RunStore for PgStore {
-    async fn record_run(&self, run: &JobRun) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO job_runs (job, scheduled_for, started_at, finished_at, outcome, counts, error) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job, scheduled_for) DO UPDATE SET \
+    async fn record_run(&self, run: &JobRun) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO job_runs (job, scheduled_for, started_at, finished_at, outcome, counts, \
+             error, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (job, scheduled_for) DO UPDATE SET \
              started_at = excluded.started_at, finished_at = excluded.finished_at, \
-             outcome = excluded.outcome, counts = excluded.counts, error = excluded.error",
+             outcome = excluded.outcome, counts = excluded.counts, error = excluded.error \
+             WHERE job_runs.owner IS NOT DISTINCT FROM excluded.owner",
         )
         .bind(&run.job)
         .bind(run.scheduled_for)
@@ -23,9 +26,10 @@ impl RunStore for PgStore {
         .bind(&run.outcome)
         .bind(run.counts.to_string())
         .bind(&run.error)
+        .bind(&run.owner)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn claim_run(
@@ -33,28 +37,78 @@ impl RunStore for PgStore {
         job: &str,
         slot: DateTime<Utc>,
         at: DateTime<Utc>,
+        owner: &str,
+        rerunnable: &[&str],
     ) -> StoreResult<bool> {
         let done = sqlx::query(
-            "INSERT INTO job_runs (job, scheduled_for, started_at, outcome) \
-             VALUES ($1, $2, $3, 'running') ON CONFLICT (job, scheduled_for) DO NOTHING",
+            "INSERT INTO job_runs (job, scheduled_for, started_at, outcome, owner, heartbeat_at) \
+             VALUES ($1, $2, $3, 'running', $4, $3) ON CONFLICT (job, scheduled_for) DO UPDATE \
+             SET started_at = excluded.started_at, outcome = 'running', owner = excluded.owner, \
+             heartbeat_at = excluded.heartbeat_at, finished_at = NULL, error = NULL \
+             WHERE $5 AND job_runs.outcome = 'abandoned'",
         )
         .bind(job)
         .bind(slot)
         .bind(at)
+        .bind(owner)
+        .bind(rerunnable.contains(&job))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    async fn abandon_running(&self, at: DateTime<Utc>) -> StoreResult<u64> {
+    async fn heartbeat(
+        &self,
+        job: &str,
+        slot: DateTime<Utc>,
+        owner: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
         let done = sqlx::query(
-            "UPDATE job_runs SET outcome = 'abandoned', finished_at = $1, \
-             error = 'the process stopped before the run finished' WHERE outcome = 'running'",
+            "UPDATE job_runs SET heartbeat_at = $1 WHERE job = $2 AND scheduled_for = $3 \
+             AND owner = $4 AND outcome = 'running'",
         )
         .bind(at)
+        .bind(job)
+        .bind(slot)
+        .bind(owner)
         .execute(&self.pool)
         .await?;
-        Ok(done.rows_affected())
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn running_runs(&self) -> StoreResult<Vec<RunningRun>> {
+        let rows = sqlx::query(
+            "SELECT job, scheduled_for, owner, COALESCE(heartbeat_at, started_at) AS alive_at \
+             FROM job_runs WHERE outcome = 'running' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| RunningRun {
+                job: r.get("job"),
+                scheduled_for: r.get("scheduled_for"),
+                owner: r.get("owner"),
+                alive_at: r.get("alive_at"),
+            })
+            .collect())
+    }
+
+    async fn abandon_run(&self, run: &RunningRun, at: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE job_runs SET outcome = 'abandoned', finished_at = $1, \
+             error = 'the process running it stopped before it finished' \
+             WHERE job = $2 AND scheduled_for = $3 AND outcome = 'running' \
+             AND owner IS NOT DISTINCT FROM $4",
+        )
+        .bind(at)
+        .bind(&run.job)
+        .bind(run.scheduled_for)
+        .bind(&run.owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn last_slot(&self, job: &str) -> StoreResult<Option<DateTime<Utc>>> {

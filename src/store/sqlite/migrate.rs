@@ -33,6 +33,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0006_process_documents_index.sql"),
     ),
     (7, "sync guards", include_str!("../../../migrations/sqlite/0007_sync_guards.sql")),
+    (8, "run owners", include_str!("../../../migrations/sqlite/0008_run_owners.sql")),
 ];
 
 /// Applies the migrations not yet applied. A migration applied with other text than this

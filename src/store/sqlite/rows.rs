@@ -329,6 +329,7 @@ pub(super) fn job_run(r: &Row) -> rusqlite::Result<JobRun> {
             .and_then(|c| serde_json::from_str(&c).ok())
             .unwrap_or(serde_json::Value::Null),
         error: r.get("error")?,
+        owner: r.get("owner")?,
     })
 }
 
