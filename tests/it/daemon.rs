@@ -13,6 +13,7 @@ use cierre::clock::FixedClock;
 use cierre::domain::Dataset;
 use cierre::scheduler::{Daemon, RunOutcome};
 use cierre::store::JobRun;
+use cierre::store::prelude::*;
 
 use crate::helpers::TestStore;
 
