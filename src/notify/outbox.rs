@@ -2,7 +2,11 @@
 //! (email or webhook), records it as sent, or schedules a retry with exponential backoff and
 //! jitter (honouring `Retry-After`), dead-letters it once the attempt budget is spent, and
 //! suspends a target that keeps failing. Delivery is at-least-once: an item is recorded as
-//! sent only after the send succeeded, and never sent again once recorded.
+//! sent only after the send succeeded, and never sent again once recorded. Every change to
+//! an item is conditional on the claim this process holds; the claim is verified and
+//! extended just before each send and renewed while the send goes on, so a sender whose
+//! lease ran out does not send what another replica now holds. Each target receives its
+//! items in queue order: the store hands out only the head of each target's queue.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,7 +18,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::notify::email::Mailer;
 use crate::notify::webhook::WebhookClient;
-use crate::store::{OutboxItem, Store};
+use crate::store::{Claim, OutboxItem, Store};
 
 /// Items claimed per round.
 const BATCH: u32 = 50;
@@ -25,6 +29,9 @@ pub struct DeliveryReport {
     pub sent: u64,
     pub retrying: u64,
     pub dead: u64,
+    /// Items not sent because their claim was lost before the send (another replica took
+    /// them over after the lease ran out).
+    pub lost_claims: u64,
     /// Targets suspended during this drain.
     pub suspended: Vec<String>,
     /// Failed attempts (retrying or dead) by channel.
@@ -115,6 +122,8 @@ enum Outcome {
     Dead,
     /// Put back unsent: its target was suspended meanwhile.
     Released,
+    /// Not sent: the claim was lost before the send.
+    Lost,
 }
 
 /// State shared by the concurrent sends of one drain.
@@ -123,6 +132,8 @@ struct Drain<'a, S> {
     settings: &'a Settings,
     channels: &'a Channels,
     clock: &'a dyn Clock,
+    /// How long a claim lasts from its last renewal.
+    lease: Duration,
     /// Targets suspended during this drain, and until when: a std Mutex, never held across
     /// an await.
     suspended: std::sync::Mutex<HashMap<String, DateTime<Utc>>>,
@@ -139,17 +150,55 @@ impl<S: Store> Drain<'_, S> {
         Ok((outcome, channel, suspended))
     }
 
+    /// Runs `send` while renewing `claim` every third of the lease, so a slow send keeps
+    /// its item; a renewal refused (the claim was lost meanwhile) is logged.
+    async fn renewing<T>(
+        &self,
+        item: &OutboxItem,
+        claim: &Claim,
+        send: impl std::future::Future<Output = T>,
+    ) -> anyhow::Result<T> {
+        tokio::pin!(send);
+        let every = (self.lease / 3).to_std().unwrap_or(std::time::Duration::from_secs(1));
+        let mut renew = tokio::time::interval(every.max(std::time::Duration::from_millis(100)));
+        renew.tick().await;
+        loop {
+            tokio::select! {
+                done = &mut send => return Ok(done),
+                _ = renew.tick() => {
+                    let now = self.clock.now();
+                    if !self.store.renew_claim(item.id, claim, now, now + self.lease).await? {
+                        tracing::warn!(key = %item.idempotency_key, "the claim was lost during the send");
+                    }
+                }
+            }
+        }
+    }
+
     async fn attempt(&self, item: OutboxItem) -> anyhow::Result<(Outcome, Option<String>)> {
         let (store, d) = (self.store, &self.settings.delivery);
+        let claim = item.claim();
         if let Some(until) = self.suspended_until(&item.target) {
             // Claimed before its target was suspended: put it back, attempt unspent.
-            store.release(item.id, until).await?;
+            store.release(item.id, &claim, until).await?;
             return Ok((Outcome::Released, None));
         }
         let now = self.clock.now();
-        let f = match send_item(self.channels, self.settings, &item).await {
+        // Verified and extended just before the send: items of a batch wait their turn, and
+        // one whose lease ran out meanwhile may be another replica's now.
+        if !store.renew_claim(item.id, &claim, now, now + self.lease).await? {
+            tracing::warn!(key = %item.idempotency_key, target_ = %item.target,
+                "the claim ran out before the send; the item is left to whoever holds it now");
+            return Ok((Outcome::Lost, None));
+        }
+        let sent =
+            self.renewing(&item, &claim, send_item(self.channels, self.settings, &item)).await?;
+        let f = match sent {
             Ok(()) => {
-                store.mark_sent(item.id, self.clock.now()).await?;
+                if !store.mark_sent(item.id, &claim, self.clock.now()).await? {
+                    tracing::warn!(key = %item.idempotency_key, target_ = %item.target,
+                        "sent, but the claim was lost during the send: another replica may send it again");
+                }
                 store.record_endpoint(&item.target, None, now).await?;
                 return Ok((Outcome::Sent, None));
             }
@@ -173,7 +222,10 @@ impl<S: Store> Drain<'_, S> {
             retry_at = retry_at.max(until);
         }
         let dead = !f.retryable || item.attempts >= d.max_attempts as i64;
-        store.mark_failed(item.id, &f.message, (!dead).then_some(retry_at)).await?;
+        if !store.mark_failed(item.id, &claim, &f.message, (!dead).then_some(retry_at)).await? {
+            tracing::warn!(key = %item.idempotency_key, "the claim was lost during the failed send");
+            return Ok((Outcome::Lost, newly_suspended));
+        }
         if dead {
             tracing::error!(channel = %item.channel, target_ = %item.target, key = %item.idempotency_key,
                 attempts = item.attempts, error = %f.message, "notification dead-lettered");
@@ -197,7 +249,7 @@ pub async fn deliver<S: Store>(
     use futures_util::StreamExt;
 
     let lease = Duration::from_std(settings.delivery.lease).unwrap_or(Duration::minutes(5));
-    let drain = Drain { store, settings, channels, clock, suspended: Default::default() };
+    let drain = Drain { store, settings, channels, clock, lease, suspended: Default::default() };
     let mut report = DeliveryReport::default();
     let mut seen = HashSet::new();
     loop {
@@ -218,6 +270,7 @@ pub async fn deliver<S: Store>(
                 Outcome::Retrying => report.retrying += 1,
                 Outcome::Dead => report.dead += 1,
                 Outcome::Released => {}
+                Outcome::Lost => report.lost_claims += 1,
             }
             if matches!(outcome, Outcome::Retrying | Outcome::Dead) {
                 *report.failures.entry(channel).or_default() += 1;

@@ -104,6 +104,31 @@ pub struct OutboxItem {
     pub last_error: Option<String>,
     /// The process holding (or that last held) the claim.
     pub claimed_by: Option<String>,
+    /// The claim's own token: a new one at each claim.
+    pub claim_token: Option<String>,
+}
+
+impl OutboxItem {
+    /// The claim under which this item was handed out by [`OutboxStore::claim_due`].
+    pub fn claim(&self) -> Claim {
+        Claim {
+            by: self.claimed_by.clone().unwrap_or_default(),
+            token: self.claim_token.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// A new claim token: unique per claim (time and randomness), never reused by a process.
+pub(crate) fn claim_token() -> String {
+    format!("{:x}-{:016x}", chrono::Utc::now().timestamp_micros(), fastrand::u64(..))
+}
+
+/// A claim on an outbox item: the process holding it and the claim's token. Every change
+/// to a claimed item is conditional on it, so a sender that lost its claim changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub by: String,
+    pub token: String,
 }
 
 /// A target's delivery health.
@@ -218,8 +243,10 @@ pub trait OutboxStore: Send + Sync {
         item: &NewOutboxItem,
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
-    /// Claims up to `limit` due items (pending, or sending with an expired lease), skipping
-    /// targets suspended at `now`.
+    /// Claims up to `limit` due items (pending, or sending with an expired lease) under a
+    /// new claim of `claimer`, skipping targets suspended at `now`, and only the head of each
+    /// target's queue: an item whose target has an earlier item still pending or sending
+    /// waits for it, so each target receives its items in queue order.
     fn claim_due(
         &self,
         now: DateTime<Utc>,
@@ -227,17 +254,39 @@ pub trait OutboxStore: Send + Sync {
         limit: u32,
         claimer: &str,
     ) -> impl Future<Output = StoreResult<Vec<OutboxItem>>> + Send;
-    fn mark_sent(&self, id: i64, at: DateTime<Utc>)
-    -> impl Future<Output = StoreResult<()>> + Send;
-    /// Gives a claimed item back unsent, its attempt not counted, due again at `at`.
-    fn release(&self, id: i64, at: DateTime<Utc>) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Records a failed attempt: retried at `retry_at`, or dead when `None`.
+    /// Extends the lease of an item still held under `claim` and not yet expired at `now`;
+    /// false when the claim was lost (expired, or taken over): the item must not be sent.
+    fn renew_claim(
+        &self,
+        id: i64,
+        claim: &Claim,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Records the item sent, if still held under `claim`; whether it was.
+    fn mark_sent(
+        &self,
+        id: i64,
+        claim: &Claim,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Gives a claimed item back unsent, its attempt not counted, due again at `at`, if
+    /// still held under `claim`.
+    fn release(
+        &self,
+        id: i64,
+        claim: &Claim,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+    /// Records a failed attempt: retried at `retry_at`, or dead when `None`; only if still
+    /// held under `claim`.
     fn mark_failed(
         &self,
         id: i64,
+        claim: &Claim,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
-    ) -> impl Future<Output = StoreResult<()>> + Send;
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Notes a delivery outcome for a target: success resets it, a failure counts. Returns
     /// the new health.
     fn record_endpoint(

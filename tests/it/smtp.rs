@@ -275,3 +275,47 @@ async fn a_refused_recipient_is_dead_lettered_and_the_others_arrive() {
     assert_eq!(dead[0].target, "ci@icbf.example");
     assert!(dead[0].last_error.as_deref().unwrap().contains("550"), "{:?}", dead[0].last_error);
 }
+
+#[tokio::test]
+async fn two_deliverers_with_a_lease_shorter_than_the_batch_send_each_digest_once() {
+    let port = free_port();
+    // Each message takes the relay 400 ms; a claim lasts 1 s unless renewed: one deliverer
+    // sending its 7 claimed digests one by one outlives the lease of the last ones.
+    let server = SmtpServer::start(port, &["--delay-ms", "400"]);
+    let mut t = app_with_digests(&smtp_section(port, "none", None, false)).await;
+    t.app.settings.delivery.lease = std::time::Duration::from_secs(1);
+    t.app.settings.delivery.concurrency = 1;
+    let replica = |app: &App<TestStore>| App {
+        settings: app.settings.clone(),
+        store: app.store.clone(),
+        clock: Arc::new(cierre::clock::SystemClock),
+    };
+    // Both drain whatever is claimable (a lease run out included) until everything is sent.
+    let drain = |app: App<TestStore>| async move {
+        let mut total = cierre::notify::outbox::DeliveryReport::default();
+        for _ in 0..200 {
+            let d = app.deliver().await.unwrap();
+            total.sent += d.sent;
+            total.lost_claims += d.lost_claims;
+            if app.store.outbox_counts().await.unwrap().sent == 7 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        total
+    };
+    let (first, second) = tokio::join!(drain(replica(&t.app)), drain(replica(&t.app)));
+    assert_eq!(first.sent + second.sent, 7, "{first:?} {second:?}");
+    assert!(
+        first.lost_claims + second.lost_claims > 0,
+        "a deliverer lost claims it could not keep, and did not send them: {first:?} {second:?}"
+    );
+    let received = server.received();
+    let mut ids: Vec<&str> = received.iter().map(|(_, e, _)| e.message_id.as_str()).collect();
+    ids.sort();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!((n, ids.len()), (7, 7), "every digest arrived, none twice");
+    let items = t.app.store.outbox_items().await.unwrap();
+    assert!(items.iter().all(|i| i.status == "sent"), "{items:?}");
+}

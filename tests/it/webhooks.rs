@@ -269,25 +269,34 @@ async fn an_endpoint_failing_persistently_is_suspended_and_its_items_wait() {
     };
     later.sync().await.unwrap();
     later.evaluate(Some(date("2026-02-02"))).await.unwrap();
+    // The endpoint receives its items in order: the first fails, and the others wait
+    // behind it rather than overtake it.
     let d = later.deliver().await.unwrap();
+    assert_eq!((d.sent, d.retrying, d.dead, d.suspended.len()), (0, 1, 0, 0));
+    assert_eq!(seen.lock().unwrap().hits["down"], 1, "the later items were not tried");
+    // Its retry fails too: a second consecutive failure suspends the endpoint.
+    let retry = App {
+        settings: t.app.settings.clone(),
+        store: t.app.store.clone(),
+        clock: Arc::new(FixedClock(later.clock.now() + Duration::minutes(2))),
+    };
+    let d = retry.deliver().await.unwrap();
     assert_eq!(d.suspended.len(), 1);
-    assert_eq!((d.sent, d.retrying, d.dead), (0, 2, 0));
-    assert_eq!(seen.lock().unwrap().hits["down"], 2, "the third item was not tried");
+    assert_eq!((d.sent, d.retrying, d.dead), (0, 1, 0));
+    assert_eq!(seen.lock().unwrap().hits["down"], 2);
     let health = t.app.store.endpoints().await.unwrap();
     assert_eq!(health[0].consecutive_failures, 2);
     let until = health[0].suspended_until.unwrap();
-    assert_eq!(until, later.clock.now() + Duration::minutes(120));
+    assert_eq!(until, retry.clock.now() + Duration::minutes(120));
     let items = t.app.store.outbox_items().await.unwrap();
-    // All wait (the first failed before the suspension and is due sooner, but a suspended
-    // target's items are not claimed: see below).
     assert!(items.iter().all(|i| i.status == "pending"));
     let attempts: Vec<i64> = items.iter().map(|i| i.attempts).collect();
-    assert_eq!(attempts.iter().sum::<i64>(), 2, "the waiting item spent no attempt");
+    assert_eq!(attempts, [2, 0, 0], "the waiting items spent no attempt");
     // Still suspended an hour later: nothing is tried.
     let hour = App {
         settings: t.app.settings.clone(),
         store: t.app.store.clone(),
-        clock: Arc::new(FixedClock(later.clock.now() + Duration::hours(1))),
+        clock: Arc::new(FixedClock(retry.clock.now() + Duration::hours(1))),
     };
     assert_eq!(hour.deliver().await.unwrap().retrying, 0);
     assert_eq!(seen.lock().unwrap().hits["down"], 2);

@@ -7,7 +7,10 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use super::PgStore;
 use super::rows;
 use crate::error::StoreResult;
-use crate::store::{EndpointHealth, NewOutboxItem, OutboxCounts, OutboxItem, OutboxStore};
+use crate::store::{Claim, EndpointHealth, NewOutboxItem, OutboxCounts, OutboxItem, OutboxStore};
+
+/// The advisory lock that makes outbox claims one at a time (an arbitrary constant).
+const CLAIM_LOCK: i64 = 0x6369_6572_7265_0001;
 
 /// Items per multi-row insert (8 values each).
 const ITEMS_PER_INSERT: usize = 2_000;
@@ -57,71 +60,111 @@ impl OutboxStore for PgStore {
         limit: u32,
         claimer: &str,
     ) -> StoreResult<Vec<OutboxItem>> {
-        // An expired lease (a claimer that died) makes the item claimable again.
+        // Claims are taken one at a time (a transaction-scoped advisory lock): the head of a
+        // target's queue is judged on committed states only, so two replicas never claim a
+        // target's first and second items together. An expired lease (a claimer that died)
+        // makes the item claimable again.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CLAIM_LOCK).execute(&mut *tx).await?;
         let found = sqlx::query(
             "UPDATE outbox SET status = 'sending', claimed_until = $1, claimed_by = $2, \
-             attempts = attempts + 1 \
-             WHERE id IN (SELECT id FROM outbox WHERE \
-               ((status = 'pending' AND next_attempt_at <= $3) OR \
-                (status = 'sending' AND claimed_until <= $3)) \
-               AND target NOT IN (SELECT target FROM endpoints WHERE suspended_until > $3) \
-             ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             claim_token = $5, attempts = attempts + 1 \
+             WHERE id IN (SELECT o.id FROM outbox o WHERE \
+               ((o.status = 'pending' AND o.next_attempt_at <= $3) OR \
+                (o.status = 'sending' AND o.claimed_until <= $3)) \
+               AND o.target NOT IN (SELECT target FROM endpoints WHERE suspended_until > $3) \
+               AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.target = o.target \
+                 AND e.id < o.id AND e.status IN ('pending', 'sending')) \
+             ORDER BY o.id LIMIT $4) \
              RETURNING *",
         )
         .bind(lease_until)
         .bind(claimer)
         .bind(now)
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .bind(crate::store::claim_token())
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         let mut items: Vec<OutboxItem> = found.iter().map(rows::outbox_item).collect();
         items.sort_by_key(|i| i.id);
         Ok(items)
     }
 
-    async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'sent', sent_at = $1, claimed_until = NULL, \
-             last_error = NULL WHERE id = $2",
+    async fn renew_claim(
+        &self,
+        id: i64,
+        claim: &Claim,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET claimed_until = $1 WHERE id = $2 AND status = 'sending' \
+             AND claimed_by = $3 AND claim_token = $4 AND claimed_until > $5",
         )
-        .bind(at)
+        .bind(lease_until)
         .bind(id)
+        .bind(&claim.by)
+        .bind(&claim.token)
+        .bind(now)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
-    async fn release(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE outbox SET status = 'pending', \
-             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
-             claimed_until = NULL, next_attempt_at = $1 WHERE id = $2 AND status = 'sending'",
+    async fn mark_sent(&self, id: i64, claim: &Claim, at: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at = $1, claimed_until = NULL, \
+             last_error = NULL WHERE id = $2 AND status = 'sending' AND claimed_by = $3 \
+             AND claim_token = $4",
         )
         .bind(at)
         .bind(id)
+        .bind(&claim.by)
+        .bind(&claim.token)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release(&self, id: i64, claim: &Claim, at: DateTime<Utc>) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'pending', \
+             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
+             claimed_until = NULL, next_attempt_at = $1 WHERE id = $2 AND status = 'sending' \
+             AND claimed_by = $3 AND claim_token = $4",
+        )
+        .bind(at)
+        .bind(id)
+        .bind(&claim.by)
+        .bind(&claim.token)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn mark_failed(
         &self,
         id: i64,
+        claim: &Claim,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let status = if retry_at.is_some() { "pending" } else { "dead" };
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE outbox SET status = $1, last_error = $2, claimed_until = NULL, \
-             next_attempt_at = COALESCE($3, next_attempt_at) WHERE id = $4",
+             next_attempt_at = COALESCE($3, next_attempt_at) WHERE id = $4 \
+             AND status = 'sending' AND claimed_by = $5 AND claim_token = $6",
         )
         .bind(status)
         .bind(error)
         .bind(retry_at)
         .bind(id)
+        .bind(&claim.by)
+        .bind(&claim.token)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
     async fn record_endpoint(

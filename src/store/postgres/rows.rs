@@ -135,6 +135,7 @@ pub(super) fn outbox_item(r: &PgRow) -> OutboxItem {
         next_attempt_at: r.get("next_attempt_at"),
         last_error: r.get("last_error"),
         claimed_by: r.get("claimed_by"),
+        claim_token: r.get("claim_token"),
     }
 }
 

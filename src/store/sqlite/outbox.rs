@@ -7,7 +7,7 @@ use rusqlite::{Connection, params};
 use super::SqliteStore;
 use super::rows::{self, Ts};
 use crate::error::StoreResult;
-use crate::store::{EndpointHealth, NewOutboxItem, OutboxCounts, OutboxItem, OutboxStore};
+use crate::store::{Claim, EndpointHealth, NewOutboxItem, OutboxCounts, OutboxItem, OutboxStore};
 
 /// Queues `item` unless an item with its idempotency key exists; true when queued. Also
 /// used by the evaluation, which queues its events with the findings they announce.
@@ -48,21 +48,27 @@ impl OutboxStore for SqliteStore {
         limit: u32,
         claimer: &str,
     ) -> StoreResult<Vec<OutboxItem>> {
-        let claimer = claimer.to_string();
+        let (claimer, token) = (claimer.to_string(), crate::store::claim_token());
         self.with_conn(move |conn| {
-            // An expired lease (a claimer that died) makes the item claimable again.
+            // An expired lease (a claimer that died) makes the item claimable again. SQLite
+            // serialises writers: no two claims see the same head.
             let mut stmt = conn.prepare_cached(
                 "UPDATE outbox SET status = 'sending', claimed_until = ?1, claimed_by = ?2, \
-                 attempts = attempts + 1 \
-                 WHERE id IN (SELECT id FROM outbox WHERE \
-                   ((status = 'pending' AND next_attempt_at <= ?3) OR \
-                    (status = 'sending' AND claimed_until <= ?3)) \
-                   AND target NOT IN (SELECT target FROM endpoints WHERE suspended_until > ?3) \
-                 ORDER BY id LIMIT ?4) \
+                 claim_token = ?5, attempts = attempts + 1 \
+                 WHERE id IN (SELECT o.id FROM outbox o WHERE \
+                   ((o.status = 'pending' AND o.next_attempt_at <= ?3) OR \
+                    (o.status = 'sending' AND o.claimed_until <= ?3)) \
+                   AND o.target NOT IN (SELECT target FROM endpoints WHERE suspended_until > ?3) \
+                   AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.target = o.target \
+                     AND e.id < o.id AND e.status IN ('pending', 'sending')) \
+                 ORDER BY o.id LIMIT ?4) \
                  RETURNING *",
             )?;
             let mut items = stmt
-                .query_map(params![Ts(lease_until), claimer, Ts(now), limit], rows::outbox_item)?
+                .query_map(
+                    params![Ts(lease_until), claimer, Ts(now), limit, token],
+                    rows::outbox_item,
+                )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             items.sort_by_key(|i| i.id);
             Ok(items)
@@ -70,27 +76,50 @@ impl OutboxStore for SqliteStore {
         .await
     }
 
-    async fn mark_sent(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
+    async fn renew_claim(
+        &self,
+        id: i64,
+        claim: &Claim,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let claim = claim.clone();
         self.with_conn(move |conn| {
-            conn.execute(
-                "UPDATE outbox SET status = 'sent', sent_at = ?1, claimed_until = NULL, \
-                 last_error = NULL WHERE id = ?2",
-                params![Ts(at), id],
+            let n = conn.execute(
+                "UPDATE outbox SET claimed_until = ?1 WHERE id = ?2 AND status = 'sending' \
+                 AND claimed_by = ?3 AND claim_token = ?4 AND claimed_until > ?5",
+                params![Ts(lease_until), id, claim.by, claim.token, Ts(now)],
             )?;
-            Ok(())
+            Ok(n == 1)
         })
         .await
     }
 
-    async fn release(&self, id: i64, at: DateTime<Utc>) -> StoreResult<()> {
+    async fn mark_sent(&self, id: i64, claim: &Claim, at: DateTime<Utc>) -> StoreResult<bool> {
+        let claim = claim.clone();
         self.with_conn(move |conn| {
-            conn.execute(
+            let n = conn.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?1, claimed_until = NULL, \
+                 last_error = NULL WHERE id = ?2 AND status = 'sending' AND claimed_by = ?3 \
+                 AND claim_token = ?4",
+                params![Ts(at), id, claim.by, claim.token],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn release(&self, id: i64, claim: &Claim, at: DateTime<Utc>) -> StoreResult<bool> {
+        let claim = claim.clone();
+        self.with_conn(move |conn| {
+            let n = conn.execute(
                 "UPDATE outbox SET status = 'pending', \
                  attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
-                 claimed_until = NULL, next_attempt_at = ?1 WHERE id = ?2 AND status = 'sending'",
-                params![Ts(at), id],
+                 claimed_until = NULL, next_attempt_at = ?1 WHERE id = ?2 AND status = 'sending' \
+                 AND claimed_by = ?3 AND claim_token = ?4",
+                params![Ts(at), id, claim.by, claim.token],
             )?;
-            Ok(())
+            Ok(n == 1)
         })
         .await
     }
@@ -98,18 +127,20 @@ impl OutboxStore for SqliteStore {
     async fn mark_failed(
         &self,
         id: i64,
+        claim: &Claim,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
-    ) -> StoreResult<()> {
-        let error = error.to_string();
+    ) -> StoreResult<bool> {
+        let (claim, error) = (claim.clone(), error.to_string());
         self.with_conn(move |conn| {
             let status = if retry_at.is_some() { "pending" } else { "dead" };
-            conn.execute(
+            let n = conn.execute(
                 "UPDATE outbox SET status = ?1, last_error = ?2, claimed_until = NULL, \
-                 next_attempt_at = COALESCE(?3, next_attempt_at) WHERE id = ?4",
-                params![status, error, retry_at.map(Ts), id],
+                 next_attempt_at = COALESCE(?3, next_attempt_at) WHERE id = ?4 \
+                 AND status = 'sending' AND claimed_by = ?5 AND claim_token = ?6",
+                params![status, error, retry_at.map(Ts), id, claim.by, claim.token],
             )?;
-            Ok(())
+            Ok(n == 1)
         })
         .await
     }

@@ -302,6 +302,7 @@ pub(super) fn outbox_item(r: &Row) -> rusqlite::Result<OutboxItem> {
         next_attempt_at: r.get::<_, Ts>("next_attempt_at")?.0,
         last_error: r.get("last_error")?,
         claimed_by: r.get("claimed_by")?,
+        claim_token: r.get("claim_token")?,
     })
 }
 
