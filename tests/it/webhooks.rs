@@ -49,6 +49,13 @@ async fn receive(
             return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "120")]).into_response();
         }
         "gone" => return StatusCode::GONE.into_response(),
+        // Chaos: a few milliseconds late, and one request in five refused.
+        p if p.starts_with("chaos") => {
+            tokio::time::sleep(std::time::Duration::from_millis(fastrand::u64(0..6))).await;
+            if fastrand::u8(0..5) == 0 {
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+        }
         "down" => return StatusCode::SERVICE_UNAVAILABLE.into_response(),
         "moved" => {
             return (StatusCode::TEMPORARY_REDIRECT, [("location", "/hook/ok")]).into_response();
@@ -300,4 +307,54 @@ async fn an_endpoint_failing_persistently_is_suspended_and_its_items_wait() {
     };
     assert_eq!(hour.deliver().await.unwrap().retrying, 0);
     assert_eq!(seen.lock().unwrap().hits["down"], 2);
+}
+
+#[tokio::test]
+async fn each_endpoint_receives_its_events_in_queue_order_despite_delays_and_failures() {
+    let (base, seen) = receiver().await;
+    let mut t = spawn_app_with(
+        &crate::helpers::sample_contracts(),
+        "2026-02-02",
+        "[delivery]\nconcurrency = 8\nsuspend_after_failures = 1000\n",
+    )
+    .await;
+    t.app.settings.webhooks = vec![
+        hook(&base, "chaos-all", &[]),
+        hook(&base, "chaos-findings", &["finding.opened", "finding.escalated", "finding.resolved"]),
+    ];
+    // SENA and ICBF: a few hundred events, opened and then escalated.
+    t.app.settings.source.entities = vec!["899999034".into(), "899999239".into()];
+    t.app.sync().await.unwrap();
+    t.app.evaluate(Some(date("2026-02-02"))).await.unwrap();
+    t.app.evaluate(Some(date("2026-03-16"))).await.unwrap();
+    let items = t.app.store.outbox_items().await.unwrap();
+    assert!(items.len() > 100, "{}", items.len());
+    // Deliver until everything is sent, each drain hours after the last so retries are due.
+    let mut rounds = 0;
+    let mut app = at(&t.app, "2026-03-16");
+    while t.app.store.outbox_items().await.unwrap().iter().any(|i| i.status != "sent") {
+        rounds += 1;
+        assert!(rounds < 5_000, "delivery does not finish");
+        app.deliver().await.unwrap();
+        app = App {
+            settings: app.settings.clone(),
+            store: app.store.clone(),
+            clock: Arc::new(FixedClock(app.clock.now() + Duration::hours(7))),
+        };
+    }
+    let s = seen.lock().unwrap();
+    assert_eq!(s.bad_signatures, 0);
+    for path in ["chaos-all", "chaos-findings"] {
+        let target = format!("{base}/{path}");
+        let queued: Vec<String> = items
+            .iter()
+            .filter(|i| i.target == target)
+            .map(|i| i.message_id.clone().unwrap_or_else(|| i.idempotency_key.clone()))
+            .collect();
+        let received: Vec<String> =
+            s.events[path].iter().map(|e| e["webhook-id"].as_str().unwrap().to_string()).collect();
+        assert_eq!(received.len(), queued.len(), "{path}: each event once");
+        assert!(received == queued, "{path}: events arrived out of queue order");
+        assert!(s.hits[path] > received.len(), "{path}: the receiver did refuse some");
+    }
 }
