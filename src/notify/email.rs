@@ -26,6 +26,22 @@ pub enum SendError {
 }
 
 impl SendError {
+    /// Whether the channel itself failed (the relay unreachable or closing, TLS or
+    /// authentication refused, a timeout, the outbox folder unwritable) rather than this
+    /// message or its recipient: every message would fail alike, so no recipient is to blame.
+    pub fn channel_down(&self) -> bool {
+        match self {
+            // A reply about this message or recipient is theirs, but for 421 (closing), 454
+            // (TLS unavailable) and 530/535 (authentication); no reply at all (connection,
+            // TLS, timeout) is the relay's.
+            SendError::Smtp(e) => e
+                .status()
+                .is_none_or(|c| matches!(c.to_string().as_str(), "421" | "454" | "530" | "535")),
+            SendError::File(_) | SendError::Timeout(_) => true,
+            SendError::Invalid(_) => false,
+        }
+    }
+
     pub fn retryable(&self) -> bool {
         match self {
             // 5xx replies (mailbox unknown, message refused) will not change by retrying.

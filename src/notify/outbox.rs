@@ -29,6 +29,9 @@ pub struct DeliveryReport {
     pub sent: u64,
     pub retrying: u64,
     pub dead: u64,
+    /// Items put back without spending an attempt because their channel was down (the SMTP
+    /// relay unreachable): no recipient is charged with the channel's failure.
+    pub deferred: u64,
     /// Items not sent because their claim was lost before the send (another replica took
     /// them over after the lease ran out).
     pub lost_claims: u64,
@@ -47,6 +50,8 @@ pub struct Failure {
     pub retryable: bool,
     /// When the receiver asked to be retried (`Retry-After`).
     pub retry_after: Option<std::time::Duration>,
+    /// The channel failed, not this item or its target ([`crate::notify::email::SendError::channel_down`]).
+    pub channel_down: bool,
 }
 
 /// The delay before the attempt after `attempts` failed ones: 1 min, 2, 4… capped at 6 h,
@@ -80,7 +85,12 @@ pub async fn send_item(
     settings: &Settings,
     item: &OutboxItem,
 ) -> Result<(), Failure> {
-    let permanent = |message: String| Failure { message, retryable: false, retry_after: None };
+    let permanent = |message: String| Failure {
+        message,
+        retryable: false,
+        retry_after: None,
+        channel_down: false,
+    };
     match item.channel.as_str() {
         "email" => {
             let to: lettre::Address = item
@@ -93,6 +103,7 @@ pub async fn send_item(
                 message: e.to_string(),
                 retryable: e.retryable(),
                 retry_after: None,
+                channel_down: e.channel_down(),
             })
         }
         "webhook" => {
@@ -107,8 +118,14 @@ pub async fn send_item(
             // The signature's timestamp is the real send time, whatever the injected clock
             // says: receivers check it against their own clocks to refuse replays.
             let sent_at = Utc::now();
+            // Each endpoint is its own server: its failures are its own.
             channels.webhooks.post(endpoint, id, &item.payload, sent_at).await.map_err(|e| {
-                Failure { message: e.message, retryable: e.retryable, retry_after: e.retry_after }
+                Failure {
+                    message: e.message,
+                    retryable: e.retryable,
+                    retry_after: e.retry_after,
+                    channel_down: false,
+                }
             })
         }
         other => Err(permanent(format!("no channel `{other}`"))),
@@ -124,7 +141,12 @@ enum Outcome {
     Released,
     /// Not sent: the claim was lost before the send.
     Lost,
+    /// Put back without spending an attempt: its channel is down.
+    Deferred,
 }
+
+/// The health row of the email channel itself (beside each target's).
+pub const EMAIL_CHANNEL: &str = "channel:email";
 
 /// State shared by the concurrent sends of one drain.
 struct Drain<'a, S> {
@@ -137,6 +159,9 @@ struct Drain<'a, S> {
     /// Targets suspended during this drain, and until when: a std Mutex, never held across
     /// an await.
     suspended: std::sync::Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Until when the email channel is down, once a send found it so in this drain: set once,
+    /// by the first send that failed, so a drain counts one failure of the channel.
+    email_down: tokio::sync::OnceCell<DateTime<Utc>>,
 }
 
 impl<S: Store> Drain<'_, S> {
@@ -183,6 +208,10 @@ impl<S: Store> Drain<'_, S> {
             store.release(item.id, &claim, until).await?;
             return Ok((Outcome::Released, None));
         }
+        if let (Some(&until), "email") = (self.email_down.get(), item.channel.as_str()) {
+            store.release(item.id, &claim, until).await?;
+            return Ok((Outcome::Deferred, None));
+        }
         let now = self.clock.now();
         // Verified and extended just before the send: items of a batch wait their turn, and
         // one whose lease ran out meanwhile may be another replica's now.
@@ -200,10 +229,30 @@ impl<S: Store> Drain<'_, S> {
                         "sent, but the claim was lost during the send: another replica may send it again");
                 }
                 store.record_endpoint(&item.target, None, now).await?;
+                if item.channel == "email" {
+                    store.record_endpoint(EMAIL_CHANNEL, None, now).await?;
+                }
                 return Ok((Outcome::Sent, None));
             }
             Err(f) => f,
         };
+        if f.channel_down {
+            // The relay, not the recipient: back the channel off (1 min, 2, 4 … 6 h as its
+            // failures add up) and put the item back with its attempt unspent.
+            // One failure of the channel per drain, however many sends found it down.
+            let until = *self
+                .email_down
+                .get_or_try_init(|| async {
+                    let health =
+                        store.record_endpoint(EMAIL_CHANNEL, Some(&f.message), now).await?;
+                    anyhow::Ok(now + backoff(health.consecutive_failures))
+                })
+                .await?;
+            store.release(item.id, &claim, until).await?;
+            tracing::warn!(target_ = %item.target, error = %f.message, %until,
+                "the email channel is down; digests wait for it without spending attempts");
+            return Ok((Outcome::Deferred, None));
+        }
         let health = store.record_endpoint(&item.target, Some(&f.message), now).await?;
         let mut retry_at = now + backoff(item.attempts);
         if let Some(after) = f.retry_after.and_then(|a| Duration::from_std(a).ok()) {
@@ -249,7 +298,15 @@ pub async fn deliver<S: Store>(
     use futures_util::StreamExt;
 
     let lease = Duration::from_std(settings.delivery.lease).unwrap_or(Duration::minutes(5));
-    let drain = Drain { store, settings, channels, clock, lease, suspended: Default::default() };
+    let drain = Drain {
+        store,
+        settings,
+        channels,
+        clock,
+        lease,
+        suspended: Default::default(),
+        email_down: Default::default(),
+    };
     let mut report = DeliveryReport::default();
     let mut seen = HashSet::new();
     loop {
@@ -271,6 +328,7 @@ pub async fn deliver<S: Store>(
                 Outcome::Dead => report.dead += 1,
                 Outcome::Released => {}
                 Outcome::Lost => report.lost_claims += 1,
+                Outcome::Deferred => report.deferred += 1,
             }
             if matches!(outcome, Outcome::Retrying | Outcome::Dead) {
                 *report.failures.entry(channel).or_default() += 1;

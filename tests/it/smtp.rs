@@ -191,31 +191,42 @@ async fn an_untrusted_certificate_is_refused_and_retried_not_sent() {
     // No ca_file: the private CA is not trusted.
     let t = app_with_digests(&smtp_section(port, "starttls", None, false)).await;
     let d = t.app.deliver().await.unwrap();
-    assert_eq!((d.sent, d.retrying), (0, 7));
+    // A failure of the channel: every digest waits, no recipient is charged with it.
+    assert_eq!((d.sent, d.retrying, d.deferred), (0, 0, 7));
     assert!(server.received().is_empty());
+    let health = t.app.store.endpoints().await.unwrap();
+    assert_eq!(health.len(), 1, "{health:?}");
+    assert_eq!(health[0].target, "channel:email");
 }
 
 #[tokio::test]
 async fn an_smtp_outage_delays_the_digests_and_each_arrives_once() {
     let port = free_port();
     let t = app_with_digests(&smtp_section(port, "none", None, false)).await;
-    // Nobody listens: every digest waits for a retry.
+    // Nobody listens: the channel is down. Every digest waits for it without spending an
+    // attempt, and no recipient is charged or suspended: the failure is the relay's.
     let d = t.app.deliver().await.unwrap();
-    assert_eq!((d.sent, d.retrying, d.dead), (0, 7, 0));
+    assert_eq!((d.sent, d.retrying, d.dead, d.deferred), (0, 0, 0, 7));
+    assert!(d.suspended.is_empty());
     let items = t.app.store.outbox_items().await.unwrap();
     assert!(items.iter().all(|i| i.status == "pending" && i.next_attempt_at > t.app.clock.now()));
-    let counts = t.app.store.outbox_counts().await.unwrap();
-    assert_eq!((counts.pending, counts.retrying), (0, 7));
-    assert!(
-        items[0].last_error.as_deref().unwrap_or("").contains("onnect"),
-        "{:?}",
-        items[0].last_error
-    );
+    assert!(items.iter().all(|i| i.attempts == 0));
+    let health = t.app.store.endpoints().await.unwrap();
+    assert_eq!(health.len(), 1, "only the channel is failing: {health:?}");
+    assert_eq!((health[0].target.as_str(), health[0].consecutive_failures), ("channel:email", 1));
+    assert!(health[0].last_error.as_deref().unwrap_or("").contains("onnect"), "{health:?}");
+    // Down for hours: each drain once it is due again counts one failure of the channel,
+    // never one per digest, and nothing is dead-lettered however long it lasts.
+    for hours in [1, 3, 8, 20] {
+        let d = later(&t.app, Duration::hours(hours)).deliver().await.unwrap();
+        assert_eq!((d.sent, d.dead), (0, 0));
+    }
+    assert!(t.app.store.outbox_items().await.unwrap().iter().all(|i| i.attempts == 0));
 
     let server = SmtpServer::start(port, &[]);
-    // Not due yet: nothing is sent before the backoff ends.
-    assert_eq!(t.app.deliver().await.unwrap().sent, 0);
-    let app = later(&t.app, Duration::hours(1));
+    // Not due yet: nothing is sent before the channel's backoff ends.
+    assert_eq!(later(&t.app, Duration::hours(20)).deliver().await.unwrap().sent, 0);
+    let app = later(&t.app, Duration::hours(30));
     assert_eq!(app.deliver().await.unwrap().sent, 7);
     assert_eq!(app.deliver().await.unwrap().sent, 0);
     let received = server.received();
