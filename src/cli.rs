@@ -124,6 +124,31 @@ pub enum Command {
     Migrate,
     /// Show the outbox and the stored rows.
     Status,
+    /// Act on the notification outbox.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OutboxCommand {
+    /// Queue dead items again (attempts reset), recorded in the outbox audit. With no
+    /// filter, every dead item.
+    Requeue {
+        /// Only items of this channel (email, webhook).
+        #[arg(long)]
+        channel: Option<String>,
+        /// Only items to this recipient or endpoint URL.
+        #[arg(long)]
+        target: Option<String>,
+        /// Only the item with this id.
+        #[arg(long)]
+        id: Option<i64>,
+        /// Who asks (recorded in the audit; default: $USER).
+        #[arg(long, env = "USER", default_value = "operator")]
+        by: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -299,6 +324,11 @@ pub async fn execute<S: Store>(
                 now: chrono::Utc::now(),
             };
             output::write_status(out, &report)?;
+        }
+        Command::Outbox { command: OutboxCommand::Requeue { channel, target, id, by } } => {
+            let filter = crate::store::RequeueFilter { channel, target, id };
+            let n = app.store.requeue_dead(&filter, &by, app.clock.now()).await?;
+            writeln!(out, "requeued {n} dead item(s)")?;
         }
         Command::Calendar { .. } | Command::Documents { .. } | Command::CheckConfig => {
             anyhow::bail!("a command that needs no store")

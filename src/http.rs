@@ -33,6 +33,7 @@ pub fn router<S: Store + Clone + 'static>(daemon: Arc<Daemon<S>>) -> Router {
         .route("/api/outbox", get(outbox::<S>))
         .route("/api/digest", get(digest_preview::<S>))
         .route("/api/jobs/{job}/run", post(trigger::<S>))
+        .route("/api/outbox/requeue", post(requeue::<S>))
         .with_state(daemon)
 }
 
@@ -270,6 +271,27 @@ fn authorised(headers: &HeaderMap, token: Option<&secrecy::SecretString>) -> boo
     // Compare in constant time: the token is a secret. Slices of different lengths are
     // unequal (only the length can be learnt from the timing).
     bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes()))
+}
+
+/// `POST /api/outbox/requeue?channel=…&target=…&id=…`: dead items queued again (audited as
+/// the API's), bearer token required.
+async fn requeue<S: Store + Clone + 'static>(
+    State(d): State<Arc<Daemon<S>>>,
+    Query(filter): Query<crate::store::RequeueFilter>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorised(&headers, d.settings().http.token.as_ref()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "a valid bearer token is required\n",
+        )
+            .into_response();
+    }
+    match d.store.requeue_dead(&filter, "admin API", d.clock.now()).await {
+        Ok(n) => Json(json!({ "requeued": n, "filter": filter })).into_response(),
+        Err(e) => internal(e),
+    }
 }
 
 #[derive(Deserialize)]

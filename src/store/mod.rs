@@ -118,6 +118,14 @@ impl OutboxItem {
     }
 }
 
+/// Which dead items an operator queues again: every one given matches (none: all dead).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct RequeueFilter {
+    pub channel: Option<String>,
+    pub target: Option<String>,
+    pub id: Option<i64>,
+}
+
 /// A new claim token: unique per claim (time and randomness), never reused by a process.
 pub(crate) fn claim_token() -> String {
     format!("{:x}-{:016x}", chrono::Utc::now().timestamp_micros(), fastrand::u64(..))
@@ -304,6 +312,14 @@ pub trait OutboxStore: Send + Sync {
     fn endpoints(&self) -> impl Future<Output = StoreResult<Vec<EndpointHealth>>> + Send;
     fn outbox_counts(&self) -> impl Future<Output = StoreResult<OutboxCounts>> + Send;
     fn outbox_items(&self) -> impl Future<Output = StoreResult<Vec<OutboxItem>>> + Send;
+    /// Queues the dead items `filter` matches again (attempts reset, due at `at`) and records
+    /// who did it in `outbox_audit`, in one transaction; returns how many.
+    fn requeue_dead(
+        &self,
+        filter: &RequeueFilter,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
 }
 
 /// The job run history and the claims on scheduled slots, as the scheduler uses them.

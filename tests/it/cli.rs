@@ -46,6 +46,9 @@ fn run_once_on_the_sample_leaves_eml_files_naming_every_closable_contract() {
     assert_eq!(stdout(&out).trim_end(), line);
     let out = run(&["record", "documents", "900000003"]);
     assert!(stdout(&out).contains("Analisis del Sector.pdf"), "{}", stdout(&out));
+    let out = run(&["outbox", "requeue", "--channel", "email", "--by", "operadora"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "requeued 0 dead item(s)");
     let out = run(&["record", "contracts", "CO1.PCCNTR.0"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no contracts record with key CO1.PCCNTR.0"));

@@ -376,6 +376,10 @@ fn the_daemon_serves_health_readiness_metrics_and_guards_its_triggers() {
     assert_eq!(p.post("/api/jobs/sync/run", None).0, 401);
     assert_eq!(p.post("/api/jobs/sync/run", Some("otro")).0, 401);
     assert_eq!(p.post("/api/jobs/nope/run", Some("s3creto")).0, 404);
+    assert_eq!(p.post("/api/outbox/requeue?channel=email", None).0, 401);
+    let (code, body) = p.post("/api/outbox/requeue?channel=email", Some("s3creto"));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""requeued":0"#), "{body}");
     let runs = |p: &Process| p.get("/api/runs").unwrap().1;
     assert_eq!(runs(&p).trim(), "[]", "a refused trigger changes nothing");
     assert_eq!(p.post("/api/jobs/sync/run", Some("s3creto")).0, 202);

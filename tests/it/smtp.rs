@@ -285,6 +285,28 @@ async fn a_refused_recipient_is_dead_lettered_and_the_others_arrive() {
         .collect();
     assert_eq!(dead[0].target, "ci@icbf.example");
     assert!(dead[0].last_error.as_deref().unwrap().contains("550"), "{:?}", dead[0].last_error);
+
+    // The relay's rule is fixed: an operator queues the dead digest again, and it arrives
+    // once; the others are not sent again.
+    drop(server);
+    let server = SmtpServer::start(port, &[]);
+    let other =
+        cierre::store::RequeueFilter { target: Some("nadie@x.co".into()), ..Default::default() };
+    assert_eq!(t.app.store.requeue_dead(&other, "ana", t.app.clock.now()).await.unwrap(), 0);
+    let filter = cierre::store::RequeueFilter {
+        target: Some("ci@icbf.example".into()),
+        ..Default::default()
+    };
+    assert_eq!(t.app.store.requeue_dead(&filter, "ana", t.app.clock.now()).await.unwrap(), 1);
+    let d = t.app.deliver().await.unwrap();
+    assert_eq!((d.sent, d.dead), (1, 0));
+    let received = server.received();
+    assert_eq!(received.len(), 1);
+    assert!(received[0].0.contains("ci@icbf.example"));
+    assert_eq!(t.app.deliver().await.unwrap().sent, 0);
+    let url = &t.app.settings.store_url;
+    let audit = "SELECT COUNT(*) FROM outbox_audit WHERE actor = 'ana' AND action = 'requeue'";
+    assert_eq!(crate::helpers::scalar(url, audit).await, 2, "both requests are in the audit");
 }
 
 #[tokio::test]

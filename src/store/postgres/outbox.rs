@@ -7,7 +7,9 @@ use sqlx::{PgConnection, Postgres, QueryBuilder, Row};
 use super::PgStore;
 use super::rows;
 use crate::error::StoreResult;
-use crate::store::{Claim, EndpointHealth, NewOutboxItem, OutboxCounts, OutboxItem, OutboxStore};
+use crate::store::{
+    Claim, EndpointHealth, NewOutboxItem, OutboxCounts, OutboxItem, OutboxStore, RequeueFilter,
+};
 
 /// The advisory lock that makes outbox claims one at a time (an arbitrary constant).
 const CLAIM_LOCK: i64 = 0x6369_6572_7265_0001;
@@ -233,6 +235,39 @@ impl OutboxStore for PgStore {
             c.set(&r.get::<String, _>("state"), r.get::<i64, _>("n") as u64);
         }
         Ok(c)
+    }
+
+    async fn requeue_dead(
+        &self,
+        filter: &RequeueFilter,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, \
+             claimed_until = NULL WHERE status = 'dead' AND ($2::TEXT IS NULL OR channel = $2) \
+             AND ($3::TEXT IS NULL OR target = $3) AND ($4::BIGINT IS NULL OR id = $4)",
+        )
+        .bind(at)
+        .bind(&filter.channel)
+        .bind(&filter.target)
+        .bind(filter.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "INSERT INTO outbox_audit (at, actor, action, filter, items) \
+             VALUES ($1, $2, 'requeue', $3, $4)",
+        )
+        .bind(at)
+        .bind(actor)
+        .bind(serde_json::to_string(filter).unwrap_or_default())
+        .bind(n as i64)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn outbox_items(&self) -> StoreResult<Vec<OutboxItem>> {

@@ -35,6 +35,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "sync guards", include_str!("../../../migrations/sqlite/0007_sync_guards.sql")),
     (8, "run owners", include_str!("../../../migrations/sqlite/0008_run_owners.sql")),
     (9, "outbox claims", include_str!("../../../migrations/sqlite/0009_outbox_claims.sql")),
+    (10, "outbox audit", include_str!("../../../migrations/sqlite/0010_outbox_audit.sql")),
 ];
 
 /// Applies the migrations not yet applied. A migration applied with other text than this

@@ -7,7 +7,9 @@ use rusqlite::{Connection, params};
 use super::SqliteStore;
 use super::rows::{self, Ts};
 use crate::error::StoreResult;
-use crate::store::{Claim, EndpointHealth, NewOutboxItem, OutboxCounts, OutboxItem, OutboxStore};
+use crate::store::{
+    Claim, EndpointHealth, NewOutboxItem, OutboxCounts, OutboxItem, OutboxStore, RequeueFilter,
+};
 
 /// Queues `item` unless an item with its idempotency key exists; true when queued. Also
 /// used by the evaluation, which queues its events with the findings they announce.
@@ -211,6 +213,37 @@ impl OutboxStore for SqliteStore {
                 c.set(&r.get::<_, String>("state")?, r.get::<_, i64>("n")? as u64);
             }
             Ok(c)
+        })
+        .await
+    }
+
+    async fn requeue_dead(
+        &self,
+        filter: &RequeueFilter,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let (filter, actor) = (filter.clone(), actor.to_string());
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?1, \
+                 claimed_until = NULL WHERE status = 'dead' AND (?2 IS NULL OR channel = ?2) \
+                 AND (?3 IS NULL OR target = ?3) AND (?4 IS NULL OR id = ?4)",
+                params![Ts(at), filter.channel, filter.target, filter.id],
+            )?;
+            tx.execute(
+                "INSERT INTO outbox_audit (at, actor, action, filter, items) \
+                 VALUES (?1, ?2, 'requeue', ?3, ?4)",
+                params![
+                    Ts(at),
+                    actor,
+                    serde_json::to_string(&filter).unwrap_or_default(),
+                    n as i64
+                ],
+            )?;
+            tx.commit()?;
+            Ok(n as u64)
         })
         .await
     }
