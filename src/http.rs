@@ -273,6 +273,16 @@ fn authorised(headers: &HeaderMap, token: Option<&secrecy::SecretString>) -> boo
     bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes()))
 }
 
+/// The answer to a request that changes state without the bearer token.
+fn unauthorised() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "a valid bearer token is required\n",
+    )
+        .into_response()
+}
+
 /// `POST /api/outbox/requeue?channel=…&target=…&id=…`: dead items queued again (audited as
 /// the API's), bearer token required.
 async fn requeue<S: Store + Clone + 'static>(
@@ -281,12 +291,7 @@ async fn requeue<S: Store + Clone + 'static>(
     headers: HeaderMap,
 ) -> Response {
     if !authorised(&headers, d.settings().http.token.as_ref()) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "a valid bearer token is required\n",
-        )
-            .into_response();
+        return unauthorised();
     }
     match d.store.requeue_dead(&filter, "admin API", d.clock.now()).await {
         Ok(n) => Json(json!({ "requeued": n, "filter": filter })).into_response(),
@@ -308,12 +313,7 @@ async fn trigger<S: Store + Clone + 'static>(
     headers: HeaderMap,
 ) -> Response {
     if !authorised(&headers, d.settings().http.token.as_ref()) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "a valid bearer token is required\n",
-        )
-            .into_response();
+        return unauthorised();
     }
     let Some(job) = Job::SCHEDULED.into_iter().find(|j| j.as_str() == job) else {
         let jobs = Job::SCHEDULED.map(|j| j.as_str());
