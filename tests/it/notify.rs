@@ -182,3 +182,72 @@ async fn a_failed_delivery_is_retried_later_and_sent_once() {
     assert_eq!(t.emails().len(), 7);
     assert_eq!(app.deliver().await.unwrap().sent, 0);
 }
+
+#[tokio::test]
+async fn over_2026_a_weekly_finding_is_in_exactly_one_digest_of_each_week_holidays_included() {
+    use chrono::{Datelike, Days};
+    let mut t =
+        crate::helpers::spawn_app_with(&crate::helpers::sample_contracts(), "2026-01-05", "").await;
+    // SENA and ICBF keep the year's 250 digest runs quick.
+    t.app.settings.source.entities = vec!["899999034".into(), "899999239".into()];
+    t.app.sync().await.unwrap();
+    t.app.evaluate(Some(crate::helpers::date("2026-01-05"))).await.unwrap();
+    let settings = &t.app.settings;
+    let cal = &settings.calendar;
+    let weekly: Vec<&str> = settings
+        .levels
+        .iter()
+        .filter(|l| matches!(l.cadence, cierre::config::Cadence::Weekly(_)))
+        .map(|l| l.name.as_str())
+        .collect();
+    assert_eq!(weekly, ["aviso"]);
+    // Per business day: (recipient, contract, kind) of the weekly findings in its digests.
+    let mut monday = crate::helpers::date("2025-12-29");
+    let (mut weeks_checked, mut holiday_mondays, mut checked_findings) = (0, 0, 0);
+    while monday.year() <= 2026 {
+        let days: Vec<chrono::NaiveDate> =
+            (0..7).map(|i| monday + Days::new(i)).filter(|d| cal.is_business_day(*d)).collect();
+        if !cal.is_business_day(monday) && !days.is_empty() {
+            holiday_mondays += 1;
+        }
+        // The days of the week each finding was in a digest at the weekly level.
+        let mut sent: std::collections::HashMap<
+            (String, String),
+            std::collections::BTreeSet<chrono::NaiveDate>,
+        > = Default::default();
+        for day in &days {
+            let (digests, _) =
+                cierre::notify::build_digests(&t.app.store, settings, *day).await.unwrap();
+            for d in digests {
+                for r in d.rows.iter().filter(|r| weekly.contains(&r.level.as_str())) {
+                    sent.entry((r.contract_id.clone(), r.kind.clone())).or_default().insert(*day);
+                }
+            }
+        }
+        // Never on two days of one week…
+        assert!(sent.values().all(|d| d.len() == 1), "week of {monday}: {sent:?}");
+        // …and every finding at the weekly level on each business day of the week is sent on
+        // one of them, whether or not the week's Monday is a holiday.
+        let open = t.app.store.open_findings().await.unwrap();
+        for stored in &open {
+            let weekly_all_week = days.iter().all(|day| {
+                let mut f = stored.finding.clone();
+                f.count_days_from(cal, *day);
+                weekly.contains(&f.level.as_str())
+            });
+            let key =
+                (stored.finding.contract_id.clone(), stored.finding.kind.as_str().to_string());
+            if weekly_all_week && !days.is_empty() {
+                assert!(sent.contains_key(&key), "week of {monday}: {key:?} was never sent");
+                checked_findings += 1;
+            }
+        }
+        if !days.is_empty() {
+            weeks_checked += 1;
+        }
+        monday = monday + Days::new(7);
+    }
+    assert!(weeks_checked >= 52);
+    assert!(holiday_mondays >= 10, "2026 has {holiday_mondays} holiday Mondays");
+    assert!(checked_findings > 0);
+}
