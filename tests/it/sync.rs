@@ -289,26 +289,7 @@ async fn a_failed_write_rolls_back_its_transaction_and_only_committed_pages_are_
     let store = crate::helpers::TestStore::open(&url).await.unwrap();
     store.migrate().await.unwrap();
     // A real failure from the database: inserting the contract `BAD` aborts its statement.
-    if url.starts_with("sqlite") {
-        crate::helpers::sqlite(&url)
-            .execute_batch(
-                "CREATE TRIGGER refuse_bad BEFORE INSERT ON contracts WHEN NEW.id_contrato = 'BAD' \
-                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-            )
-            .unwrap();
-    } else {
-        let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        sqlx::raw_sql(
-            "CREATE FUNCTION refuse_bad() RETURNS trigger AS $$ BEGIN \
-               IF NEW.id_contrato = 'BAD' THEN RAISE EXCEPTION 'injected failure'; END IF; \
-               RETURN NEW; END $$ LANGUAGE plpgsql; \
-             CREATE TRIGGER refuse_bad BEFORE INSERT ON contracts \
-               FOR EACH ROW EXECUTE FUNCTION refuse_bad();",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
-    }
+    crate::helpers::refuse_contract(&url, Some("BAD")).await;
     let now = chrono::Utc::now();
     let pass = store.begin_pass(Dataset::Contracts, now, "test").await.unwrap();
     let run = store.start_sync_run(Dataset::Contracts, "test", "test:1", now).await.unwrap();
