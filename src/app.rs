@@ -47,6 +47,20 @@ impl<S: Store> App<S> {
     }
 }
 
+/// Rows removed per purge transaction: short transactions beside the live outbox.
+const PURGE_BATCH: u32 = 5_000;
+
+/// What the purge job removed.
+#[derive(Debug, Default, Serialize)]
+pub struct PurgeReport {
+    /// Sent and dead outbox items moved to the delivery history.
+    pub outbox: u64,
+    /// Delivery history rows past `retention.history_days`.
+    pub history: u64,
+    /// Finished job runs past `retention.runs_days`.
+    pub runs: u64,
+}
+
 /// What `run --once` did, stage by stage.
 #[derive(Debug, Serialize)]
 pub struct RunReport {
@@ -158,6 +172,33 @@ impl<S: Store> App<S> {
         outbox::deliver(&self.store, &self.settings, &channels, self.clock.as_ref()).await
     }
 
+    /// Removes finished work past its retention (`[retention]`): outbox items to the
+    /// delivery history, then the history and the run history past theirs.
+    pub async fn purge(&self) -> anyhow::Result<PurgeReport> {
+        let r = &self.settings.retention;
+        let now = self.clock.now();
+        let before = |days: u32| now - chrono::Duration::days(days.into());
+        let mut report = PurgeReport::default();
+        loop {
+            let n = self.store.purge_outbox(before(r.outbox_days), PURGE_BATCH).await?;
+            report.outbox += n;
+            if n < u64::from(PURGE_BATCH) {
+                break;
+            }
+        }
+        if let Some(days) = r.history_days {
+            loop {
+                let n = self.store.purge_deliveries(before(days), PURGE_BATCH).await?;
+                report.history += n;
+                if n < u64::from(PURGE_BATCH) {
+                    break;
+                }
+            }
+        }
+        report.runs = self.store.purge_runs(before(r.runs_days)).await?;
+        Ok(report)
+    }
+
     /// One recipient's digest for `as_of`, rendered, without touching the outbox.
     pub async fn digest(
         &self,
@@ -214,6 +255,7 @@ impl<S: Store> App<S> {
         };
         // The slot of a manual run is its start: unique per run.
         let run = JobRun {
+            id: None,
             job: job.as_str().to_string(),
             scheduled_for: started_at,
             started_at,

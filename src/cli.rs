@@ -90,6 +90,9 @@ pub enum Command {
     },
     /// Send what is due in the outbox, once.
     Deliver,
+    /// Remove finished work past its retention ([retention]): sent and dead outbox items
+    /// (kept in the delivery history without their payload), old history and runs.
+    Purge,
     /// Render one recipient's digest.
     Digest {
         #[arg(long)]
@@ -148,6 +151,18 @@ pub enum OutboxCommand {
         /// Who asks (recorded in the audit; default: $USER).
         #[arg(long, env = "USER", default_value = "operator")]
         by: String,
+    },
+    /// The delivery history (items purged from the outbox), newest first, tab-separated:
+    /// id, finished, status, channel, target, Message-ID or webhook-id, subject.
+    History {
+        /// Only items to this recipient or endpoint URL.
+        #[arg(long)]
+        target: Option<String>,
+        /// Only `sent` or `dead` items.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
     },
 }
 
@@ -329,6 +344,30 @@ pub async fn execute<S: Store>(
             let filter = crate::store::RequeueFilter { channel, target, id };
             let n = app.store.requeue_dead(&filter, &by, app.clock.now()).await?;
             writeln!(out, "requeued {n} dead item(s)")?;
+        }
+        Command::Outbox { command: OutboxCommand::History { target, status, limit } } => {
+            let page = crate::store::OutboxPage { target, status, limit, ..Default::default() };
+            for d in app.store.deliveries(&page).await? {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    d.id,
+                    d.finished_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    d.status,
+                    d.channel,
+                    d.target,
+                    d.message_id.as_deref().unwrap_or("-"),
+                    d.subject.as_deref().unwrap_or("-"),
+                )?;
+            }
+        }
+        Command::Purge => {
+            let p = app.purge().await?;
+            writeln!(
+                out,
+                "purged {} outbox item(s) to the delivery history, {} history row(s), {} run(s)",
+                p.outbox, p.history, p.runs
+            )?;
         }
         Command::Calendar { .. } | Command::Documents { .. } | Command::CheckConfig => {
             anyhow::bail!("a command that needs no store")

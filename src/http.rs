@@ -19,7 +19,7 @@ use crate::config::routing;
 use crate::config::schedule::Job;
 use crate::domain::Dataset;
 use crate::scheduler::Daemon;
-use crate::store::Store;
+use crate::store::{OutboxPage, Store};
 
 /// The routes, on the daemon's state.
 pub fn router<S: Store + Clone + 'static>(daemon: Arc<Daemon<S>>) -> Router {
@@ -31,6 +31,7 @@ pub fn router<S: Store + Clone + 'static>(daemon: Arc<Daemon<S>>) -> Router {
         .route("/api/runs", get(runs::<S>))
         .route("/api/findings", get(findings::<S>))
         .route("/api/outbox", get(outbox::<S>))
+        .route("/api/deliveries", get(deliveries::<S>))
         .route("/api/digest", get(digest_preview::<S>))
         .route("/api/jobs/{job}/run", post(trigger::<S>))
         .route("/api/outbox/requeue", post(requeue::<S>))
@@ -120,17 +121,32 @@ async fn status<S: Store + Clone + 'static>(State(d): State<Arc<Daemon<S>>>) -> 
     .into_response()
 }
 
+/// The largest page of a list.
+const MAX_PAGE: u32 = 1_000;
+/// A page's size when none is asked for.
+const DEFAULT_PAGE: u32 = 100;
+
+/// A page of a list, newest first: `?limit=` (at most [`MAX_PAGE`]) items with an id below
+/// `?before=`; the answer's `next_before` asks for the next page (`null`: the last).
+fn page<T: serde::Serialize>(items: Vec<T>, limit: u32, id: impl Fn(&T) -> i64) -> Response {
+    let next = (items.len() as u32 == limit).then(|| items.last().map(id)).flatten();
+    Json(json!({ "items": items, "next_before": next })).into_response()
+}
+
 #[derive(Deserialize)]
 struct RunsQuery {
     limit: Option<u32>,
+    before: Option<i64>,
 }
 
+/// `GET /api/runs?limit=&before=`: the run history, newest first, paginated.
 async fn runs<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
     Query(q): Query<RunsQuery>,
 ) -> Response {
-    match d.store.runs(q.limit.unwrap_or(100).min(1000)).await {
-        Ok(r) => Json(r).into_response(),
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    match d.store.runs(q.before, limit).await {
+        Ok(r) => page(r, limit, |r| r.id.unwrap_or_default()),
         Err(e) => internal(e),
     }
 }
@@ -202,27 +218,60 @@ async fn findings<S: Store + Clone + 'static>(
 #[derive(Deserialize)]
 struct OutboxQuery {
     status: Option<String>,
+    channel: Option<String>,
+    target: Option<String>,
+    limit: Option<u32>,
+    before: Option<i64>,
 }
 
+impl OutboxQuery {
+    fn page(self) -> OutboxPage {
+        OutboxPage {
+            status: self.status,
+            channel: self.channel,
+            target: self.target,
+            before: self.before,
+            limit: self.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE),
+        }
+    }
+}
+
+/// `GET /api/outbox?status=&channel=&target=&limit=&before=`: outbox items without their
+/// payload, newest first, paginated.
 async fn outbox<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
     Query(q): Query<OutboxQuery>,
 ) -> Response {
-    match d.store.outbox_items().await {
-        Ok(items) => Json(
-            items
+    let p = q.page();
+    match d.store.outbox_items(&p).await {
+        Ok(items) => {
+            let items: Vec<_> = items
                 .into_iter()
-                .filter(|i| q.status.as_ref().is_none_or(|s| *s == i.status))
                 .map(|i| {
                     json!({
                         "id": i.id, "key": i.idempotency_key, "channel": i.channel, "target": i.target,
-                        "subject": i.subject, "status": i.status, "attempts": i.attempts,
-                        "next_attempt_at": i.next_attempt_at, "last_error": i.last_error,
+                        "subject": i.subject, "message_id": i.message_id, "status": i.status,
+                        "attempts": i.attempts, "next_attempt_at": i.next_attempt_at,
+                        "created_at": i.created_at, "finished_at": i.finished_at,
+                        "last_error": i.last_error,
                     })
                 })
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
+                .collect();
+            page(items, p.limit, |i| i["id"].as_i64().unwrap_or_default())
+        }
+        Err(e) => internal(e),
+    }
+}
+
+/// `GET /api/deliveries?status=&channel=&target=&limit=&before=`: the delivery history of
+/// items purged from the outbox, newest first, paginated.
+async fn deliveries<S: Store + Clone + 'static>(
+    State(d): State<Arc<Daemon<S>>>,
+    Query(q): Query<OutboxQuery>,
+) -> Response {
+    let p = q.page();
+    match d.store.deliveries(&p).await {
+        Ok(items) => page(items, p.limit, |i| i.id),
         Err(e) => internal(e),
     }
 }

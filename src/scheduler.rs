@@ -197,6 +197,7 @@ impl<S: Store + Clone + 'static> Daemon<S> {
         }
         self.metrics.record_run(job, outcome, elapsed, finished_at);
         let run = JobRun {
+            id: None,
             job: job.to_string(),
             scheduled_for: slot,
             started_at,
@@ -258,7 +259,7 @@ impl<S: Store + Clone + 'static> Daemon<S> {
             if !gone || !self.store.abandon_run(&run, now).await? {
                 continue;
             }
-            tracing::warn!(job = %run.job, slot = %run.scheduled_for, owner = ?run.owner,
+            tracing::warn!(job = %run.job, slot = %run.scheduled_for, owner = run.owner.as_deref().unwrap_or("unknown"),
                 "a run left unfinished by a process that is gone was marked abandoned");
             if let Ok(job) = run.job.parse::<Job>()
                 && RERUNNABLE.contains(&job)
@@ -330,6 +331,7 @@ impl<S: Store + Clone + 'static> Daemon<S> {
                 self.metrics.record_delivery(&delivery);
                 Ok(Some(to_json(&delivery)))
             }
+            Job::Purge => Ok(Some(to_json(&app.purge().await?))),
             Job::Evaluate => anyhow::bail!("no job `{job}`: evaluations follow each sync"),
         }
     }

@@ -74,6 +74,7 @@ pub struct Settings {
     pub levels: Vec<Level>,
     pub email: EmailSettings,
     pub delivery: DeliverySettings,
+    pub retention: RetentionSettings,
     pub webhooks: Vec<Webhook>,
     pub http: HttpSettings,
     pub log_format: LogFormat,
@@ -299,6 +300,21 @@ pub struct DeliverySettings {
     pub webhook_timeout: std::time::Duration,
     /// Sends in flight at once.
     pub concurrency: usize,
+    /// The first retry's delay, doubled at each failure up to `retry_max`.
+    pub retry_base: std::time::Duration,
+    pub retry_max: std::time::Duration,
+}
+
+/// How long finished work is kept (the `purge` job).
+#[derive(Debug, Clone)]
+pub struct RetentionSettings {
+    /// Sent and dead outbox items older than this many days are purged, their delivery
+    /// history kept in `deliveries`.
+    pub outbox_days: u32,
+    /// Finished job runs older than this many days are purged (the latest of each job kept).
+    pub runs_days: u32,
+    /// The delivery history older than this many days is purged; `None`: kept for ever.
+    pub history_days: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -343,6 +359,8 @@ pub struct ScheduleSettings {
     pub deliver: Schedule,
     /// A periodic fresh pass over the whole scope.
     pub resync: Schedule,
+    /// The purge of old outbox items, runs and delivery history.
+    pub purge: Schedule,
     /// Run once, at start, each job whose latest slot was missed while down.
     pub catch_up: bool,
     /// How long SIGTERM waits for running jobs before abandoning them.
@@ -358,6 +376,7 @@ impl ScheduleSettings {
             Job::Notify => Some(&self.notify),
             Job::Deliver => Some(&self.deliver),
             Job::Resync => Some(&self.resync),
+            Job::Purge => Some(&self.purge),
             Job::Evaluate => None,
         }
     }

@@ -136,6 +136,13 @@ suspend_after_failures = 10
 suspend_minutes = 60
 webhook_timeout_secs = 10
 concurrency = 8
+retry_base_secs = 60
+retry_max_secs = 21600
+
+[retention]
+outbox_days = 90
+runs_days = 90
+history_days = 0
 
 [http]
 listen = "127.0.0.1:9464"
@@ -150,6 +157,7 @@ sync = "0 0 6 * * *"
 notify = "0 0 7 * * Mon-Fri"
 deliver = "0 */5 * * * *"
 resync = "0 0 3 * * Sun"
+purge = "0 30 4 * * *"
 catch_up = true
 shutdown_grace_secs = 30
 "#;
@@ -171,6 +179,7 @@ pub struct Raw {
     pub escalation: RawEscalation,
     pub email: RawEmail,
     pub delivery: RawDelivery,
+    pub retention: RawRetention,
     #[serde(default)]
     pub webhooks: Vec<RawWebhook>,
     pub http: RawHttp,
@@ -364,6 +373,15 @@ pub struct RawDelivery {
     pub suspend_minutes: i64,
     pub webhook_timeout_secs: i64,
     pub concurrency: i64,
+    pub retry_base_secs: i64,
+    pub retry_max_secs: i64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawRetention {
+    pub outbox_days: i64,
+    pub runs_days: i64,
+    pub history_days: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -400,6 +418,7 @@ pub struct RawSchedule {
     pub notify: String,
     pub deliver: String,
     pub resync: String,
+    pub purge: String,
     pub catch_up: bool,
     pub shutdown_grace_secs: i64,
 }

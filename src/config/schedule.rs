@@ -21,13 +21,16 @@ pub enum Job {
     Deliver,
     /// A fresh pass over the whole scope, then an evaluation.
     Resync,
+    /// The purge of finished outbox items and runs past their retention.
+    Purge,
 }
 
 impl Job {
     /// The jobs with a schedule of their own, in `schedule.*` order.
-    pub const SCHEDULED: [Job; 4] = [Job::Sync, Job::Notify, Job::Deliver, Job::Resync];
+    pub const SCHEDULED: [Job; 5] = [Job::Sync, Job::Notify, Job::Deliver, Job::Resync, Job::Purge];
 
-    const ALL: [Job; 5] = [Job::Sync, Job::Evaluate, Job::Notify, Job::Deliver, Job::Resync];
+    const ALL: [Job; 6] =
+        [Job::Sync, Job::Evaluate, Job::Notify, Job::Deliver, Job::Resync, Job::Purge];
 
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -36,6 +39,7 @@ impl Job {
             Job::Notify => "notify",
             Job::Deliver => "deliver",
             Job::Resync => "resync",
+            Job::Purge => "purge",
         }
     }
 }

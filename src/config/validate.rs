@@ -443,6 +443,11 @@ pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors>
         ("delivery.suspend_minutes", d.suspend_minutes, 1..=10_080),
         ("delivery.webhook_timeout_secs", d.webhook_timeout_secs, 1..=300),
         ("delivery.concurrency", d.concurrency, 1..=64),
+        ("delivery.retry_base_secs", d.retry_base_secs, 1..=86_400),
+        ("delivery.retry_max_secs", d.retry_max_secs, d.retry_base_secs.max(1)..=7 * 86_400),
+        ("retention.outbox_days", raw.retention.outbox_days, 1..=36_500),
+        ("retention.runs_days", raw.retention.runs_days, 1..=36_500),
+        ("retention.history_days", raw.retention.history_days, 0..=36_500),
     ] {
         if !range.contains(&value) {
             e.add(key, format!("{value} is not between {} and {}", range.start(), range.end()));
@@ -563,6 +568,7 @@ pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors>
     let notify = schedule("schedule.notify", &raw.schedule.notify);
     let deliver = schedule("schedule.deliver", &raw.schedule.deliver);
     let resync = schedule("schedule.resync", &raw.schedule.resync);
+    let purge = schedule("schedule.purge", &raw.schedule.purge);
 
     if !(1..=3600).contains(&raw.schedule.shutdown_grace_secs) {
         e.add(
@@ -598,7 +604,8 @@ pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors>
         Some(notify),
         Some(deliver),
         Some(resync),
-    ) = (base_url, from, listen, timezone, sync, notify, deliver, resync)
+        Some(purge),
+    ) = (base_url, from, listen, timezone, sync, notify, deliver, resync, purge)
     else {
         unreachable!("a missing value without an error");
     };
@@ -673,6 +680,14 @@ pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors>
             suspend_for: Duration::from_secs(d.suspend_minutes as u64 * 60),
             webhook_timeout: Duration::from_secs(d.webhook_timeout_secs as u64),
             concurrency: d.concurrency.clamp(1, 64) as usize,
+            retry_base: Duration::from_secs(d.retry_base_secs as u64),
+            retry_max: Duration::from_secs(d.retry_max_secs as u64),
+        },
+        retention: RetentionSettings {
+            outbox_days: raw.retention.outbox_days as u32,
+            runs_days: raw.retention.runs_days as u32,
+            history_days: (raw.retention.history_days > 0)
+                .then_some(raw.retention.history_days as u32),
         },
         webhooks,
         http: HttpSettings {
@@ -689,6 +704,7 @@ pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors>
             notify,
             deliver,
             resync,
+            purge,
             catch_up: raw.schedule.catch_up,
             shutdown_grace: Duration::from_secs(raw.schedule.shutdown_grace_secs as u64),
         },

@@ -15,7 +15,7 @@ use lettre::address::Envelope;
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{DeliverySettings, Settings};
 use crate::notify::email::Mailer;
 use crate::notify::webhook::WebhookClient;
 use crate::store::{Claim, OutboxItem, Store};
@@ -54,13 +54,16 @@ pub struct Failure {
     pub channel_down: bool,
 }
 
-/// The delay before the attempt after `attempts` failed ones: 1 min, 2, 4… capped at 6 h,
-/// ±20 % jitter so that many items failing together do not retry together.
-pub fn backoff(attempts: i64) -> Duration {
-    let exp = attempts.clamp(1, 20) as u32 - 1;
-    let base = 60i64.saturating_mul(1i64 << exp.min(12)).min(6 * 3600);
-    let jitter = (fastrand::f64() * 0.4 - 0.2) * base as f64;
-    Duration::seconds(base + jitter as i64)
+/// The delay before the attempt after `attempts` failed ones: `delivery.retry_base_secs`
+/// (1 min), doubled at each failure, capped at `delivery.retry_max_secs` (6 h), ±20 % jitter
+/// so that many items failing together do not retry together.
+pub fn backoff(attempts: i64, d: &DeliverySettings) -> Duration {
+    let exp = attempts.clamp(1, 30) as u32 - 1;
+    let base = d.retry_base.as_millis() as i64;
+    let max = d.retry_max.as_millis() as i64;
+    let delay = base.saturating_mul(1i64 << exp.min(30)).min(max);
+    let jitter = (fastrand::f64() * 0.4 - 0.2) * delay as f64;
+    Duration::milliseconds(delay + jitter as i64)
 }
 
 /// The channels an item can go out on.
@@ -245,7 +248,7 @@ impl<S: Store> Drain<'_, S> {
                 .get_or_try_init(|| async {
                     let health =
                         store.record_endpoint(EMAIL_CHANNEL, Some(&f.message), now).await?;
-                    anyhow::Ok(now + backoff(health.consecutive_failures))
+                    anyhow::Ok(now + backoff(health.consecutive_failures, d))
                 })
                 .await?;
             store.release(item.id, &claim, until).await?;
@@ -254,7 +257,7 @@ impl<S: Store> Drain<'_, S> {
             return Ok((Outcome::Deferred, None));
         }
         let health = store.record_endpoint(&item.target, Some(&f.message), now).await?;
-        let mut retry_at = now + backoff(item.attempts);
+        let mut retry_at = now + backoff(item.attempts, d);
         if let Some(after) = f.retry_after.and_then(|a| Duration::from_std(a).ok()) {
             retry_at = retry_at.max(now + after);
         }
@@ -271,7 +274,8 @@ impl<S: Store> Drain<'_, S> {
             retry_at = retry_at.max(until);
         }
         let dead = !f.retryable || item.attempts >= d.max_attempts as i64;
-        if !store.mark_failed(item.id, &claim, &f.message, (!dead).then_some(retry_at)).await? {
+        if !store.mark_failed(item.id, &claim, &f.message, (!dead).then_some(retry_at), now).await?
+        {
             tracing::warn!(key = %item.idempotency_key, "the claim was lost during the failed send");
             return Ok((Outcome::Lost, newly_suspended));
         }
@@ -345,11 +349,19 @@ mod tests {
 
     #[test]
     fn backoff_doubles_within_jitter_and_is_capped() {
+        let mut d = Settings::defaults().delivery;
         for attempts in 1..=12 {
             let expected = (60i64 << (attempts - 1)).min(6 * 3600) as f64;
-            let got = backoff(attempts).num_seconds() as f64;
+            let got = backoff(attempts, &d).num_seconds() as f64;
             assert!(got >= expected * 0.79 && got <= expected * 1.21, "{attempts}: {got}");
         }
-        assert!(backoff(40).num_seconds() <= (6 * 3600) * 121 / 100);
+        assert!(backoff(40, &d).num_seconds() <= (6 * 3600) * 121 / 100);
+        // Configured: 1 s, 2, 4, then 5 at most.
+        d.retry_base = std::time::Duration::from_secs(1);
+        d.retry_max = std::time::Duration::from_secs(5);
+        for (attempts, expected) in [(1, 1000), (2, 2000), (3, 4000), (4, 5000), (30, 5000)] {
+            let got = backoff(attempts, &d).num_milliseconds() as f64;
+            assert!(got >= expected as f64 * 0.79 && got <= expected as f64 * 1.21, "{got}");
+        }
     }
 }

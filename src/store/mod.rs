@@ -106,6 +106,9 @@ pub struct OutboxItem {
     pub claimed_by: Option<String>,
     /// The claim's own token: a new one at each claim.
     pub claim_token: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// When it was sent, or given up (dead).
+    pub finished_at: Option<DateTime<Utc>>,
 }
 
 impl OutboxItem {
@@ -116,6 +119,44 @@ impl OutboxItem {
             token: self.claim_token.clone().unwrap_or_default(),
         }
     }
+}
+
+/// A page of the outbox or of the delivery history, newest first: the items matching every
+/// filter given, with an id below `before` (the last id of the previous page).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct OutboxPage {
+    pub status: Option<String>,
+    pub channel: Option<String>,
+    pub target: Option<String>,
+    pub before: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+impl OutboxPage {
+    /// Every item, newest first.
+    pub fn all() -> OutboxPage {
+        OutboxPage { limit: u32::MAX, ..OutboxPage::default() }
+    }
+}
+
+/// A finished outbox item past its retention, as the delivery history keeps it: without its
+/// payload, under the outbox item's id.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Delivery {
+    pub id: i64,
+    pub idempotency_key: String,
+    pub channel: String,
+    pub target: String,
+    pub subject: Option<String>,
+    /// The email Message-ID or the webhook-id it went with.
+    pub message_id: Option<String>,
+    /// `sent` or `dead`.
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
 }
 
 /// Which dead items an operator queues again: every one given matches (none: all dead).
@@ -178,6 +219,9 @@ impl OutboxCounts {
 /// One run of a job, for the run history.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct JobRun {
+    /// The row's id once stored (the cursor of the run history's pages).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
     pub job: String,
     /// The slot the run belongs to: one run per (job, slot).
     pub scheduled_for: DateTime<Utc>,
@@ -286,14 +330,15 @@ pub trait OutboxStore: Send + Sync {
         claim: &Claim,
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
-    /// Records a failed attempt: retried at `retry_at`, or dead when `None`; only if still
-    /// held under `claim`.
+    /// Records a failed attempt at `at`: retried at `retry_at`, or dead when `None`; only if
+    /// still held under `claim`.
     fn mark_failed(
         &self,
         id: i64,
         claim: &Claim,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
     /// Notes a delivery outcome for a target: success resets it, a failure counts. Returns
     /// the new health.
@@ -311,7 +356,30 @@ pub trait OutboxStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<()>> + Send;
     fn endpoints(&self) -> impl Future<Output = StoreResult<Vec<EndpointHealth>>> + Send;
     fn outbox_counts(&self) -> impl Future<Output = StoreResult<OutboxCounts>> + Send;
-    fn outbox_items(&self) -> impl Future<Output = StoreResult<Vec<OutboxItem>>> + Send;
+    /// A page of the outbox, newest first.
+    fn outbox_items(
+        &self,
+        page: &OutboxPage,
+    ) -> impl Future<Output = StoreResult<Vec<OutboxItem>>> + Send;
+    /// A page of the delivery history, newest first (`status` filters `sent` / `dead`).
+    fn deliveries(
+        &self,
+        page: &OutboxPage,
+    ) -> impl Future<Output = StoreResult<Vec<Delivery>>> + Send;
+    /// Moves up to `batch` sent or dead items finished before `before` to the delivery
+    /// history (their payload dropped), in one transaction; how many. Called until it
+    /// returns less than `batch`.
+    fn purge_outbox(
+        &self,
+        before: DateTime<Utc>,
+        batch: u32,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
+    /// Deletes up to `batch` rows of the delivery history finished before `before`.
+    fn purge_deliveries(
+        &self,
+        before: DateTime<Utc>,
+        batch: u32,
+    ) -> impl Future<Output = StoreResult<u64>> + Send;
     /// Queues the dead items `filter` matches again (attempts reset, due at `at`) and records
     /// who did it in `outbox_audit`, in one transaction; returns how many.
     fn requeue_dead(
@@ -362,8 +430,15 @@ pub trait RunStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<Option<DateTime<Utc>>>> + Send;
     /// The latest run of each job.
     fn last_runs(&self) -> impl Future<Output = StoreResult<Vec<JobRun>>> + Send;
-    /// The most recent runs, newest first.
-    fn runs(&self, limit: u32) -> impl Future<Output = StoreResult<Vec<JobRun>>> + Send;
+    /// The most recent runs, newest first: `limit` of those with an id below `before`.
+    fn runs(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<JobRun>>> + Send;
+    /// Deletes the finished runs that started before `before`, except the latest slot of
+    /// each job (catch-up and `status` read it); how many.
+    fn purge_runs(&self, before: DateTime<Utc>) -> impl Future<Output = StoreResult<u64>> + Send;
 }
 
 /// A whole store: every stage's trait, on one backend. The backend is chosen once, at

@@ -17,7 +17,7 @@ use cierre::store::prelude::*;
 
 use crate::helpers::TestStore;
 
-use crate::helpers::{config_text, sample_contracts, spawn_app_with};
+use crate::helpers::{cierre, config_text, sample_contracts, spawn_app_with};
 
 fn utc(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -60,7 +60,7 @@ async fn a_slot_runs_once_and_is_recorded_with_its_counts() {
     let slot = utc("2026-11-21T11:00:00Z");
     assert_eq!(d.run_slot("sync", slot).await, ran("ok"));
     assert_eq!(d.run_slot("sync", slot).await, RunOutcome::AlreadyRan);
-    let runs = t.app.store.runs(10).await.unwrap();
+    let runs = t.app.store.runs(None, 10).await.unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(
         (runs[0].job.as_str(), runs[0].outcome.as_str(), runs[0].scheduled_for),
@@ -78,7 +78,7 @@ async fn a_failing_job_is_recorded_with_its_error_and_the_daemon_goes_on() {
     broken.source.contracts_path = Some("/nonexistent/contracts.jsonl".into());
     d.reload(broken);
     assert_eq!(d.run_slot("sync", utc("2026-11-21T11:00:00Z")).await, ran("failed"));
-    let run = &t.app.store.runs(1).await.unwrap()[0];
+    let run = &t.app.store.runs(None, 1).await.unwrap()[0];
     assert_eq!(run.outcome, "failed");
     assert!(
         run.error.as_deref().unwrap().contains("/nonexistent/contracts.jsonl"),
@@ -123,6 +123,7 @@ async fn slots_missed_while_down_are_caught_up_once_each_job() {
     for (job, slot) in [("sync", "2026-11-18T11:00:00Z"), ("deliver", "2026-11-18T15:00:00Z")] {
         let at = utc(slot);
         let run = JobRun {
+            id: None,
             job: job.into(),
             scheduled_for: at,
             started_at: at,
@@ -144,7 +145,7 @@ async fn slots_missed_while_down_are_caught_up_once_each_job() {
         ]
     );
     assert!(d.catch_up().await.unwrap().is_empty(), "nothing is owed any more");
-    let runs = t.app.store.runs(100).await.unwrap();
+    let runs = t.app.store.runs(None, 100).await.unwrap();
     assert_eq!(runs.iter().filter(|r| r.job == "sync").count(), 2);
     assert_eq!(runs.iter().filter(|r| r.job == "notify").count(), 0);
 }
@@ -190,7 +191,7 @@ async fn a_starting_replica_closes_only_runs_whose_process_is_gone_and_reruns_no
     let running: Vec<String> =
         store.running_runs().await.unwrap().into_iter().map(|r| r.owner.unwrap()).collect();
     assert_eq!(running, ["other-host:7"], "the live replica's run is left alone");
-    let runs = store.runs(100).await.unwrap();
+    let runs = store.runs(None, 100).await.unwrap();
     let outcome = |job: &str, slot: &str| {
         runs.iter().find(|r| r.job == job && r.scheduled_for == utc(slot)).unwrap().outcome.clone()
     };
@@ -205,6 +206,7 @@ async fn a_starting_replica_closes_only_runs_whose_process_is_gone_and_reruns_no
     assert!(counts.sent > 0 && counts.pending == 0, "{counts:?}");
     // The dead process's late record of its run no longer lands: the slot is another's.
     let late = JobRun {
+        id: None,
         job: "notify".into(),
         scheduled_for: utc("2026-11-23T12:00:00Z"),
         started_at: utc("2026-11-23T12:00:00Z"),
@@ -264,7 +266,7 @@ impl Process {
         let config = dir.join("daemon.toml");
         let text = config_text(dir, contracts, extra)
             + &format!(
-                "\n[http]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"s3creto\"\n\n[schedule]\nsync = \"0 0 6 1 1 *\"\nnotify = \"0 0 7 1 1 *\"\ndeliver = \"0 0 8 1 1 *\"\nshutdown_grace_secs = 1\n"
+                "\n[http]\nlisten = \"127.0.0.1:{port}\"\ntoken = \"s3creto\"\n\n[schedule]\nsync = \"0 0 6 1 1 *\"\nnotify = \"0 0 7 1 1 *\"\ndeliver = \"0 0 8 1 1 *\"\npurge = \"0 0 9 1 1 *\"\nshutdown_grace_secs = 1\n"
             );
         std::fs::write(&config, text).unwrap();
         Process::spawn(dir, config, port)
@@ -381,7 +383,11 @@ fn the_daemon_serves_health_readiness_metrics_and_guards_its_triggers() {
     assert_eq!(code, 200, "{body}");
     assert!(body.contains(r#""requeued":0"#), "{body}");
     let runs = |p: &Process| p.get("/api/runs").unwrap().1;
-    assert_eq!(runs(&p).trim(), "[]", "a refused trigger changes nothing");
+    assert_eq!(
+        runs(&p).trim(),
+        r#"{"items":[],"next_before":null}"#,
+        "a refused trigger changes nothing"
+    );
     assert_eq!(p.post("/api/jobs/sync/run", Some("s3creto")).0, 202);
     p.wait_for(|| runs(&p).contains(r#""outcome":"ok""#), "the triggered sync to finish");
     assert_eq!(p.get("/readyz").unwrap().0, 200);
@@ -507,7 +513,7 @@ fn sigterm_during_a_sync_leaves_the_store_consistent_and_the_next_sync_resumes()
     let stored = rt.block_on(store.count_rows(Dataset::Contracts, true)).unwrap();
     assert!(stored > 0 && stored < 60_000, "{stored}");
     assert_eq!(stored, cursor);
-    let runs = rt.block_on(store.runs(10)).unwrap();
+    let runs = rt.block_on(store.runs(None, 10)).unwrap();
     assert_eq!(runs[0].outcome, "running", "the interrupted run is still marked running");
 
     // The next sync resumes after the cursor and completes the pass.
@@ -535,8 +541,8 @@ fn jobs_fire_on_their_cron_slots_and_logs_can_be_json() {
     std::fs::write(&p.config, text).unwrap();
     p.signal("HUP");
     let deliveries = |p: &Process| -> Vec<serde_json::Value> {
-        let runs: Vec<serde_json::Value> =
-            serde_json::from_str(&p.get("/api/runs").unwrap().1).unwrap();
+        let page: serde_json::Value = serde_json::from_str(&p.get("/api/runs").unwrap().1).unwrap();
+        let runs = page["items"].as_array().unwrap().clone();
         runs.into_iter().filter(|r| r["job"] == "deliver" && r["outcome"] == "ok").collect()
     };
     p.wait_for(|| deliveries(&p).len() >= 3, "three scheduled deliveries");
@@ -559,4 +565,70 @@ fn jobs_fire_on_their_cron_slots_and_logs_can_be_json() {
         assert!(v["level"].is_string());
     }
     assert_eq!(p.terminate().0, Some(0));
+}
+
+#[test]
+fn the_outbox_runs_and_history_of_the_admin_api_come_in_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Process::start(dir.path(), &sample_contracts(), "");
+    let config = p.config.to_str().unwrap().to_string();
+    let out = cierre(dir.path(), &["--config", &config, "run", "--once", "--as-of", "2026-02-16"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Follows `next_before` from the first page to the last; returns every item's id.
+    let walk = |path: &str, limit: usize| -> Vec<i64> {
+        let mut ids = Vec::new();
+        let mut url = format!("{path}?limit={limit}");
+        loop {
+            let (code, body) = p.get(&url).unwrap();
+            assert_eq!(code, 200, "{body}");
+            let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let items = page["items"].as_array().unwrap();
+            assert!(items.len() <= limit, "{body}");
+            ids.extend(items.iter().map(|i| i["id"].as_i64().unwrap()));
+            match page["next_before"].as_i64() {
+                Some(before) => url = format!("{path}?limit={limit}&before={before}"),
+                None => return ids,
+            }
+        }
+    };
+    let outbox = walk("/api/outbox", 3);
+    assert_eq!(outbox.len(), 7, "{outbox:?}");
+    assert!(outbox.windows(2).all(|w| w[0] > w[1]), "newest first, no overlap: {outbox:?}");
+    let runs = walk("/api/runs", 1);
+    assert_eq!(runs.len(), 4, "sync, evaluate, notify, deliver: {runs:?}");
+    assert!(runs.windows(2).all(|w| w[0] > w[1]), "{runs:?}");
+    // Filters apply before the page is cut; a page is never larger than the maximum.
+    let sent = p.get("/api/outbox?status=sent&target=jefa@sena.example").unwrap().1;
+    let sent: serde_json::Value = serde_json::from_str(&sent).unwrap();
+    assert_eq!(sent["items"].as_array().unwrap().len(), 1, "{sent}");
+    assert!(sent["items"][0]["payload"].is_null(), "no payload in lists");
+    let big: serde_json::Value =
+        serde_json::from_str(&p.get("/api/runs?limit=100000").unwrap().1).unwrap();
+    assert_eq!(big["items"].as_array().unwrap().len(), 4);
+
+    // Sent long ago and purged, the sends are in the history, in pages too.
+    assert!(walk("/api/deliveries", 2).is_empty());
+    let url = crate::helpers::load(&p.config).unwrap().store_url;
+    let backdate = if url.starts_with("postgres") {
+        "WITH u AS (UPDATE outbox SET finished_at = '2026-01-01T00:00:00Z' RETURNING 1) \
+         SELECT COUNT(*) FROM u"
+    } else {
+        "UPDATE outbox SET finished_at = '2026-01-01T00:00:00+00:00' RETURNING 1"
+    };
+    tokio::runtime::Runtime::new().unwrap().block_on(crate::helpers::scalar(&url, backdate));
+    let text = std::fs::read_to_string(&p.config).unwrap() + "\n[retention]\noutbox_days = 1\n";
+    std::fs::write(&p.config, text).unwrap();
+    let out = cierre(dir.path(), &["--config", &config, "purge"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("purged 7 outbox item(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let history = walk("/api/deliveries", 2);
+    let mut expected = outbox.clone();
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(history, expected, "the history keeps the outbox ids");
+    assert!(walk("/api/outbox", 3).is_empty());
 }

@@ -33,7 +33,7 @@ async fn synced(file: &std::path::Path) -> (TestApp, usize) {
 }
 
 async fn sync_failed_events(t: &TestApp) -> usize {
-    let items = t.app.store.outbox_items().await.unwrap();
+    let items = t.app.store.outbox_items(&cierre::store::OutboxPage::all()).await.unwrap();
     items.iter().filter(|i| i.payload.contains("\"sync.failed\"")).count()
 }
 

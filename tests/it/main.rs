@@ -8,6 +8,7 @@ mod guards;
 mod helpers;
 mod notify;
 mod replicas;
+mod retention;
 mod smtp;
 mod soda;
 mod sync;

@@ -64,7 +64,7 @@ fn three_replicas_run_each_slot_once_and_deliver_each_digest_once_despite_a_sigk
         std::thread::sleep(Duration::from_millis(20));
     }
     // Kill the replica holding the claims, mid-delivery.
-    let items = rt.block_on(store.outbox_items()).unwrap();
+    let items = rt.block_on(store.outbox_items(&cierre::store::OutboxPage::all())).unwrap();
     let holder = items
         .iter()
         .find(|i| i.status == "sending")
@@ -87,7 +87,7 @@ fn three_replicas_run_each_slot_once_and_deliver_each_digest_once_despite_a_sigk
     // Another replica takes them over after the lease and delivers everything.
     let started = Instant::now();
     loop {
-        let items = rt.block_on(store.outbox_items()).unwrap();
+        let items = rt.block_on(store.outbox_items(&cierre::store::OutboxPage::all())).unwrap();
         if !items.is_empty() && items.iter().all(|i| i.status == "sent") {
             break;
         }
@@ -98,7 +98,7 @@ fn three_replicas_run_each_slot_once_and_deliver_each_digest_once_despite_a_sigk
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let items = rt.block_on(store.outbox_items()).unwrap();
+    let items = rt.block_on(store.outbox_items(&cierre::store::OutboxPage::all())).unwrap();
     assert_eq!(items.len(), 7, "three people per routed office, and the fallback");
     assert!(
         items.iter().any(|i| i.claimed_by.as_deref() != Some(holder.as_str())),
@@ -116,7 +116,7 @@ fn three_replicas_run_each_slot_once_and_deliver_each_digest_once_despite_a_sigk
 
     // Each slot ran once, and none was skipped while replicas were up.
     std::thread::sleep(Duration::from_secs(2));
-    let runs = rt.block_on(store.runs(1000)).unwrap();
+    let runs = rt.block_on(store.runs(None, 1000)).unwrap();
     let mut deliver: Vec<DateTime<Utc>> =
         runs.iter().filter(|r| r.job == "deliver").map(|r| r.scheduled_for).collect();
     deliver.sort();

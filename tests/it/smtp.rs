@@ -208,7 +208,7 @@ async fn an_smtp_outage_delays_the_digests_and_each_arrives_once() {
     let d = t.app.deliver().await.unwrap();
     assert_eq!((d.sent, d.retrying, d.dead, d.deferred), (0, 0, 0, 7));
     assert!(d.suspended.is_empty());
-    let items = t.app.store.outbox_items().await.unwrap();
+    let items = t.app.store.outbox_items(&cierre::store::OutboxPage::all()).await.unwrap();
     assert!(items.iter().all(|i| i.status == "pending" && i.next_attempt_at > t.app.clock.now()));
     assert!(items.iter().all(|i| i.attempts == 0));
     let health = t.app.store.endpoints().await.unwrap();
@@ -221,7 +221,15 @@ async fn an_smtp_outage_delays_the_digests_and_each_arrives_once() {
         let d = later(&t.app, Duration::hours(hours)).deliver().await.unwrap();
         assert_eq!((d.sent, d.dead), (0, 0));
     }
-    assert!(t.app.store.outbox_items().await.unwrap().iter().all(|i| i.attempts == 0));
+    assert!(
+        t.app
+            .store
+            .outbox_items(&cierre::store::OutboxPage::all())
+            .await
+            .unwrap()
+            .iter()
+            .all(|i| i.attempts == 0)
+    );
 
     let server = SmtpServer::start(port, &[]);
     // Not due yet: nothing is sent before the channel's backoff ends.
@@ -277,7 +285,7 @@ async fn a_refused_recipient_is_dead_lettered_and_the_others_arrive() {
     let dead: Vec<_> = t
         .app
         .store
-        .outbox_items()
+        .outbox_items(&cierre::store::OutboxPage::all())
         .await
         .unwrap()
         .into_iter()
@@ -349,6 +357,6 @@ async fn two_deliverers_with_a_lease_shorter_than_the_batch_send_each_digest_onc
     let n = ids.len();
     ids.dedup();
     assert_eq!((n, ids.len()), (7, 7), "every digest arrived, none twice");
-    let items = t.app.store.outbox_items().await.unwrap();
+    let items = t.app.store.outbox_items(&cierre::store::OutboxPage::all()).await.unwrap();
     assert!(items.iter().all(|i| i.status == "sent"), "{items:?}");
 }

@@ -8,7 +8,8 @@ use super::PgStore;
 use super::rows;
 use crate::error::StoreResult;
 use crate::store::{
-    Claim, EndpointHealth, NewOutboxItem, OutboxCounts, OutboxItem, OutboxStore, RequeueFilter,
+    Claim, Delivery, EndpointHealth, NewOutboxItem, OutboxCounts, OutboxItem, OutboxPage,
+    OutboxStore, RequeueFilter,
 };
 
 /// The advisory lock that makes outbox claims one at a time (an arbitrary constant).
@@ -29,8 +30,9 @@ pub(super) async fn insert_outbox(
     for chunk in items.chunks(ITEMS_PER_INSERT) {
         let mut q = QueryBuilder::<Postgres>::new(
             "INSERT INTO outbox (idempotency_key, channel, target, subject, message_id, payload, \
-             status, attempts, next_attempt_at, created_at) ",
+             status, attempts, next_attempt_at, created_at) SELECT * FROM (",
         );
+        // A notification purged to the delivery history keeps its key: never queued again.
         q.push_values(chunk, |mut b, item| {
             b.push_bind(&item.idempotency_key)
                 .push_bind(&item.channel)
@@ -43,7 +45,13 @@ pub(super) async fn insert_outbox(
                 .push_bind(at)
                 .push_bind(at);
         });
-        q.push(" ON CONFLICT (idempotency_key) DO NOTHING");
+        q.push(
+            ") AS v (idempotency_key, channel, target, subject, message_id, payload, status, \
+             attempts, next_attempt_at, created_at) \
+             WHERE NOT EXISTS (SELECT 1 FROM deliveries d \
+               WHERE d.idempotency_key = v.idempotency_key) \
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        );
         inserted += q.build().execute(&mut *conn).await?.rows_affected();
     }
     Ok(inserted)
@@ -116,7 +124,7 @@ impl OutboxStore for PgStore {
 
     async fn mark_sent(&self, id: i64, claim: &Claim, at: DateTime<Utc>) -> StoreResult<bool> {
         let done = sqlx::query(
-            "UPDATE outbox SET status = 'sent', sent_at = $1, claimed_until = NULL, \
+            "UPDATE outbox SET status = 'sent', sent_at = $1, finished_at = $1, claimed_until = NULL, \
              last_error = NULL WHERE id = $2 AND status = 'sending' AND claimed_by = $3 \
              AND claim_token = $4",
         )
@@ -151,11 +159,15 @@ impl OutboxStore for PgStore {
         claim: &Claim,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let status = if retry_at.is_some() { "pending" } else { "dead" };
+        let (status, finished) = match retry_at {
+            Some(_) => ("pending", None),
+            None => ("dead", Some(at)),
+        };
         let done = sqlx::query(
             "UPDATE outbox SET status = $1, last_error = $2, claimed_until = NULL, \
-             next_attempt_at = COALESCE($3, next_attempt_at) WHERE id = $4 \
+             next_attempt_at = COALESCE($3, next_attempt_at), finished_at = $7 WHERE id = $4 \
              AND status = 'sending' AND claimed_by = $5 AND claim_token = $6",
         )
         .bind(status)
@@ -164,6 +176,7 @@ impl OutboxStore for PgStore {
         .bind(id)
         .bind(&claim.by)
         .bind(&claim.token)
+        .bind(finished)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -246,7 +259,7 @@ impl OutboxStore for PgStore {
         let mut tx = self.pool.begin().await?;
         let n = sqlx::query(
             "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = $1, \
-             claimed_until = NULL WHERE status = 'dead' AND ($2::TEXT IS NULL OR channel = $2) \
+             claimed_until = NULL, finished_at = NULL WHERE status = 'dead' AND ($2::TEXT IS NULL OR channel = $2) \
              AND ($3::TEXT IS NULL OR target = $3) AND ($4::BIGINT IS NULL OR id = $4)",
         )
         .bind(at)
@@ -270,8 +283,67 @@ impl OutboxStore for PgStore {
         Ok(n)
     }
 
-    async fn outbox_items(&self) -> StoreResult<Vec<OutboxItem>> {
-        let found = sqlx::query("SELECT * FROM outbox ORDER BY id").fetch_all(&self.pool).await?;
+    async fn outbox_items(&self, page: &OutboxPage) -> StoreResult<Vec<OutboxItem>> {
+        let found = sqlx::query(
+            "SELECT * FROM outbox WHERE ($1::TEXT IS NULL OR status = $1) \
+             AND ($2::TEXT IS NULL OR channel = $2) AND ($3::TEXT IS NULL OR target = $3) \
+             AND ($4::BIGINT IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+        )
+        .bind(&page.status)
+        .bind(&page.channel)
+        .bind(&page.target)
+        .bind(page.before)
+        .bind(page.limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(found.iter().map(rows::outbox_item).collect())
+    }
+
+    async fn deliveries(&self, page: &OutboxPage) -> StoreResult<Vec<Delivery>> {
+        let found = sqlx::query(
+            "SELECT * FROM deliveries WHERE ($1::TEXT IS NULL OR status = $1) \
+             AND ($2::TEXT IS NULL OR channel = $2) AND ($3::TEXT IS NULL OR target = $3) \
+             AND ($4::BIGINT IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
+        )
+        .bind(&page.status)
+        .bind(&page.channel)
+        .bind(&page.target)
+        .bind(page.before)
+        .bind(page.limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(found.iter().map(rows::delivery).collect())
+    }
+
+    async fn purge_outbox(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
+        // One statement: the rows deleted are the rows kept. The status is checked again on
+        // the row deleted, in case an operator queued a dead item again meanwhile.
+        let done = sqlx::query(
+            "WITH gone AS (DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+               WHERE status IN ('sent', 'dead') AND finished_at < $1 ORDER BY finished_at \
+               LIMIT $2) AND status IN ('sent', 'dead') \
+             RETURNING id, idempotency_key, channel, target, subject, message_id, status, \
+               attempts, last_error, created_at, finished_at) \
+             INSERT INTO deliveries (id, idempotency_key, channel, target, subject, message_id, \
+               status, attempts, last_error, created_at, finished_at) \
+             SELECT * FROM gone ON CONFLICT DO NOTHING",
+        )
+        .bind(before)
+        .bind(batch as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn purge_deliveries(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries \
+             WHERE finished_at < $1 ORDER BY finished_at LIMIT $2)",
+        )
+        .bind(before)
+        .bind(batch as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 }

@@ -8,7 +8,7 @@ use sqlx::postgres::PgRow;
 use crate::domain::{Contract, Document, Flag, Guarantee};
 use crate::domain::{Finding, StoredFinding};
 use crate::error::{StoreError, StoreResult};
-use crate::store::{EndpointHealth, JobRun, OutboxItem};
+use crate::store::{Delivery, EndpointHealth, JobRun, OutboxItem};
 
 /// The contract columns the rules, routing and digests read, as [`contract`] maps them.
 pub(super) fn contract_columns() -> String {
@@ -136,6 +136,25 @@ pub(super) fn outbox_item(r: &PgRow) -> OutboxItem {
         last_error: r.get("last_error"),
         claimed_by: r.get("claimed_by"),
         claim_token: r.get("claim_token"),
+        created_at: r.get("created_at"),
+        finished_at: r.get("finished_at"),
+    }
+}
+
+/// A deliveries row (`SELECT *`).
+pub(super) fn delivery(r: &PgRow) -> Delivery {
+    Delivery {
+        id: r.get("id"),
+        idempotency_key: r.get("idempotency_key"),
+        channel: r.get("channel"),
+        target: r.get("target"),
+        subject: r.get("subject"),
+        message_id: r.get("message_id"),
+        status: r.get("status"),
+        attempts: r.get("attempts"),
+        last_error: r.get("last_error"),
+        created_at: r.get("created_at"),
+        finished_at: r.get("finished_at"),
     }
 }
 
@@ -151,6 +170,7 @@ pub(super) fn endpoint(r: &PgRow) -> EndpointHealth {
 pub(super) fn job_run(r: &PgRow) -> JobRun {
     let counts: Option<String> = r.get("counts");
     JobRun {
+        id: Some(r.get("id")),
         job: r.get("job"),
         scheduled_for: r.get("scheduled_for"),
         started_at: r.get("started_at"),

@@ -128,12 +128,26 @@ impl RunStore for PgStore {
         Ok(found.iter().map(rows::job_run).collect())
     }
 
-    async fn runs(&self, limit: u32) -> StoreResult<Vec<JobRun>> {
-        let found =
-            sqlx::query("SELECT * FROM job_runs ORDER BY started_at DESC, id DESC LIMIT $1")
-                .bind(limit as i64)
-                .fetch_all(&self.pool)
-                .await?;
+    async fn runs(&self, before: Option<i64>, limit: u32) -> StoreResult<Vec<JobRun>> {
+        let found = sqlx::query(
+            "SELECT * FROM job_runs WHERE ($1::BIGINT IS NULL OR id < $1) ORDER BY id DESC LIMIT $2",
+        )
+        .bind(before)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
         Ok(found.iter().map(rows::job_run).collect())
+    }
+
+    async fn purge_runs(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM job_runs r WHERE r.started_at < $1 AND r.outcome <> 'running' \
+             AND EXISTS (SELECT 1 FROM job_runs l WHERE l.job = r.job \
+               AND l.scheduled_for > r.scheduled_for AND l.started_at > r.started_at)",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 }

@@ -8,7 +8,8 @@ use super::SqliteStore;
 use super::rows::{self, Ts};
 use crate::error::StoreResult;
 use crate::store::{
-    Claim, EndpointHealth, NewOutboxItem, OutboxCounts, OutboxItem, OutboxStore, RequeueFilter,
+    Claim, Delivery, EndpointHealth, NewOutboxItem, OutboxCounts, OutboxItem, OutboxPage,
+    OutboxStore, RequeueFilter,
 };
 
 /// Queues `item` unless an item with its idempotency key exists; true when queued. Also
@@ -20,9 +21,11 @@ pub(super) fn insert_outbox(
 ) -> StoreResult<bool> {
     let inserted = conn
         .prepare_cached(
+            // A notification purged to the delivery history keeps its key: never queued again.
             "INSERT INTO outbox (idempotency_key, channel, target, subject, message_id, payload, \
              status, attempts, next_attempt_at, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7 \
+             WHERE NOT EXISTS (SELECT 1 FROM deliveries WHERE idempotency_key = ?1) \
              ON CONFLICT (idempotency_key) DO NOTHING",
         )?
         .execute(params![
@@ -101,7 +104,7 @@ impl OutboxStore for SqliteStore {
         let claim = claim.clone();
         self.with_conn(move |conn| {
             let n = conn.execute(
-                "UPDATE outbox SET status = 'sent', sent_at = ?1, claimed_until = NULL, \
+                "UPDATE outbox SET status = 'sent', sent_at = ?1, finished_at = ?1, claimed_until = NULL, \
                  last_error = NULL WHERE id = ?2 AND status = 'sending' AND claimed_by = ?3 \
                  AND claim_token = ?4",
                 params![Ts(at), id, claim.by, claim.token],
@@ -132,15 +135,19 @@ impl OutboxStore for SqliteStore {
         claim: &Claim,
         error: &str,
         retry_at: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
     ) -> StoreResult<bool> {
         let (claim, error) = (claim.clone(), error.to_string());
         self.with_conn(move |conn| {
-            let status = if retry_at.is_some() { "pending" } else { "dead" };
+            let (status, finished) = match retry_at {
+                Some(_) => ("pending", None),
+                None => ("dead", Some(Ts(at))),
+            };
             let n = conn.execute(
                 "UPDATE outbox SET status = ?1, last_error = ?2, claimed_until = NULL, \
-                 next_attempt_at = COALESCE(?3, next_attempt_at) WHERE id = ?4 \
+                 next_attempt_at = COALESCE(?3, next_attempt_at), finished_at = ?7 WHERE id = ?4 \
                  AND status = 'sending' AND claimed_by = ?5 AND claim_token = ?6",
-                params![status, error, retry_at.map(Ts), id, claim.by, claim.token],
+                params![status, error, retry_at.map(Ts), id, claim.by, claim.token, finished],
             )?;
             Ok(n == 1)
         })
@@ -228,7 +235,7 @@ impl OutboxStore for SqliteStore {
             let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let n = tx.execute(
                 "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?1, \
-                 claimed_until = NULL WHERE status = 'dead' AND (?2 IS NULL OR channel = ?2) \
+                 claimed_until = NULL, finished_at = NULL WHERE status = 'dead' AND (?2 IS NULL OR channel = ?2) \
                  AND (?3 IS NULL OR target = ?3) AND (?4 IS NULL OR id = ?4)",
                 params![Ts(at), filter.channel, filter.target, filter.id],
             )?;
@@ -248,10 +255,73 @@ impl OutboxStore for SqliteStore {
         .await
     }
 
-    async fn outbox_items(&self) -> StoreResult<Vec<OutboxItem>> {
-        self.with_conn(|conn| {
-            let mut stmt = conn.prepare_cached("SELECT * FROM outbox ORDER BY id")?;
-            Ok(stmt.query_map([], rows::outbox_item)?.collect::<rusqlite::Result<_>>()?)
+    async fn outbox_items(&self, page: &OutboxPage) -> StoreResult<Vec<OutboxItem>> {
+        let page = page.clone();
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT * FROM outbox WHERE (?1 IS NULL OR status = ?1) \
+                 AND (?2 IS NULL OR channel = ?2) AND (?3 IS NULL OR target = ?3) \
+                 AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5",
+            )?;
+            let found = stmt.query_map(
+                params![page.status, page.channel, page.target, page.before, page.limit],
+                rows::outbox_item,
+            )?;
+            Ok(found.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn deliveries(&self, page: &OutboxPage) -> StoreResult<Vec<Delivery>> {
+        let page = page.clone();
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT * FROM deliveries WHERE (?1 IS NULL OR status = ?1) \
+                 AND (?2 IS NULL OR channel = ?2) AND (?3 IS NULL OR target = ?3) \
+                 AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5",
+            )?;
+            let found = stmt.query_map(
+                params![page.status, page.channel, page.target, page.before, page.limit],
+                rows::delivery,
+            )?;
+            Ok(found.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn purge_outbox(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
+        self.with_conn(move |conn| {
+            // SQLite serialises writers: the same batch is copied, then deleted.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO deliveries (id, idempotency_key, channel, target, subject, \
+                 message_id, status, attempts, last_error, created_at, finished_at) \
+                 SELECT id, idempotency_key, channel, target, subject, message_id, status, \
+                 attempts, last_error, created_at, finished_at FROM outbox \
+                 WHERE status IN ('sent', 'dead') AND finished_at < ?1 ORDER BY finished_at \
+                 LIMIT ?2 ON CONFLICT DO NOTHING",
+                params![Ts(before), batch],
+            )?;
+            let n = tx.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox \
+                 WHERE status IN ('sent', 'dead') AND finished_at < ?1 ORDER BY finished_at \
+                 LIMIT ?2)",
+                params![Ts(before), batch],
+            )?;
+            tx.commit()?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn purge_deliveries(&self, before: DateTime<Utc>, batch: u32) -> StoreResult<u64> {
+        self.with_conn(move |conn| {
+            let n = conn.execute(
+                "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries \
+                 WHERE finished_at < ?1 ORDER BY finished_at LIMIT ?2)",
+                params![Ts(before), batch],
+            )?;
+            Ok(n as u64)
         })
         .await
     }

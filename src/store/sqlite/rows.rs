@@ -10,7 +10,7 @@ use crate::domain::{Contract, Document, Flag, Guarantee};
 use crate::domain::{Finding, StoredFinding};
 use crate::error::{StoreError, StoreResult};
 use crate::store::table;
-use crate::store::{EndpointHealth, JobRun, OutboxItem};
+use crate::store::{Delivery, EndpointHealth, JobRun, OutboxItem};
 
 /// A time as stored: RFC 3339 in UTC (`2026-02-16T05:00:00+00:00`, fractions when there
 /// are some), the form earlier versions wrote.
@@ -303,6 +303,25 @@ pub(super) fn outbox_item(r: &Row) -> rusqlite::Result<OutboxItem> {
         last_error: r.get("last_error")?,
         claimed_by: r.get("claimed_by")?,
         claim_token: r.get("claim_token")?,
+        created_at: r.get::<_, Ts>("created_at")?.0,
+        finished_at: r.get::<_, Option<Ts>>("finished_at")?.map(|t| t.0),
+    })
+}
+
+/// A deliveries row (`SELECT *`).
+pub(super) fn delivery(r: &Row) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        id: r.get("id")?,
+        idempotency_key: r.get("idempotency_key")?,
+        channel: r.get("channel")?,
+        target: r.get("target")?,
+        subject: r.get("subject")?,
+        message_id: r.get("message_id")?,
+        status: r.get("status")?,
+        attempts: r.get("attempts")?,
+        last_error: r.get("last_error")?,
+        created_at: r.get::<_, Ts>("created_at")?.0,
+        finished_at: r.get::<_, Ts>("finished_at")?.0,
     })
 }
 
@@ -321,6 +340,7 @@ pub(super) fn job_run(r: &Row) -> rusqlite::Result<JobRun> {
     let started_at = r.get::<_, Ts>("started_at")?.0;
     let counts: Option<String> = r.get("counts")?;
     Ok(JobRun {
+        id: Some(r.get("id")?),
         job: r.get("job")?,
         scheduled_for: r.get::<_, Ts>("scheduled_for")?.0,
         started_at,

@@ -136,12 +136,28 @@ impl RunStore for SqliteStore {
         .await
     }
 
-    async fn runs(&self, limit: u32) -> StoreResult<Vec<JobRun>> {
+    async fn runs(&self, before: Option<i64>, limit: u32) -> StoreResult<Vec<JobRun>> {
         self.with_conn(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT * FROM job_runs ORDER BY started_at DESC, id DESC LIMIT ?1",
+                "SELECT * FROM job_runs WHERE (?1 IS NULL OR id < ?1) ORDER BY id DESC LIMIT ?2",
             )?;
-            Ok(stmt.query_map([limit], rows::job_run)?.collect::<rusqlite::Result<_>>()?)
+            Ok(stmt
+                .query_map(params![before, limit], rows::job_run)?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn purge_runs(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        self.with_conn(move |conn| {
+            let n = conn.execute(
+                "DELETE FROM job_runs WHERE started_at < ?1 AND outcome <> 'running' \
+                 AND EXISTS (SELECT 1 FROM job_runs l WHERE l.job = job_runs.job \
+                   AND l.scheduled_for > job_runs.scheduled_for \
+                   AND l.started_at > job_runs.started_at)",
+                params![Ts(before)],
+            )?;
+            Ok(n as u64)
         })
         .await
     }
