@@ -20,9 +20,6 @@ use crate::notify::email::Mailer;
 use crate::notify::webhook::WebhookClient;
 use crate::store::{Claim, OutboxItem, Store};
 
-/// Items claimed per round.
-const BATCH: u32 = 50;
-
 /// What one drain of the outbox did.
 #[derive(Debug, Default, Clone, Serialize)]
 pub struct DeliveryReport {
@@ -291,8 +288,8 @@ impl<S: Store> Drain<'_, S> {
     }
 }
 
-/// Delivers every due item once, `delivery.concurrency` at a time; failing items are left
-/// for a later drain.
+/// Delivers every due item once, `delivery.concurrency` at a time (a slot claims the next
+/// item as soon as it is free); failing items are left for a later drain.
 pub async fn deliver<S: Store>(
     store: &S,
     settings: &Settings,
@@ -313,32 +310,49 @@ pub async fn deliver<S: Store>(
     };
     let mut report = DeliveryReport::default();
     let mut seen = HashSet::new();
+    let concurrency = settings.delivery.concurrency.max(1);
+    let claimer = crate::replica_id();
+    let mut in_flight = futures_util::stream::FuturesUnordered::new();
+    // Whether a claim may find more: after an empty one, only once a send has finished
+    // (which may make the next item of its target the head of its queue).
+    let mut more = true;
     loop {
-        let now = clock.now();
-        let items = store.claim_due(now, now + lease, BATCH, &crate::replica_id()).await?;
-        // An item retried within this same drain (due again at once) waits for the next.
-        let fresh: Vec<OutboxItem> = items.into_iter().filter(|i| seen.insert(i.id)).collect();
-        if fresh.is_empty() {
-            break;
-        }
-        let mut results = futures_util::stream::iter(fresh)
-            .map(|item| drain.process(item))
-            .buffer_unordered(settings.delivery.concurrency.max(1));
-        while let Some(result) = results.next().await {
-            let (outcome, channel, suspended) = result?;
-            match outcome {
-                Outcome::Sent => report.sent += 1,
-                Outcome::Retrying => report.retrying += 1,
-                Outcome::Dead => report.dead += 1,
-                Outcome::Released => {}
-                Outcome::Lost => report.lost_claims += 1,
-                Outcome::Deferred => report.deferred += 1,
+        // Free slots are filled as soon as they free up, so one slow target never holds the
+        // others; each item is claimed just before it goes out, never left waiting in a
+        // queue until its lease runs out.
+        if more && in_flight.len() < concurrency {
+            let now = clock.now();
+            let free = (concurrency - in_flight.len()) as u32;
+            let items = store.claim_due(now, now + lease, free, &claimer).await?;
+            more = !items.is_empty();
+            for item in items {
+                if seen.insert(item.id) {
+                    in_flight.push(drain.process(item));
+                } else {
+                    // Tried once in this drain already (due again at once): the next drain's.
+                    store.release(item.id, &item.claim(), now).await?;
+                    more = false;
+                }
             }
-            if matches!(outcome, Outcome::Retrying | Outcome::Dead) {
-                *report.failures.entry(channel).or_default() += 1;
+            if more && in_flight.len() < concurrency {
+                continue;
             }
-            report.suspended.extend(suspended);
         }
+        let Some(result) = in_flight.next().await else { break };
+        more = true;
+        let (outcome, channel, suspended) = result?;
+        match outcome {
+            Outcome::Sent => report.sent += 1,
+            Outcome::Retrying => report.retrying += 1,
+            Outcome::Dead => report.dead += 1,
+            Outcome::Released => {}
+            Outcome::Lost => report.lost_claims += 1,
+            Outcome::Deferred => report.deferred += 1,
+        }
+        if matches!(outcome, Outcome::Retrying | Outcome::Dead) {
+            *report.failures.entry(channel).or_default() += 1;
+        }
+        report.suspended.extend(suspended);
     }
     Ok(report)
 }

@@ -251,3 +251,43 @@ async fn over_2026_a_weekly_finding_is_in_exactly_one_digest_of_each_week_holida
     assert!(holiday_mondays >= 10, "2026 has {holiday_mondays} holiday Mondays");
     assert!(checked_findings > 0);
 }
+
+#[tokio::test]
+async fn a_sender_whose_lease_ran_out_changes_nothing_once_another_holds_the_item() {
+    let t = spawn_app().await;
+    t.app.sync().await.unwrap();
+    t.app.evaluate(Some(date("2026-02-16"))).await.unwrap();
+    t.app.notify(Some(date("2026-02-16")), false).await.unwrap();
+    let store = &t.app.store;
+    let now = t.app.clock.now();
+    let lease = chrono::Duration::seconds(5);
+    // A claims the first digest; its lease runs out while it is (say) still sending.
+    let a = store.claim_due(now, now + lease, 1, "a:1").await.unwrap().remove(0);
+    let later = now + chrono::Duration::seconds(6);
+    assert!(!store.renew_claim(a.id, &a.claim(), later, later + lease).await.unwrap());
+    // B takes it over under a claim of its own.
+    let b = store.claim_due(later, later + lease, 1, "b:2").await.unwrap().remove(0);
+    assert_eq!(b.id, a.id);
+    assert_ne!(b.claim(), a.claim());
+    // A's late results change nothing: not failed back to pending, not released, not sent.
+    assert!(!store.mark_failed(a.id, &a.claim(), "timeout", Some(later), later).await.unwrap());
+    assert!(!store.release(a.id, &a.claim(), later).await.unwrap());
+    assert!(!store.mark_sent(a.id, &a.claim(), later).await.unwrap());
+    assert!(!store.renew_claim(a.id, &a.claim(), later, later + lease).await.unwrap());
+    // B's claim holds: renewed, then sent; A's failure after that cannot undo it.
+    assert!(store.renew_claim(b.id, &b.claim(), later, later + lease).await.unwrap());
+    assert!(store.mark_sent(b.id, &b.claim(), later).await.unwrap());
+    assert!(!store.mark_failed(a.id, &a.claim(), "late", None, later).await.unwrap());
+    let item = store
+        .outbox_items(&cierre::store::OutboxPage::all())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|i| i.id == a.id)
+        .unwrap();
+    assert_eq!((item.status.as_str(), item.attempts), ("sent", 2));
+    // Claimed again later, it is not handed out: sent is final.
+    let much_later = later + chrono::Duration::hours(1);
+    let again = store.claim_due(much_later, much_later + lease, 100, "c:3").await.unwrap();
+    assert!(again.iter().all(|i| i.id != a.id));
+}

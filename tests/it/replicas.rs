@@ -45,10 +45,8 @@ fn three_replicas_run_each_slot_once_and_deliver_each_digest_once_despite_a_sigk
         std::fs::write(&config, text).unwrap();
         replicas.push(Process::spawn(&rdir, config, port));
     }
-    // A replica's drain claims all seven digests under one lease and sends them one by one,
-    // 0.7 s each: the lease must outlast that, or another replica takes over the ones still
-    // queued and they are sent twice (the outbox does not yet check its lease before each
-    // send). 15 s leaves room on a loaded machine; a SIGKILLed holder's items wait that long.
+    // A replica claims a digest just before it sends it, and renews the claim while the relay
+    // takes its time; a SIGKILLed holder's digest waits for the lease (15 s) to run out.
     let store = rt.block_on(PgStore::open(&db)).unwrap();
 
     // Wait for the second message to be in transit: the first is stored and recorded.
@@ -82,7 +80,7 @@ fn three_replicas_run_each_slot_once_and_deliver_each_digest_once_despite_a_sigk
         .iter()
         .filter(|i| i.claimed_by.as_deref() == Some(holder.as_str()) && i.status == "sending")
         .count();
-    assert!(claimed_by_victim >= 2, "the victim held several items: {claimed_by_victim}");
+    assert!(claimed_by_victim >= 1, "the victim held the item it was sending");
 
     // Another replica takes them over after the lease and delivers everything.
     let started = Instant::now();
