@@ -316,6 +316,8 @@ pub async fn deliver<S: Store>(
     // Whether a claim may find more: after an empty one, only once a send has finished
     // (which may make the next item of its target the head of its queue).
     let mut more = true;
+    // Targets take turns: each claim starts after the last target claimed.
+    let mut after = String::new();
     loop {
         // Free slots are filled as soon as they free up, so one slow target never holds the
         // others; each item is claimed just before it goes out, never left waiting in a
@@ -323,8 +325,11 @@ pub async fn deliver<S: Store>(
         if more && in_flight.len() < concurrency {
             let now = clock.now();
             let free = (concurrency - in_flight.len()) as u32;
-            let items = store.claim_due(now, now + lease, free, &claimer).await?;
+            let items = store.claim_due(now, now + lease, free, &claimer, &after).await?;
             more = !items.is_empty();
+            if let Some(last) = items.last() {
+                after = last.target.clone();
+            }
             for item in items {
                 if seen.insert(item.id) {
                     in_flight.push(drain.process(item));

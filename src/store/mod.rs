@@ -298,13 +298,16 @@ pub trait OutboxStore: Send + Sync {
     /// Claims up to `limit` due items (pending, or sending with an expired lease) under a
     /// new claim of `claimer`, skipping targets suspended at `now`, and only the head of each
     /// target's queue: an item whose target has an earlier item still pending or sending
-    /// waits for it, so each target receives its items in queue order.
+    /// waits for it, so each target receives its items in queue order. Targets are taken in
+    /// order from the first after `after` round to `after` itself (a drain passes the last
+    /// target it claimed: every target gets its turn); returned in that order.
     fn claim_due(
         &self,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
         limit: u32,
         claimer: &str,
+        after: &str,
     ) -> impl Future<Output = StoreResult<Vec<OutboxItem>>> + Send;
     /// Extends the lease of an item still held under `claim` and not yet expired at `now`;
     /// false when the claim was lost (expired, or taken over): the item must not be sent.

@@ -121,18 +121,7 @@ async fn slots_missed_while_down_are_caught_up_once_each_job() {
     let (t, d) = daemon_at("2026-11-21T15:02:00Z").await;
     // The daemon last ran three days ago; `notify` has never run.
     for (job, slot) in [("sync", "2026-11-18T11:00:00Z"), ("deliver", "2026-11-18T15:00:00Z")] {
-        let at = utc(slot);
-        let run = JobRun {
-            id: None,
-            job: job.into(),
-            scheduled_for: at,
-            started_at: at,
-            finished_at: at,
-            outcome: "ok".into(),
-            counts: serde_json::Value::Null,
-            error: None,
-            owner: None,
-        };
+        let run = crate::helpers::finished_run(job, utc(slot));
         t.app.store.record_run(&run).await.unwrap();
     }
     let done = d.catch_up().await.unwrap();

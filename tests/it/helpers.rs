@@ -302,3 +302,18 @@ pub async fn scalar(url: &str, sql: &str) -> i64 {
 pub fn sqlite(url: &str) -> rusqlite::Connection {
     rusqlite::Connection::open(url.trim_start_matches("sqlite://")).unwrap()
 }
+
+/// A finished `ok` run of `job` for its slot at `at`, as a test writes the run history.
+pub fn finished_run(job: &str, at: chrono::DateTime<chrono::Utc>) -> cierre::store::JobRun {
+    cierre::store::JobRun {
+        id: None,
+        job: job.into(),
+        scheduled_for: at,
+        started_at: at,
+        finished_at: at,
+        outcome: "ok".into(),
+        counts: serde_json::Value::Null,
+        error: None,
+        owner: None,
+    }
+}

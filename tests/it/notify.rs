@@ -262,11 +262,11 @@ async fn a_sender_whose_lease_ran_out_changes_nothing_once_another_holds_the_ite
     let now = t.app.clock.now();
     let lease = chrono::Duration::seconds(5);
     // A claims the first digest; its lease runs out while it is (say) still sending.
-    let a = store.claim_due(now, now + lease, 1, "a:1").await.unwrap().remove(0);
+    let a = store.claim_due(now, now + lease, 1, "a:1", "").await.unwrap().remove(0);
     let later = now + chrono::Duration::seconds(6);
     assert!(!store.renew_claim(a.id, &a.claim(), later, later + lease).await.unwrap());
     // B takes it over under a claim of its own.
-    let b = store.claim_due(later, later + lease, 1, "b:2").await.unwrap().remove(0);
+    let b = store.claim_due(later, later + lease, 1, "b:2", "").await.unwrap().remove(0);
     assert_eq!(b.id, a.id);
     assert_ne!(b.claim(), a.claim());
     // A's late results change nothing: not failed back to pending, not released, not sent.
@@ -288,6 +288,6 @@ async fn a_sender_whose_lease_ran_out_changes_nothing_once_another_holds_the_ite
     assert_eq!((item.status.as_str(), item.attempts), ("sent", 2));
     // Claimed again later, it is not handed out: sent is final.
     let much_later = later + chrono::Duration::hours(1);
-    let again = store.claim_due(much_later, much_later + lease, 100, "c:3").await.unwrap();
+    let again = store.claim_due(much_later, much_later + lease, 100, "c:3", "").await.unwrap();
     assert!(again.iter().all(|i| i.id != a.id));
 }

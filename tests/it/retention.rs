@@ -21,18 +21,7 @@ fn at(app: &App<TestStore>, day: &str) -> App<TestStore> {
 }
 
 fn run(job: &str, day: &str) -> JobRun {
-    let at = FixedClock::at_date(date(day)).0;
-    JobRun {
-        id: None,
-        job: job.into(),
-        scheduled_for: at,
-        started_at: at,
-        finished_at: at,
-        outcome: "ok".into(),
-        counts: serde_json::Value::Null,
-        error: None,
-        owner: Some("test".into()),
-    }
+    crate::helpers::finished_run(job, FixedClock::at_date(date(day)).0)
 }
 
 #[tokio::test]
@@ -54,7 +43,8 @@ async fn finished_items_past_their_age_move_to_the_delivery_history_and_are_neve
     let queued = next.notify(Some(date("2026-02-17")), false).await.unwrap().enqueued;
     assert!(queued > 1, "{queued}");
     let now = next.clock.now();
-    let claimed = t.app.store.claim_due(now, now + Duration::minutes(5), 1, "test").await.unwrap();
+    let claimed =
+        t.app.store.claim_due(now, now + Duration::minutes(5), 1, "test", "").await.unwrap();
     let claim = claimed[0].claim();
     assert!(t.app.store.mark_failed(claimed[0].id, &claim, "550 no", None, now).await.unwrap());
 

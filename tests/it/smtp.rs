@@ -252,8 +252,12 @@ async fn a_crash_between_send_and_record_resends_that_digest_only_with_the_same_
     let t = app_with_digests(&smtp_section(port, "none", None, false)).await;
     // A deliverer claims everything, sends one digest, and dies before recording it.
     let now = t.app.clock.now();
-    let claimed =
-        t.app.store.claim_due(now, now + Duration::minutes(5), 100, "dead-replica").await.unwrap();
+    let claimed = t
+        .app
+        .store
+        .claim_due(now, now + Duration::minutes(5), 100, "dead-replica", "")
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 7);
     let channels = Channels::from_settings(&t.app.settings).unwrap();
     outbox::send_item(&channels, &t.app.settings, &claimed[0]).await.unwrap();

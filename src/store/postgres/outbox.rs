@@ -57,6 +57,44 @@ pub(super) async fn insert_outbox(
     Ok(inserted)
 }
 
+/// Up to `limit` ids of claimable heads of queues (a target's earliest item still pending or
+/// sending) among the targets after `after` (up to `upto`), in target order. The targets are
+/// walked one index probe each (a loose index scan of `outbox_target_open`), and the walk
+/// stops at `limit`: a long queue behind one target costs nothing.
+async fn claimable_heads(
+    conn: &mut PgConnection,
+    after: &str,
+    upto: Option<&str>,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> StoreResult<Vec<i64>> {
+    let found = sqlx::query(
+        "WITH RECURSIVE heads (target, id, status, next_attempt_at, claimed_until) AS ( \
+           (SELECT target, id, status, next_attempt_at, claimed_until FROM outbox \
+            WHERE status IN ('pending', 'sending') AND target > $1 \
+              AND ($2::TEXT IS NULL OR target <= $2) \
+            ORDER BY target, id LIMIT 1) \
+           UNION ALL \
+           SELECT n.* FROM heads h CROSS JOIN LATERAL ( \
+             SELECT target, id, status, next_attempt_at, claimed_until FROM outbox \
+             WHERE status IN ('pending', 'sending') AND target > h.target \
+               AND ($2::TEXT IS NULL OR target <= $2) \
+             ORDER BY target, id LIMIT 1) n) \
+         SELECT id FROM heads \
+         WHERE ((status = 'pending' AND next_attempt_at <= $3) \
+             OR (status = 'sending' AND claimed_until <= $3)) \
+           AND target NOT IN (SELECT target FROM endpoints WHERE suspended_until > $3) \
+         LIMIT $4",
+    )
+    .bind(after)
+    .bind(upto)
+    .bind(now)
+    .bind(limit as i64)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(found.iter().map(|r| r.get("id")).collect())
+}
+
 impl OutboxStore for PgStore {
     async fn enqueue(&self, item: &NewOutboxItem, at: DateTime<Utc>) -> StoreResult<bool> {
         let mut conn = self.pool.acquire().await?;
@@ -69,6 +107,7 @@ impl OutboxStore for PgStore {
         lease_until: DateTime<Utc>,
         limit: u32,
         claimer: &str,
+        after: &str,
     ) -> StoreResult<Vec<OutboxItem>> {
         // Claims are taken one at a time (a transaction-scoped advisory lock): the head of a
         // target's queue is judged on committed states only, so two replicas never claim a
@@ -76,28 +115,25 @@ impl OutboxStore for PgStore {
         // makes the item claimable again.
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CLAIM_LOCK).execute(&mut *tx).await?;
+        // The heads after `after`, then (wrapping round) those up to it.
+        let mut ids = claimable_heads(&mut tx, after, None, now, limit).await?;
+        if (ids.len() as u32) < limit && !after.is_empty() {
+            let more = limit - ids.len() as u32;
+            ids.extend(claimable_heads(&mut tx, "", Some(after), now, more).await?);
+        }
         let found = sqlx::query(
             "UPDATE outbox SET status = 'sending', claimed_until = $1, claimed_by = $2, \
-             claim_token = $5, attempts = attempts + 1 \
-             WHERE id IN (SELECT o.id FROM outbox o WHERE \
-               ((o.status = 'pending' AND o.next_attempt_at <= $3) OR \
-                (o.status = 'sending' AND o.claimed_until <= $3)) \
-               AND o.target NOT IN (SELECT target FROM endpoints WHERE suspended_until > $3) \
-               AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.target = o.target \
-                 AND e.id < o.id AND e.status IN ('pending', 'sending')) \
-             ORDER BY o.id LIMIT $4) \
-             RETURNING *",
+             claim_token = $3, attempts = attempts + 1 WHERE id = ANY($4) RETURNING *",
         )
         .bind(lease_until)
         .bind(claimer)
-        .bind(now)
-        .bind(limit as i64)
         .bind(crate::store::claim_token())
+        .bind(&ids)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
         let mut items: Vec<OutboxItem> = found.iter().map(rows::outbox_item).collect();
-        items.sort_by_key(|i| i.id);
+        items.sort_by(|a, b| a.target.cmp(&b.target));
         Ok(items)
     }
 

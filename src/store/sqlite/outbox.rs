@@ -2,7 +2,7 @@
 //! `UPDATE … RETURNING` claims items without two claimers ever taking the same one.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::SqliteStore;
 use super::rows::{self, Ts};
@@ -40,6 +40,53 @@ pub(super) fn insert_outbox(
     Ok(inserted == 1)
 }
 
+/// Up to `limit` ids of claimable heads of queues (a target's earliest item still pending or
+/// sending) among the targets after `after` (up to `upto`), in target order: one probe of
+/// `outbox_target_open` per target, so a long queue behind one target costs nothing.
+fn claimable_heads(
+    conn: &Connection,
+    after: &str,
+    upto: Option<&str>,
+    now: DateTime<Utc>,
+    limit: u32,
+) -> StoreResult<Vec<i64>> {
+    let mut next = conn.prepare_cached(
+        "SELECT target, id, status, next_attempt_at, claimed_until FROM outbox \
+         WHERE status IN ('pending', 'sending') AND target > ?1 ORDER BY target, id LIMIT 1",
+    )?;
+    let mut suspended = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM endpoints WHERE target = ?1 AND suspended_until > ?2)",
+    )?;
+    let mut ids = Vec::new();
+    let mut target = after.to_string();
+    while (ids.len() as u32) < limit {
+        let head = next
+            .query_row([&target], |r| {
+                Ok((
+                    r.get::<_, String>("target")?,
+                    r.get::<_, i64>("id")?,
+                    r.get::<_, String>("status")?,
+                    r.get::<_, Ts>("next_attempt_at")?.0,
+                    r.get::<_, Option<Ts>>("claimed_until")?.map(|t| t.0),
+                ))
+            })
+            .optional()?;
+        let Some((t, id, status, due, until)) = head else { break };
+        if upto.is_some_and(|u| t.as_str() > u) {
+            break;
+        }
+        let claimable = match status.as_str() {
+            "pending" => due <= now,
+            _ => until.is_some_and(|u| u <= now),
+        };
+        if claimable && !suspended.query_row(params![t, Ts(now)], |r| r.get::<_, bool>(0))? {
+            ids.push(id);
+        }
+        target = t;
+    }
+    Ok(ids)
+}
+
 impl OutboxStore for SqliteStore {
     async fn enqueue(&self, item: &NewOutboxItem, at: DateTime<Utc>) -> StoreResult<bool> {
         let item = item.clone();
@@ -52,30 +99,32 @@ impl OutboxStore for SqliteStore {
         lease_until: DateTime<Utc>,
         limit: u32,
         claimer: &str,
+        after: &str,
     ) -> StoreResult<Vec<OutboxItem>> {
         let (claimer, token) = (claimer.to_string(), crate::store::claim_token());
+        let after = after.to_string();
         self.with_conn(move |conn| {
-            // An expired lease (a claimer that died) makes the item claimable again. SQLite
-            // serialises writers: no two claims see the same head.
-            let mut stmt = conn.prepare_cached(
-                "UPDATE outbox SET status = 'sending', claimed_until = ?1, claimed_by = ?2, \
-                 claim_token = ?5, attempts = attempts + 1 \
-                 WHERE id IN (SELECT o.id FROM outbox o WHERE \
-                   ((o.status = 'pending' AND o.next_attempt_at <= ?3) OR \
-                    (o.status = 'sending' AND o.claimed_until <= ?3)) \
-                   AND o.target NOT IN (SELECT target FROM endpoints WHERE suspended_until > ?3) \
-                   AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.target = o.target \
-                     AND e.id < o.id AND e.status IN ('pending', 'sending')) \
-                 ORDER BY o.id LIMIT ?4) \
-                 RETURNING *",
-            )?;
-            let mut items = stmt
-                .query_map(
-                    params![Ts(lease_until), claimer, Ts(now), limit, token],
-                    rows::outbox_item,
-                )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            items.sort_by_key(|i| i.id);
+            // SQLite serialises writers: the heads are judged and claimed in one transaction.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut ids = claimable_heads(&tx, &after, None, now, limit)?;
+            if (ids.len() as u32) < limit && !after.is_empty() {
+                let more = limit - ids.len() as u32;
+                ids.extend(claimable_heads(&tx, "", Some(&after), now, more)?);
+            }
+            let mut items = Vec::with_capacity(ids.len());
+            {
+                let mut stmt = tx.prepare_cached(
+                    "UPDATE outbox SET status = 'sending', claimed_until = ?1, claimed_by = ?2, \
+                     claim_token = ?3, attempts = attempts + 1 WHERE id = ?4 RETURNING *",
+                )?;
+                for id in ids {
+                    items.push(stmt.query_row(
+                        params![Ts(lease_until), claimer, token, id],
+                        rows::outbox_item,
+                    )?);
+                }
+            }
+            tx.commit()?;
             Ok(items)
         })
         .await
