@@ -105,7 +105,8 @@ const fn ley_51(name: &'static str, kind: RuleKind) -> HolidayRule {
     HolidayRule { name, law: LEY_51_1983, kind, since: None, until: None }
 }
 
-/// National holidays of Colombia, in the order Ley 51 de 1983 art. 1 lists them.
+/// National holidays of Colombia, in the order Ley 51 de 1983 art. 1 lists them, then those
+/// later laws created.
 ///
 /// To add a holiday created by a new law, append one line, e.g.
 /// `HolidayRule { name: "…", law: "Ley N de 20XX", kind: RuleKind::Fixed { month: 9, day: 1 },
@@ -132,6 +133,14 @@ pub const HOLIDAY_RULES: &[HolidayRule] = &[
     ley_51("Independencia de Cartagena", RuleKind::Emiliani { month: 11, day: 11 }),
     ley_51("Inmaculada Concepción", RuleKind::Fixed { month: 12, day: 8 }),
     ley_51("Navidad", RuleKind::Fixed { month: 12, day: 25 }),
+    // 9 July, moved to the following Monday as Ley 51 de 1983 moves its holidays.
+    HolidayRule {
+        name: "Día de Nuestra Señora del Rosario de Chiquinquirá",
+        law: "Ley 2578 de 2026",
+        kind: RuleKind::Emiliani { month: 7, day: 9 },
+        since: Some(2026),
+        until: None,
+    },
 ];
 
 /// Easter Sunday of `year` (Gregorian calendar), by the anonymous Gregorian computus
@@ -722,6 +731,8 @@ mod tests {
                 (6, 8),
                 (6, 15),
                 (6, 29),
+                // Ley 2578 de 2026: 9 July, a Thursday, moved to Monday.
+                (7, 13),
                 (7, 20),
                 (8, 7),
                 (8, 17),
@@ -750,6 +761,8 @@ mod tests {
                 (5, 31),
                 (6, 7),
                 (7, 5),
+                // Ley 2578 de 2026: 9 July, a Friday, moved to Monday.
+                (7, 12),
                 (7, 20),
                 (8, 7),
                 (8, 16),
@@ -809,20 +822,36 @@ mod tests {
     }
 
     #[test]
-    fn every_year_has_eighteen_rules_and_moved_holidays_fall_on_monday() {
+    fn every_year_has_one_holiday_per_rule_in_force_and_moved_holidays_fall_on_monday() {
         let cal = Calendar::colombia();
         for year in 1984..=2100 {
             let holidays = cal.holidays(year);
             let names: usize = holidays.iter().map(|&h| cal.holiday_names(h).len()).sum();
-            assert_eq!(names, HOLIDAY_RULES.len(), "{year}");
+            let in_force = HOLIDAY_RULES.iter().filter(|r| r.applies_in(year)).count();
+            // Eighteen under Ley 51 de 1983; nineteen from 2026 (Ley 2578 de 2026).
+            assert_eq!(names, if year >= 2026 { 19 } else { 18 }, "{year}");
+            assert_eq!(names, in_force, "{year}");
             assert!(holidays.windows(2).all(|w| w[0] < w[1]), "{year} sorted and deduplicated");
-            for rule in HOLIDAY_RULES {
+            for rule in HOLIDAY_RULES.iter().filter(|r| r.applies_in(year)) {
                 if matches!(rule.kind, RuleKind::Emiliani { .. } | RuleKind::EasterEmiliani { .. })
                 {
                     assert_eq!(rule.date_in(year).unwrap().weekday(), Weekday::Mon);
                 }
             }
         }
+    }
+
+    #[test]
+    fn july_2026_has_one_business_day_fewer_under_ley_2578() {
+        let cal = Calendar::colombia();
+        let d = |m, day| NaiveDate::from_ymd_opt(2026, m, day).unwrap();
+        assert_eq!(
+            cal.holiday_name(d(7, 13)),
+            Some("Día de Nuestra Señora del Rosario de Chiquinquirá")
+        );
+        // (1 July, 31 July]: 22 weekdays, less 13 and 20 July (21 before the law).
+        assert_eq!(cal.business_days_between(d(7, 1), d(7, 31)), 20);
+        assert!(cal.holidays(2025).iter().all(|h| h.month() != 7 || h.day() == 20));
     }
 
     #[test]
