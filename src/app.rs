@@ -11,13 +11,11 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::config::schedule::Job;
-use crate::config::templates::Digest;
-use crate::config::{Settings, SourceKind};
+use crate::config::{AttachmentFormat, Settings, SourceKind};
 use crate::domain::Event;
 use crate::findings::{self, Evaluation};
-use crate::notify::digest::{self, Rendered};
 use crate::notify::outbox::{self, Channels, DeliveryReport};
-use crate::notify::{self, NotifyReport};
+use crate::notify::{self, Build, Built, Digests, NotifyReport};
 use crate::source::file::FileSource;
 use crate::source::socrata::SocrataSource;
 use crate::store::{JobRun, Store};
@@ -199,23 +197,24 @@ impl<S: Store> App<S> {
         Ok(report)
     }
 
-    /// One recipient's digest for `as_of`, rendered, without touching the outbox.
+    /// One recipient's digest for `as_of`, exactly as notify would send it, without
+    /// touching the outbox. `whole`: the attachments hold every row whatever the message
+    /// size limit (`cierre digest --format xlsx`).
     pub async fn digest(
         &self,
         to: &str,
         as_of: Option<NaiveDate>,
-    ) -> anyhow::Result<Option<(Digest, Rendered, lettre::Message)>> {
+        whole: Option<AttachmentFormat>,
+    ) -> anyhow::Result<Option<Built>> {
         let slot = self.as_of(as_of);
-        let (digests, _) = notify::build_digests(&self.store, &self.settings, slot).await?;
-        let Some(d) = digests.into_iter().find(|d| d.to.email.to_string().eq_ignore_ascii_case(to))
-        else {
-            return Ok(None);
-        };
         let env = crate::config::templates::environment(&self.settings.email.templates_dir)
             .map_err(|(name, msg)| anyhow::anyhow!("template {name}: {msg}"))?;
-        let rendered = digest::render(&env, &d)?;
-        let message = digest::message(&self.settings.email.from, &d, &rendered)?;
-        Ok(Some((d, rendered, message)))
+        let mut digests = Digests::collect(&self.store, &self.settings, slot, Some(to)).await?;
+        let build = match whole {
+            Some(attachment) => Build { attachment, limit_size: false },
+            None => Build { attachment: self.settings.email.digest.attachment, limit_size: true },
+        };
+        digests.next(&self.store, &self.settings, &env, build).await
     }
 
     /// sync → evaluate → notify → deliver, each recorded in the run history.

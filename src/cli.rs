@@ -298,11 +298,14 @@ pub async fn execute<S: Store>(
             writeln!(out, "sent {}, retrying {}, dead {}", r.sent, r.retrying, r.dead)?;
         }
         Command::Digest { to, as_of, format } => {
-            let Some((_, rendered, message)) = app.digest(&to, as_of).await? else {
+            // The workbook asked for on its own holds every row, whatever the size limit.
+            let whole = (format == DigestFormat::Xlsx)
+                .then_some(crate::config::AttachmentFormat { xlsx: true, csv: false });
+            let Some(built) = app.digest(&to, as_of, whole).await? else {
                 eprintln!("no findings for {to} in the digest of {}", app.as_of(as_of));
                 return Ok(ExitCode::from(1));
             };
-            output::write_digest(out, &rendered, &message, format)?;
+            output::write_digest(out, &built, format)?;
         }
         Command::Migrate => {
             writeln!(out, "migrations applied to {}", app.settings.store_url)?;

@@ -300,8 +300,8 @@ async fn digest_preview<S: Store + Clone + 'static>(
                 .into_response();
         }
     };
-    match app.digest(&q.to, as_of).await {
-        Ok(Some((_, rendered, _))) => Html(rendered.html).into_response(),
+    match app.digest(&q.to, as_of, None).await {
+        Ok(Some(built)) => Html(built.rendered.html).into_response(),
         Ok(None) => {
             (StatusCode::NOT_FOUND, format!("no digest for {} that day\n", q.to)).into_response()
         }

@@ -13,7 +13,7 @@ use crate::config::classify::Classifier;
 use crate::domain::{Dataset, Finding};
 use crate::findings::Evaluation;
 use crate::notify::NotifyReport;
-use crate::notify::digest::Rendered;
+use crate::notify::Built;
 use crate::scheduler::JobStatus;
 use crate::store::{EndpointHealth, OutboxCounts};
 use crate::sync::SyncCounts;
@@ -207,22 +207,21 @@ pub enum DigestFormat {
     Text,
     Html,
     Eml,
+    /// The workbook of every row (binary: redirect it to a file).
+    Xlsx,
 }
 
-/// One rendered digest, as `cierre digest` shows it.
-pub fn write_digest(
-    out: &mut dyn Write,
-    rendered: &Rendered,
-    message: &lettre::Message,
-    format: DigestFormat,
-) -> io::Result<()> {
+/// One digest, as `cierre digest` shows it.
+pub fn write_digest(out: &mut dyn Write, built: &Built, format: DigestFormat) -> io::Result<()> {
+    let rendered = &built.rendered;
     match format {
         DigestFormat::Text => {
             writeln!(out, "Subject: {}\n", rendered.subject)?;
             write!(out, "{}", rendered.text)
         }
         DigestFormat::Html => write!(out, "{}", rendered.html),
-        DigestFormat::Eml => out.write_all(&message.formatted()),
+        DigestFormat::Eml => out.write_all(&built.message.formatted()),
+        DigestFormat::Xlsx => out.write_all(built.files.xlsx.as_deref().unwrap_or_default()),
     }
 }
 

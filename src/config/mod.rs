@@ -284,7 +284,27 @@ pub struct EmailSettings {
     pub from: lettre::message::Mailbox,
     pub outbox_dir: PathBuf,
     pub templates_dir: PathBuf,
+    /// A digest's whole message (body and attachments, encoded) stays under this size.
+    pub max_message_bytes: usize,
+    pub digest: DigestSettings,
     pub smtp: Option<SmtpSettings>,
+}
+
+/// How digests are laid out.
+#[derive(Debug, Clone)]
+pub struct DigestSettings {
+    /// Rows in the body; the rest are only in the attachment.
+    pub max_rows: usize,
+    pub attachment: AttachmentFormat,
+    /// The CSV attachment's field separator (`;`, what Excel expects in es-CO).
+    pub csv_separator: u8,
+}
+
+/// Which files a digest carries with every row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttachmentFormat {
+    pub xlsx: bool,
+    pub csv: bool,
 }
 
 /// How the outbox is drained.

@@ -128,6 +128,12 @@ every = "daily"
 from = "cierre <cierre@localhost>"
 outbox_dir = "outbox"
 templates_dir = "templates"
+max_message_bytes = 10000000
+
+[email.digest]
+max_rows = 30
+attachment = "xlsx"
+csv_separator = ";"
 
 [delivery]
 max_attempts = 8
@@ -362,7 +368,16 @@ pub struct RawEmail {
     pub from: String,
     pub outbox_dir: PathBuf,
     pub templates_dir: PathBuf,
+    pub max_message_bytes: i64,
+    pub digest: RawDigest,
     pub smtp: Option<RawSmtp>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawDigest {
+    pub max_rows: i64,
+    pub attachment: String,
+    pub csv_separator: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::Person;
 use crate::domain::Kind;
-use crate::domain::spanish::{fecha, kind_label};
+use crate::domain::spanish::{fecha, kind_guide, kind_label};
 
 /// The templates a digest is made of, with the copies built into the binary.
 pub const TEMPLATES: [(&str, &str); 3] = [
@@ -21,7 +21,8 @@ pub const TEMPLATES: [(&str, &str); 3] = [
     ("digest.html", include_str!("../../templates/digest.html")),
 ];
 
-/// One line of a digest: a finding with what the office head needs to act on it.
+/// One line of a digest: a finding with what the office head needs to act on it. The
+/// text fields are what templates show; the typed ones (not in templates) feed the workbook.
 #[derive(Debug, Clone, Serialize)]
 pub struct DigestRow {
     pub contract_id: String,
@@ -30,6 +31,8 @@ pub struct DigestRow {
     pub object: String,
     pub supervisor: String,
     pub end_date: String,
+    /// The state SECOP II shows (`estado_contrato`).
+    pub state: String,
     pub kind: String,
     pub kind_label: String,
     pub level: String,
@@ -37,27 +40,99 @@ pub struct DigestRow {
     pub since: String,
     pub deadline: String,
     pub business_days_left: i64,
+    /// The business days left, in words: `vencido hace 3 días hábiles`, `vence hoy`…
+    pub days: String,
+    /// The liquidation step, in Spanish (for `liquidation_due`).
+    pub step: Option<String>,
+    /// The missing document kinds, by their Spanish names (for `missing_documents`).
+    pub missing: Vec<String>,
+    /// The amount SECOP II shows as pending payment, when there is one.
+    pub pending: Option<String>,
     pub reasons: Vec<String>,
     pub url: String,
     #[serde(skip)]
     pub urgency: usize,
+    #[serde(skip)]
+    pub dates: RowDates,
+    /// Centavos pending payment.
+    #[serde(skip)]
+    pub pending_centavos: Option<i64>,
 }
 
-/// A group of rows with the same level and kind, as the templates show them.
+/// A row's dates as dates, for the workbook.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RowDates {
+    pub end: Option<NaiveDate>,
+    pub since: Option<NaiveDate>,
+    pub deadline: Option<NaiveDate>,
+}
+
+/// One kind present in a digest: what it means, once, and its findings per level.
 #[derive(Debug, Clone, Serialize)]
-pub struct Group {
-    pub level: String,
-    pub level_label: String,
+pub struct KindSummary {
     pub kind: String,
     pub kind_label: String,
-    pub rows: Vec<DigestRow>,
+    pub meaning: String,
+    pub action: String,
+    pub basis: String,
+    /// Findings of this kind at each of [`Summary::levels`], in that order.
+    pub counts: Vec<u64>,
+    pub total: u64,
 }
 
-/// One recipient's digest for one slot (the digest run's date).
+/// A level present in a digest.
+#[derive(Debug, Clone, Serialize)]
+pub struct LevelName {
+    pub level: String,
+    pub level_label: String,
+}
+
+/// The counts at the top of a digest: findings per kind × level.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    /// Most urgent first.
+    pub levels: Vec<LevelName>,
+    pub kinds: Vec<KindSummary>,
+    /// Findings at each level, all kinds.
+    pub totals: Vec<u64>,
+}
+
+/// What changed since the recipient's previous digest.
+#[derive(Debug, Clone, Serialize)]
+pub struct Changes {
+    /// The previous digest's date, in Spanish.
+    pub previous: String,
+    pub new: u64,
+    pub escalated: u64,
+    pub resolved: u64,
+}
+
+/// One recipient's digest for one slot (the digest run's date): counts of everything, the
+/// most urgent rows, and where the rest is.
 #[derive(Debug, Clone)]
 pub struct Digest {
     pub to: Person,
     pub slot: NaiveDate,
+    pub summary: Summary,
+    /// `None` for a recipient's first digest.
+    pub changes: Option<Changes>,
+    /// The rows shown in the body, most urgent first (at most `email.digest.max_rows`).
+    pub rows: Vec<DigestRow>,
+    pub total_findings: u64,
+    pub total_contracts: u64,
+    pub overdue_contracts: u64,
+    /// The attachments holding every row, by file name.
+    pub attachments: Vec<String>,
+    /// When the attachments hold only the most urgent rows (the message size limit): how
+    /// many they hold.
+    pub attached_rows: Option<u64>,
+}
+
+/// A section of the rows shown: those of one level.
+#[derive(Debug, Clone, Serialize)]
+pub struct Section {
+    pub level: String,
+    pub level_label: String,
     pub rows: Vec<DigestRow>,
 }
 
@@ -134,6 +209,7 @@ pub fn sample_digest() -> Digest {
         object: "Objeto".into(),
         supervisor: "Supervisor".into(),
         end_date: "31 de enero de 2025".into(),
+        state: "En ejecución".into(),
         kind: "closable".into(),
         kind_label: kind_label(Kind::Closable).into(),
         level: "vencido".into(),
@@ -141,37 +217,52 @@ pub fn sample_digest() -> Digest {
         since: "1 de febrero de 2025".into(),
         deadline: "17 de marzo de 2025".into(),
         business_days_left: -3,
+        days: "vencido hace 3 días hábiles".into(),
+        step: Some("liquidación unilateral".into()),
+        missing: vec!["Acta de liquidación".into()],
+        pending: Some("$ 1.000.000".into()),
         reasons: vec!["Razón".into()],
         url: "https://community.secop.gov.co/".into(),
         urgency: 0,
+        dates: RowDates::default(),
+        pending_centavos: Some(100_000_000),
     };
+    let guide = kind_guide(Kind::Closable);
     Digest {
         to: Person { name: "Jefe".into(), email: "jefe@example.gov.co".parse().expect("valid") },
         slot: NaiveDate::from_ymd_opt(2025, 3, 20).expect("valid"),
+        summary: Summary {
+            levels: vec![LevelName { level: "vencido".into(), level_label: "Vencido".into() }],
+            kinds: vec![KindSummary {
+                kind: "closable".into(),
+                kind_label: kind_label(Kind::Closable).into(),
+                meaning: guide.meaning.into(),
+                action: guide.action.into(),
+                basis: guide.basis.into(),
+                counts: vec![2],
+                total: 2,
+            }],
+            totals: vec![2],
+        },
+        changes: Some(Changes { previous: "19 de marzo de 2025".into(), new: 1, escalated: 1, resolved: 1 }),
         rows: vec![row],
+        total_findings: 2,
+        total_contracts: 2,
+        overdue_contracts: 2,
+        attachments: vec!["hallazgos-secop-2025-03-20.xlsx".into()],
+        attached_rows: None,
     }
 }
 
-/// Rows grouped by level then kind, most urgent first; rows within by days left.
-pub fn groups(rows: &[DigestRow]) -> Vec<Group> {
-    let mut sorted: Vec<&DigestRow> = rows.iter().collect();
-    sorted.sort_by(|a, b| {
-        (a.urgency, &a.kind, a.business_days_left, &a.contract_id).cmp(&(
-            b.urgency,
-            &b.kind,
-            b.business_days_left,
-            &b.contract_id,
-        ))
-    });
-    let mut out: Vec<Group> = Vec::new();
-    for r in sorted {
+/// The rows shown, in sections by level (the rows come most urgent first).
+pub fn sections(rows: &[DigestRow]) -> Vec<Section> {
+    let mut out: Vec<Section> = Vec::new();
+    for r in rows {
         match out.last_mut() {
-            Some(g) if g.level == r.level && g.kind == r.kind => g.rows.push(r.clone()),
-            _ => out.push(Group {
+            Some(s) if s.level == r.level => s.rows.push(r.clone()),
+            _ => out.push(Section {
                 level: r.level.clone(),
                 level_label: r.level_label.clone(),
-                kind: r.kind.clone(),
-                kind_label: r.kind_label.clone(),
                 rows: vec![r.clone()],
             }),
         }
@@ -181,23 +272,20 @@ pub fn groups(rows: &[DigestRow]) -> Vec<Group> {
 
 /// The variables of the templates for digest `d`.
 pub fn context(d: &Digest) -> minijinja::Value {
-    let mut contracts: Vec<&str> = d.rows.iter().map(|r| r.contract_id.as_str()).collect();
-    contracts.sort_unstable();
-    contracts.dedup();
-    let mut overdue: Vec<&str> = d
-        .rows
-        .iter()
-        .filter(|r| r.business_days_left < 0)
-        .map(|r| r.contract_id.as_str())
-        .collect();
-    overdue.sort_unstable();
-    overdue.dedup();
+    use minijinja::value::Serde;
     minijinja::context! {
         recipient => minijinja::context! { name => d.to.name.clone(), email => d.to.email.to_string() },
         date => fecha(d.slot),
-        total_contracts => contracts.len(),
-        total_findings => d.rows.len(),
-        overdue_contracts => overdue.len(),
-        groups => minijinja::Value::from(minijinja::value::Serde(groups(&d.rows))),
+        slot => d.slot.to_string(),
+        total_contracts => d.total_contracts,
+        total_findings => d.total_findings,
+        overdue_contracts => d.overdue_contracts,
+        summary => minijinja::Value::from(Serde(&d.summary)),
+        changes => minijinja::Value::from(Serde(&d.changes)),
+        sections => minijinja::Value::from(Serde(sections(&d.rows))),
+        shown => d.rows.len(),
+        more => d.total_findings.saturating_sub(d.rows.len() as u64),
+        attachments => d.attachments.clone(),
+        attached_rows => d.attached_rows,
     }
 }

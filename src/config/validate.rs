@@ -506,6 +506,38 @@ pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors>
             ca_pem,
         }
     });
+    let rd = &raw.email.digest;
+    for (key, value, range) in [
+        ("email.digest.max_rows", rd.max_rows, 1..=1000),
+        ("email.max_message_bytes", raw.email.max_message_bytes, 100_000..=1_000_000_000),
+    ] {
+        if !range.contains(&value) {
+            e.add(key, format!("{value} is not between {} and {}", range.start(), range.end()));
+        }
+    }
+    let attachment = match rd.attachment.as_str() {
+        "xlsx" => AttachmentFormat { xlsx: true, csv: false },
+        "csv" => AttachmentFormat { xlsx: false, csv: true },
+        "both" => AttachmentFormat { xlsx: true, csv: true },
+        "none" => AttachmentFormat { xlsx: false, csv: false },
+        other => {
+            e.add(
+                "email.digest.attachment",
+                format!("`{other}` is not one of: xlsx, csv, both, none"),
+            );
+            AttachmentFormat { xlsx: true, csv: false }
+        }
+    };
+    let csv_separator = match rd.csv_separator.as_bytes() {
+        [b] if b.is_ascii_punctuation() || *b == b'\t' => *b,
+        _ => {
+            e.add(
+                "email.digest.csv_separator",
+                format!("`{}` is not one ASCII punctuation character or a tab", rd.csv_separator),
+            );
+            b';'
+        }
+    };
     super::templates::check_templates(&raw.email.templates_dir, &mut |name, msg| {
         e.add(format!("email.templates_dir ({name})"), msg)
     });
@@ -671,6 +703,12 @@ pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors>
             from,
             outbox_dir: raw.email.outbox_dir,
             templates_dir: raw.email.templates_dir,
+            max_message_bytes: raw.email.max_message_bytes.max(0) as usize,
+            digest: DigestSettings {
+                max_rows: rd.max_rows.clamp(1, 1000) as usize,
+                attachment,
+                csv_separator,
+            },
             smtp,
         },
         delivery: DeliverySettings {

@@ -1,17 +1,17 @@
-//! Notify, digest: one Spanish email per recipient holding all their findings — subject,
-//! plain text and HTML rendered from the templates (see [`crate::config::templates`]), a
-//! CSV attachment of the rows, and a deterministic `Message-ID` per recipient and digest
-//! slot.
+//! Notify, digest: one Spanish email per recipient — subject, plain text and HTML rendered
+//! from the templates (see [`crate::config::templates`]), the attachments holding every row
+//! ([`super::attachments`]), and a deterministic `Message-ID` per recipient and digest slot.
 
 use chrono::NaiveDate;
 use lettre::Message;
 use lettre::message::header::ContentType;
-use lettre::message::{Attachment, Mailbox, MultiPart};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
 use minijinja::Environment;
 use sha2::{Digest as _, Sha256};
 
+use super::attachments::Files;
 use crate::config::Person;
-use crate::config::templates::{Digest, DigestRow, context, groups};
+use crate::config::templates::{Digest, context};
 
 /// The rendered parts of a digest.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,46 +19,15 @@ pub struct Rendered {
     pub subject: String,
     pub text: String,
     pub html: String,
-    pub csv: String,
 }
 
-/// The CSV attachment: one line per row, UTF-8 with a BOM so Excel reads the accents.
-pub fn csv(rows: &[DigestRow]) -> Result<String, csv::Error> {
-    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
-    w.write_record([
-        "nivel",
-        "tipo",
-        "id_contrato",
-        "referencia",
-        "entidad",
-        "objeto",
-        "supervisor",
-        "fecha_fin",
-        "desde",
-        "plazo",
-        "dias_habiles_restantes",
-        "razones",
-        "enlace",
-    ])?;
-    for r in groups(rows).iter().flat_map(|g| &g.rows) {
-        w.write_record([
-            r.level.as_str(),
-            r.kind.as_str(),
-            &r.contract_id,
-            &r.reference,
-            &r.entity,
-            &r.object,
-            &r.supervisor,
-            &r.end_date,
-            &r.since,
-            &r.deadline,
-            &r.business_days_left.to_string(),
-            &r.reasons.join(" | "),
-            &r.url,
-        ])?;
-    }
-    let bytes = w.into_inner().map_err(|e| e.into_error())?;
-    Ok(format!("\u{feff}{}", String::from_utf8_lossy(&bytes)))
+/// The file names of a digest's attachments.
+pub fn xlsx_name(slot: NaiveDate) -> String {
+    format!("hallazgos-secop-{slot}.xlsx")
+}
+
+pub fn csv_name(slot: NaiveDate) -> String {
+    format!("hallazgos-secop-{slot}.csv")
 }
 
 /// Renders a digest with the templates.
@@ -69,7 +38,6 @@ pub fn render(env: &Environment, d: &Digest) -> anyhow::Result<Rendered> {
         subject: subject.split_whitespace().collect::<Vec<_>>().join(" "),
         text: env.get_template("digest.txt")?.render(&ctx)?,
         html: env.get_template("digest.html")?.render(&ctx)?,
-        csv: csv(&d.rows)?,
     })
 }
 
@@ -80,21 +48,57 @@ pub fn message_id(from: &Mailbox, to: &Person, slot: NaiveDate) -> String {
     format!("<digest.{slot}.{}@{}>", &hex::encode(h)[..16], from.email.domain())
 }
 
-/// The email: multipart/mixed of (text, HTML) alternatives and the CSV attachment.
-pub fn message(from: &Mailbox, d: &Digest, r: &Rendered) -> Result<Message, lettre::error::Error> {
+/// Text with CRLF line endings, in one pass: lettre would insert each `\r` into the string
+/// (quadratic in the size of the body).
+fn crlf(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    for line in text.split_inclusive('\n') {
+        match line.strip_suffix('\n') {
+            Some(l) => {
+                out.push_str(l.strip_suffix('\r').unwrap_or(l));
+                out.push_str("\r\n");
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// The email: multipart/mixed of (text, HTML) alternatives and the attachments.
+pub fn message(
+    from: &Mailbox,
+    d: &Digest,
+    r: &Rendered,
+    files: &Files,
+) -> Result<Message, lettre::error::Error> {
     let to = Mailbox::new(Some(d.to.name.clone()), d.to.email.clone());
-    let attachment = Attachment::new(format!("hallazgos-secop-{}.csv", d.slot))
-        .body(r.csv.clone(), ContentType::parse("text/csv; charset=utf-8").expect("valid"));
+    let alternative = MultiPart::alternative()
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(Body::new(crlf(&r.text))),
+        )
+        .singlepart(
+            SinglePart::builder().header(ContentType::TEXT_HTML).body(Body::new(crlf(&r.html))),
+        );
+    let mut mixed = MultiPart::mixed().multipart(alternative);
+    if let Some(xlsx) = &files.xlsx {
+        let ct = ContentType::parse(
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+        .expect("valid");
+        mixed = mixed.singlepart(Attachment::new(xlsx_name(d.slot)).body(Body::new(xlsx.clone()), ct));
+    }
+    if let Some(csv) = &files.csv {
+        let ct = ContentType::parse("text/csv; charset=utf-8").expect("valid");
+        mixed = mixed.singlepart(Attachment::new(csv_name(d.slot)).body(Body::new(csv.clone()), ct));
+    }
     Message::builder()
         .from(from.clone())
         .to(to)
         .subject(r.subject.clone())
         .message_id(Some(message_id(from, &d.to, d.slot)))
-        .multipart(
-            MultiPart::mixed()
-                .multipart(MultiPart::alternative_plain_html(r.text.clone(), r.html.clone()))
-                .singlepart(attachment),
-        )
+        .multipart(mixed)
 }
 
 #[cfg(test)]
@@ -109,12 +113,11 @@ mod tests {
         let env = environment(Path::new("/nonexistent")).unwrap();
         let d = sample_digest();
         let r = render(&env, &d).unwrap();
-        assert_eq!(r.subject, "SECOP II: 1 contrato requiere acción, 1 vencido");
+        assert_eq!(r.subject, "SECOP II: 2 contratos requieren acción, 2 vencidos");
         assert!(r.text.contains("CO1.PCCNTR.1"), "{}", r.text);
         // minijinja escapes `/` in HTML (as &#x2f;), which browsers and mail clients decode.
         assert!(r.html.contains("community.secop.gov.co"), "{}", r.html);
-        assert!(r.html.contains("Vencido · Expedientes que deben cerrarse (1)"));
-        assert!(r.csv.starts_with('\u{feff}'));
+        assert!(r.html.contains("Expedientes que deben cerrarse"), "{}", r.html);
     }
 
     #[test]

@@ -2,25 +2,39 @@
 //! recipients of each level on its cadence → one digest per recipient → the outbox
 //! (deduplicated by idempotency key) → delivery with retries → recorded as sent.
 
+pub mod attachments;
 pub mod digest;
 pub mod email;
 pub mod escalation;
 pub mod outbox;
+pub mod spool;
 pub mod webhook;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
 use chrono::NaiveDate;
+use lettre::Message;
+use minijinja::Environment;
 use serde::Serialize;
 
 use crate::clock::Clock;
-use crate::config::templates::{Digest, DigestRow};
-use crate::config::{Person, Settings, routing};
-use crate::domain::spanish::{fecha, kind_label, level_label};
-use crate::domain::{Contract, Finding};
+use crate::config::templates::{
+    Changes, Digest, DigestRow, KindSummary, LevelName, RowDates, Summary,
+};
+use crate::config::{AttachmentFormat, Person, Settings, routing};
+use crate::domain::spanish::{
+    days_left, fecha, kind_guide, kind_label, level_label, pesos, step_label,
+};
+use crate::domain::{Contract, Kind};
 use crate::rules::urgency;
-use crate::store::{NewOutboxItem, Store};
+use crate::store::{DigestFinding, NewOutboxItem, ResolvedCursor, Store};
+use attachments::Files;
+use digest::Rendered;
+use spool::{Entry, Spool};
+
+/// Findings read per query.
+const PAGE: u32 = 2_000;
 
 /// What a notify run prepared.
 #[derive(Debug, Default, Serialize)]
@@ -43,8 +57,12 @@ fn link(c: &Contract, contracts_dataset: &str) -> String {
     })
 }
 
-fn row(f: &Finding, c: &Contract, settings: &Settings) -> DigestRow {
+/// A finding as a row of `slot`'s digest.
+fn row(df: &DigestFinding, settings: &Settings, slot: NaiveDate) -> DigestRow {
+    let (mut f, c) = (df.stored.finding.clone(), &df.contract);
+    f.count_days_from(&settings.calendar, slot);
     let dash = || "—".to_string();
+    let pending = c.pending_payment.filter(|p| *p > 0);
     DigestRow {
         contract_id: c.id.clone(),
         reference: c.reference.clone().unwrap_or_else(|| c.id.clone()),
@@ -52,71 +70,372 @@ fn row(f: &Finding, c: &Contract, settings: &Settings) -> DigestRow {
         object: c.object.clone().unwrap_or_else(dash),
         supervisor: c.supervisor_name.clone().unwrap_or_else(dash),
         end_date: c.ends_on.map(fecha).unwrap_or_else(dash),
+        state: c.state.clone().unwrap_or_else(dash),
         kind: f.kind.as_str().to_string(),
         kind_label: kind_label(f.kind).to_string(),
-        level: f.level.clone(),
         level_label: level_label(&f.level),
         since: fecha(f.since),
         deadline: fecha(f.deadline),
         business_days_left: f.business_days_left,
-        reasons: f.reasons.clone(),
+        days: days_left(f.business_days_left),
+        step: f.step.as_deref().map(step_label),
+        missing: f
+            .missing
+            .iter()
+            .map(|k| settings.classifier.label(k).unwrap_or(k).to_string())
+            .collect(),
+        pending: pending.map(pesos),
         url: link(c, &settings.datasets.contracts),
         urgency: urgency(&settings.levels, &f.level),
+        dates: RowDates { end: c.ends_on, since: Some(f.since), deadline: Some(f.deadline) },
+        pending_centavos: pending,
+        level: f.level,
+        reasons: f.reasons,
     }
 }
 
-/// Builds the digests due on `slot`: every open finding at a level whose cadence fires that
-/// day, routed and escalated, grouped into one digest per recipient.
-pub async fn build_digests<S: Store>(
+/// One recipient of a digest run, with the counts of their digest.
+struct Recipient {
+    person: Person,
+    previous: Option<NaiveDate>,
+    /// Findings per level (by urgency) and kind.
+    counts: Vec<[u64; 4]>,
+    rows: u64,
+    new: u64,
+    escalated: u64,
+    resolved: u64,
+}
+
+/// The recipients a finding reaches at `level`: the offices' people at that level, or the
+/// fallback recipient when no route matches. `None` when the finding is unrouted.
+fn people<'a>(
+    settings: &'a Settings,
+    level: &crate::config::Level,
+    contract: &Contract,
+) -> (Vec<&'a Person>, bool) {
+    let offices = routing::route(&settings.routes, contract);
+    let mut people: Vec<&Person> = offices
+        .iter()
+        .flat_map(|&i| escalation::recipients(level, &settings.offices[i]))
+        .collect();
+    let unrouted = offices.is_empty();
+    if unrouted {
+        people.extend(settings.fallback.as_ref());
+    }
+    let mut seen = HashSet::new();
+    people.retain(|p| seen.insert(p.email.to_string().to_lowercase()));
+    (people, unrouted)
+}
+
+/// The digests of one slot, built one recipient at a time: [`Digests::collect`] reads the
+/// open findings once in pages, routes and escalates each, counts per recipient and spools
+/// (recipient, finding) pairs; [`Digests::next`] then reads one recipient's findings back
+/// in order, writes their attachments and renders their message.
+pub struct Digests {
+    slot: NaiveDate,
+    recipients: Vec<Recipient>,
+    sorted: std::iter::Peekable<spool::Sorted>,
+    pub unrouted: u64,
+}
+
+/// One recipient's digest, ready to send.
+pub struct Built {
+    pub digest: Digest,
+    pub rendered: Rendered,
+    pub files: Files,
+    pub message: Message,
+}
+
+/// How [`Digests::next`] builds a digest.
+#[derive(Debug, Clone, Copy)]
+pub struct Build {
+    pub attachment: AttachmentFormat,
+    /// Keep the message under `email.max_message_bytes` (a preview of the workbook does not).
+    pub limit_size: bool,
+}
+
+impl Digests {
+    /// Reads the findings due on `slot` (only those reaching `only`, when given).
+    pub async fn collect<S: Store>(
+        store: &S,
+        settings: &Settings,
+        slot: NaiveDate,
+        only: Option<&str>,
+    ) -> anyhow::Result<Digests> {
+        let only = only.map(str::to_lowercase);
+        let previous: HashMap<String, NaiveDate> =
+            store.previous_digests(slot).await.context("reading previous digests")?.into_iter().collect();
+        let mut index: HashMap<String, u32> = HashMap::new();
+        let mut recipients: Vec<Recipient> = Vec::new();
+        let mut spool = Spool::default();
+        let mut unrouted = 0;
+        let mut after = 0;
+        loop {
+            let page = store.digest_page(after, PAGE).await.context("reading open findings")?;
+            let Some(last) = page.last() else { break };
+            after = last.stored.id;
+            for df in &page {
+                let mut f = df.stored.finding.clone();
+                f.count_days_from(&settings.calendar, slot);
+                let rank = urgency(&settings.levels, &f.level);
+                let Some(level) = settings.levels.get(rank) else { continue };
+                if !escalation::due_on(level, slot, &settings.calendar) {
+                    continue;
+                }
+                let (people, no_route) = people(settings, level, &df.contract);
+                if no_route {
+                    unrouted += 1;
+                    tracing::debug!(contract = %df.contract.id, entity = ?df.contract.entity_nit, "finding matches no route");
+                }
+                let kind = Kind::ALL.iter().position(|k| *k == f.kind).unwrap_or(0);
+                let contract = xxhash_rust::xxh3::xxh3_64(df.contract.id.as_bytes());
+                for p in people {
+                    let key = p.email.to_string().to_lowercase();
+                    if only.as_ref().is_some_and(|o| *o != key) {
+                        continue;
+                    }
+                    let i = match index.get(&key) {
+                        Some(&i) => i,
+                        None => {
+                            let i = recipients.len() as u32;
+                            index.insert(key.clone(), i);
+                            recipients.push(Recipient {
+                                person: p.clone(),
+                                previous: previous.get(&key).copied(),
+                                counts: vec![[0; 4]; settings.levels.len()],
+                                rows: 0,
+                                new: 0,
+                                escalated: 0,
+                                resolved: 0,
+                            });
+                            i
+                        }
+                    };
+                    let r = &mut recipients[i as usize];
+                    r.counts[rank][kind] += 1;
+                    r.rows += 1;
+                    if let Some(prev) = r.previous {
+                        r.new += u64::from(df.stored.opened_on > prev);
+                        r.escalated += u64::from(
+                            df.stored.opened_on <= prev && df.escalated_on.is_some_and(|d| d > prev),
+                        );
+                    }
+                    spool
+                        .push(Entry {
+                            recipient: i,
+                            urgency: rank as u16,
+                            days_left: f.business_days_left.clamp(i32::MIN as i64, i32::MAX as i64)
+                                as i32,
+                            kind: kind as u8,
+                            finding: df.stored.id,
+                            contract,
+                        })
+                        .context("spooling a digest row")?;
+                }
+            }
+        }
+        count_resolved(store, settings, slot, &index, &mut recipients).await?;
+        let sorted = spool.sorted().context("sorting digest rows")?.peekable();
+        Ok(Digests { slot, recipients, sorted, unrouted })
+    }
+
+    /// Each recipient's address and rows, in the order [`Digests::next`] builds them.
+    pub fn recipients(&self) -> Vec<(String, u64)> {
+        self.recipients.iter().map(|r| (r.person.email.to_string(), r.rows)).collect()
+    }
+
+    /// The next recipient's digest, or `None` when every one is built.
+    pub async fn next<S: Store>(
+        &mut self,
+        store: &S,
+        settings: &Settings,
+        env: &Environment<'_>,
+        build: Build,
+    ) -> anyhow::Result<Option<Built>> {
+        let Some(first) = self.sorted.next() else { return Ok(None) };
+        let first = first.context("reading digest rows back")?;
+        let mut entries = vec![first];
+        while let Some(Ok(e)) = self.sorted.next_if(|e| matches!(e, Ok(e) if e.recipient == first.recipient)) {
+            entries.push(e);
+        }
+        let r = &self.recipients[first.recipient as usize];
+        build_one(store, settings, env, self.slot, r, &entries, build).await.map(Some)
+    }
+}
+
+/// Counts, for each recipient with a previous digest, the findings resolved since then that
+/// would have reached them.
+async fn count_resolved<S: Store>(
     store: &S,
     settings: &Settings,
     slot: NaiveDate,
-) -> anyhow::Result<(Vec<Digest>, u64)> {
-    let findings = store.open_findings().await.context("reading open findings")?;
-    let mut by_recipient: BTreeMap<String, Digest> = BTreeMap::new();
-    let mut contracts: HashMap<String, Option<Contract>> = HashMap::new();
-    let mut unrouted = 0;
-    for stored in findings {
-        let mut f = stored.finding;
-        f.count_days_from(&settings.calendar, slot);
-        let Some(level) = settings.levels.iter().find(|l| l.name == f.level) else { continue };
-        if !escalation::due_on(level, slot, &settings.calendar) {
-            continue;
-        }
-        if !contracts.contains_key(&f.contract_id) {
-            let c = store.contract(&f.contract_id).await.context("reading a contract")?;
-            contracts.insert(f.contract_id.clone(), c);
-        }
-        let Some(Some(contract)) = contracts.get(&f.contract_id) else { continue };
-        let offices = routing::route(&settings.routes, contract);
-        let mut people: Vec<&Person> = offices
-            .iter()
-            .flat_map(|&i| escalation::recipients(level, &settings.offices[i]))
-            .collect();
-        if offices.is_empty() {
-            unrouted += 1;
-            tracing::debug!(contract = %contract.id, entity = ?contract.entity_nit, "finding matches no route");
-            people.extend(settings.fallback.as_ref());
-        }
-        let r = row(&f, contract, settings);
-        let mut reached = Vec::new();
-        for p in people {
-            let key = p.email.to_string().to_lowercase();
-            if reached.contains(&key) {
-                continue;
+    index: &HashMap<String, u32>,
+    recipients: &mut [Recipient],
+) -> anyhow::Result<()> {
+    let Some(since) = recipients.iter().filter_map(|r| r.previous).min() else { return Ok(()) };
+    let mut after = None;
+    loop {
+        let page = store.resolved_page(since, after, PAGE).await.context("reading resolved findings")?;
+        let Some(last) = page.last() else { break };
+        after = Some(ResolvedCursor { resolved_on: last.resolved_on.unwrap_or(since), id: last.stored.id });
+        for df in &page {
+            let Some(resolved_on) = df.resolved_on.filter(|d| *d <= slot) else { continue };
+            let rank = urgency(&settings.levels, &df.stored.finding.level);
+            let Some(level) = settings.levels.get(rank) else { continue };
+            for p in people(settings, level, &df.contract).0 {
+                let Some(&i) = index.get(&p.email.to_string().to_lowercase()) else { continue };
+                let r = &mut recipients[i as usize];
+                if r.previous.is_some_and(|prev| resolved_on > prev) {
+                    r.resolved += 1;
+                }
             }
-            reached.push(key.clone());
-            by_recipient
-                .entry(key)
-                .or_insert_with(|| Digest { to: p.clone(), slot, rows: Vec::new() })
-                .rows
-                .push(r.clone());
         }
     }
-    Ok((by_recipient.into_values().collect(), unrouted))
+    Ok(())
 }
 
-/// Builds the digests of `slot` and writes each to the outbox (unless `dry_run`).
+/// Rows read back per query while writing attachments.
+const CHUNK: usize = 1_000;
+
+/// Reads `entries`' findings back in their order, as rows.
+async fn rows_of<S: Store>(
+    store: &S,
+    settings: &Settings,
+    slot: NaiveDate,
+    entries: &[Entry],
+) -> anyhow::Result<Vec<DigestRow>> {
+    let ids: Vec<i64> = entries.iter().map(|e| e.finding).collect();
+    let found = store.digest_findings(&ids).await.context("reading digest rows")?;
+    let mut by_id: HashMap<i64, DigestFinding> =
+        found.into_iter().map(|df| (df.stored.id, df)).collect();
+    Ok(ids.iter().filter_map(|id| by_id.remove(id)).map(|df| row(&df, settings, slot)).collect())
+}
+
+async fn build_one<S: Store>(
+    store: &S,
+    settings: &Settings,
+    env: &Environment<'_>,
+    slot: NaiveDate,
+    r: &Recipient,
+    entries: &[Entry],
+    build: Build,
+) -> anyhow::Result<Built> {
+    let mut contracts = HashSet::new();
+    let mut overdue = HashSet::new();
+    for e in entries {
+        contracts.insert(e.contract);
+        if e.days_left < 0 {
+            overdue.insert(e.contract);
+        }
+    }
+    let shown = &entries[..entries.len().min(settings.email.digest.max_rows)];
+    let mut summary = Summary::default();
+    let present: Vec<usize> =
+        (0..settings.levels.len()).filter(|&l| r.counts[l].iter().any(|n| *n > 0)).collect();
+    for &l in &present {
+        let name = &settings.levels[l].name;
+        summary.levels.push(LevelName { level: name.clone(), level_label: level_label(name) });
+        summary.totals.push(r.counts[l].iter().sum());
+    }
+    for (k, kind) in Kind::ALL.iter().enumerate() {
+        let counts: Vec<u64> = present.iter().map(|&l| r.counts[l][k]).collect();
+        let total = counts.iter().sum();
+        if total == 0 {
+            continue;
+        }
+        let guide = kind_guide(*kind);
+        summary.kinds.push(KindSummary {
+            kind: kind.as_str().into(),
+            kind_label: kind_label(*kind).into(),
+            meaning: guide.meaning.into(),
+            action: guide.action.into(),
+            basis: guide.basis.into(),
+            counts,
+            total,
+        });
+    }
+    let attachment = build.attachment;
+    let mut names = Vec::new();
+    if attachment.xlsx {
+        names.push(digest::xlsx_name(slot));
+    }
+    if attachment.csv {
+        names.push(digest::csv_name(slot));
+    }
+    let mut d = Digest {
+        to: r.person.clone(),
+        slot,
+        summary,
+        changes: r.previous.map(|prev| Changes {
+            previous: fecha(prev),
+            new: r.new,
+            escalated: r.escalated,
+            resolved: r.resolved,
+        }),
+        rows: rows_of(store, settings, slot, shown).await?,
+        total_findings: entries.len() as u64,
+        total_contracts: contracts.len() as u64,
+        overdue_contracts: overdue.len() as u64,
+        attachments: names,
+        attached_rows: None,
+    };
+    let limit = settings.email.max_message_bytes;
+    let mut rows_limit = (entries.len() as u64 > attachments::MAX_ROWS).then_some(attachments::MAX_ROWS);
+    // Built, measured, and built again with fewer rows in the attachments while the whole
+    // message is over the limit: the compressed size of a workbook is known once written.
+    for _ in 0..6 {
+        d.attached_rows = rows_limit.filter(|n| *n < entries.len() as u64);
+        let rendered = digest::render(env, &d).context("rendering a digest")?;
+        let files = if attachment.xlsx || attachment.csv {
+            write_files(store, settings, slot, &d, entries, attachment, rows_limit).await?
+        } else {
+            Files::default()
+        };
+        let message = digest::message(&settings.email.from, &d, &rendered, &files)
+            .context("building a digest")?;
+        let size = message.formatted().len();
+        if !build.limit_size || size <= limit || files.rows == 0 {
+            return Ok(Built { digest: d, rendered, files, message });
+        }
+        let fit = (files.rows as f64 * limit as f64 / size as f64 * 0.9) as u64;
+        rows_limit = Some(fit.min(files.rows.saturating_sub(1)));
+        tracing::info!(to = %d.to.email, size, limit, rows = files.rows, fit, "digest over the size limit: fewer rows attached");
+    }
+    anyhow::bail!("the digest for {} stays over email.max_message_bytes ({limit})", d.to.email)
+}
+
+/// Streams a digest's rows into its attachments.
+async fn write_files<S: Store>(
+    store: &S,
+    settings: &Settings,
+    slot: NaiveDate,
+    d: &Digest,
+    entries: &[Entry],
+    format: AttachmentFormat,
+    limit: Option<u64>,
+) -> anyhow::Result<Files> {
+    let total = entries.len() as u64;
+    let n = limit.unwrap_or(total).min(total) as usize;
+    let note = format!(
+        "Este archivo incluye los {n} hallazgos más urgentes de {total}, por el tamaño máximo \
+         del correo. Para obtenerlos todos: cierre digest --to {} --as-of {slot} --format xlsx",
+        d.to.email
+    );
+    let mut w = attachments::Writer::start(attachments::Plan {
+        format,
+        separator: settings.email.digest.csv_separator,
+        total,
+        limit,
+        note,
+    });
+    for chunk in entries[..n].chunks(CHUNK) {
+        w.write(rows_of(store, settings, slot, chunk).await?).await?;
+    }
+    w.finish().await
+}
+
+/// Builds the digests of `slot` and writes each to the outbox (unless `dry_run`), one
+/// recipient at a time.
 pub async fn notify<S: Store>(
     store: &S,
     settings: &Settings,
@@ -126,30 +445,31 @@ pub async fn notify<S: Store>(
 ) -> anyhow::Result<NotifyReport> {
     let env = crate::config::templates::environment(&settings.email.templates_dir)
         .map_err(|(name, msg)| anyhow::anyhow!("template {name}: {msg}"))?;
-    let (digests, unrouted) = build_digests(store, settings, slot).await?;
-    let mut report = NotifyReport { slot: Some(slot), unrouted, ..Default::default() };
-    for d in &digests {
-        report.digests.push((d.to.email.to_string(), d.rows.len()));
-        if dry_run {
-            continue;
-        }
-        let rendered = digest::render(&env, d).context("rendering a digest")?;
-        let message =
-            digest::message(&settings.email.from, d, &rendered).context("building a digest")?;
-        let item = NewOutboxItem {
-            idempotency_key: format!("digest:{slot}:{}", d.to.email.to_string().to_lowercase()),
-            channel: "email".into(),
-            target: d.to.email.to_string(),
-            subject: Some(rendered.subject.clone()),
-            message_id: Some(digest::message_id(&settings.email.from, &d.to, slot)),
-            payload: String::from_utf8_lossy(&message.formatted()).into_owned(),
-        };
-        if store.enqueue(&item, clock.now()).await? {
-            report.enqueued += 1;
-        } else {
-            report.already_queued += 1;
+    let mut digests = Digests::collect(store, settings, slot, None).await?;
+    let mut report =
+        NotifyReport { slot: Some(slot), unrouted: digests.unrouted, ..Default::default() };
+    report.digests =
+        digests.recipients().into_iter().map(|(to, n)| (to, n as usize)).collect();
+    if !dry_run {
+        let build = Build { attachment: settings.email.digest.attachment, limit_size: true };
+        while let Some(b) = digests.next(store, settings, &env, build).await? {
+            let key = b.digest.to.email.to_string().to_lowercase();
+            let item = NewOutboxItem {
+                idempotency_key: format!("digest:{slot}:{key}"),
+                channel: "email".into(),
+                target: b.digest.to.email.to_string(),
+                subject: Some(b.rendered.subject.clone()),
+                message_id: Some(digest::message_id(&settings.email.from, &b.digest.to, slot)),
+                payload: String::from_utf8_lossy(&b.message.formatted()).into_owned(),
+            };
+            if store.enqueue(&item, clock.now()).await? {
+                report.enqueued += 1;
+            } else {
+                report.already_queued += 1;
+            }
+            store.record_digest(&key, slot, b.digest.total_findings, clock.now()).await?;
         }
     }
-    tracing::info!(%slot, digests = digests.len(), enqueued = report.enqueued, unrouted, "digests prepared");
+    tracing::info!(%slot, digests = report.digests.len(), enqueued = report.enqueued, unrouted = report.unrouted, "digests prepared");
     Ok(report)
 }

@@ -1,8 +1,9 @@
 //! Store: the one place state lives — synced records, sync progress, quarantine, findings
 //! and their history, the notification outbox and the job runs. One small trait per stage
-//! ([`crate::sync::SyncStore`], [`FindingStore`], [`OutboxStore`], [`RunStore`]), one module
-//! per backend holding all of its SQL (`sqlite/`, `postgres/`), and the backend chosen once
-//! at start-up ([`Backend`]): code above is generic over [`Store`].
+//! ([`crate::sync::SyncStore`], [`FindingStore`], [`DigestStore`], [`OutboxStore`],
+//! [`RunStore`]), one module per backend holding all of its SQL (`sqlite/`, `postgres/`),
+//! and the backend chosen once at start-up ([`Backend`]): code above is generic over
+//! [`Store`].
 
 pub mod postgres;
 pub mod sqlite;
@@ -287,6 +288,60 @@ pub trait FindingStore: Send + Sync {
     ) -> impl Future<Output = StoreResult<Vec<(String, String, u64)>>> + Send;
 }
 
+/// A finding as a digest shows it: with its contract and the last day it escalated.
+#[derive(Debug, Clone)]
+pub struct DigestFinding {
+    pub stored: StoredFinding,
+    pub escalated_on: Option<NaiveDate>,
+    pub resolved_on: Option<NaiveDate>,
+    pub contract: Contract,
+}
+
+/// Where a page of [`DigestStore::resolved_page`] ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolvedCursor {
+    pub resolved_on: NaiveDate,
+    pub id: i64,
+}
+
+/// What digests read: findings in pages with their contracts, and each recipient's
+/// previous digest (what changed is counted since then).
+pub trait DigestStore: Send + Sync {
+    /// Open findings after finding id `after`, in id order, each with its contract (a
+    /// finding whose contract is not stored is left out).
+    fn digest_page(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<DigestFinding>>> + Send;
+    /// The findings of `ids` (open or not), with their contracts, in id order.
+    fn digest_findings(
+        &self,
+        ids: &[i64],
+    ) -> impl Future<Output = StoreResult<Vec<DigestFinding>>> + Send;
+    /// Findings resolved after `since`, the page after `after` (by day resolved, then id).
+    fn resolved_page(
+        &self,
+        since: NaiveDate,
+        after: Option<ResolvedCursor>,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<DigestFinding>>> + Send;
+    /// Records that `recipient` (lowercase) was sent the digest of `slot` with `rows` rows;
+    /// a second record of the same slot changes nothing.
+    fn record_digest(
+        &self,
+        recipient: &str,
+        slot: NaiveDate,
+        rows: u64,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
+    /// Each recipient's latest digest slot before `slot`.
+    fn previous_digests(
+        &self,
+        slot: NaiveDate,
+    ) -> impl Future<Output = StoreResult<Vec<(String, NaiveDate)>>> + Send;
+}
+
 /// The notification outbox and the health of its targets, as notify and deliver use them.
 pub trait OutboxStore: Send + Sync {
     /// Inserts unless an item with the same idempotency key exists; true when inserted.
@@ -447,7 +502,7 @@ pub trait RunStore: Send + Sync {
 /// A whole store: every stage's trait, on one backend. The backend is chosen once, at
 /// start-up ([`Backend::of`]), and everything above is generic over it.
 pub trait Store:
-    SyncStore + FindingStore + OutboxStore + RunStore + Clone + Send + Sync + 'static
+    SyncStore + FindingStore + DigestStore + OutboxStore + RunStore + Clone + Send + Sync + 'static
 {
     /// Opens the store at `url` (SQLite: creating the file if missing); [`Store::migrate`]
     /// then brings its schema up to date.
@@ -463,7 +518,7 @@ pub trait Store:
 /// Every stage's store trait, for code that works on a concrete backend (the CLI, tests):
 /// `use cierre::store::prelude::*;`.
 pub mod prelude {
-    pub use super::{FindingStore, OutboxStore, RunStore, Store};
+    pub use super::{DigestStore, FindingStore, OutboxStore, RunStore, Store};
     pub use crate::sync::SyncStore;
 }
 

@@ -75,8 +75,40 @@ pub struct Email {
     pub message_id: String,
     pub text: String,
     pub html: String,
-    pub attachments: Vec<(String, String)>,
+    pub attachments: Vec<(String, Vec<u8>)>,
     pub content_type: String,
+}
+
+/// A digest workbook read back with calamine: its rows (header first) and its hyperlinks
+/// as (row, target).
+pub struct Sheet {
+    pub rows: Vec<Vec<calamine::Data>>,
+    pub links: Vec<(u32, String)>,
+}
+
+impl Sheet {
+    pub fn read(xlsx: &[u8]) -> Sheet {
+        use calamine::{Reader, Xlsx};
+        let mut wb = Xlsx::new(std::io::Cursor::new(xlsx.to_vec())).expect("an .xlsx workbook");
+        let range = wb.worksheet_range("Hallazgos").expect("the Hallazgos sheet");
+        let rows = range.rows().map(|r| r.to_vec()).collect();
+        let links = wb
+            .hyperlinks_by_sheet_name("Hallazgos")
+            .unwrap()
+            .into_iter()
+            .map(|h| (h.range.start.0, h.target.unwrap_or_default()))
+            .collect();
+        Sheet { rows, links }
+    }
+
+    /// The text of column `header` in each data row.
+    pub fn column(&self, header: &str) -> Vec<String> {
+        let at = self.rows[0]
+            .iter()
+            .position(|h| h.to_string() == header)
+            .unwrap_or_else(|| panic!("no column {header}"));
+        self.rows[1..].iter().map(|r| r.get(at).map(|d| d.to_string()).unwrap_or_default()).collect()
+    }
 }
 
 impl Email {
@@ -86,10 +118,7 @@ impl Email {
         let attachments = m
             .attachments()
             .map(|a| {
-                (
-                    a.attachment_name().unwrap_or("").to_string(),
-                    String::from_utf8_lossy(a.contents()).into_owned(),
-                )
+                (a.attachment_name().unwrap_or("").to_string(), a.contents().to_vec())
             })
             .collect();
         let ct = m

@@ -1,7 +1,7 @@
 //! Digests end to end into the file outbox: routing, escalation cadence, one email per
 //! recipient, the parts of each email, and no duplicate however often notify and deliver run.
 
-use crate::helpers::{date, spawn_app, spawn_app_with};
+use crate::helpers::{Sheet, date, spawn_app, spawn_app_with};
 use cierre::notify::digest;
 use cierre::store::prelude::*;
 
@@ -27,24 +27,27 @@ async fn each_recipient_gets_one_digest_per_slot_however_often_notify_and_delive
 
     // The fallback holds exactly the findings of entities no route names.
     let routed = ["899999034", "899999239"];
-    let fallback = emails.iter().find(|e| e.to == "central@example.gov.co").unwrap();
-    let sena = emails.iter().find(|e| e.to == "jefa@sena.example").unwrap();
+    let ids = |to: &str| {
+        let e = emails.iter().find(|e| e.to == to).unwrap();
+        Sheet::read(&e.attachments[0].1).column("ID del contrato")
+    };
+    let (fallback, sena) = (ids("central@example.gov.co"), ids("jefa@sena.example"));
     let mut unrouted = 0;
     // Findings at `info` (no threshold reached yet) are in no digest.
     for f in t.findings().await.iter().filter(|f| f.level != "info") {
         let c = t.app.store.contract(&f.contract_id).await.unwrap().unwrap();
-        let tag = format!("({})", f.contract_id);
         let is_sena = c.entity_nit.as_deref() == Some("899999034");
-        assert_eq!(sena.text.contains(&tag), is_sena, "{tag}");
+        assert_eq!(sena.contains(&f.contract_id), is_sena, "{}", f.contract_id);
         let is_routed = routed.contains(&c.entity_nit.as_deref().unwrap_or(""));
-        assert_eq!(fallback.text.contains(&tag), !is_routed, "{tag}");
+        assert_eq!(fallback.contains(&f.contract_id), !is_routed, "{}", f.contract_id);
         unrouted += usize::from(!is_routed);
     }
+    assert_eq!(fallback.len(), unrouted, "one row per unrouted finding");
     assert_eq!(first.unrouted as usize, unrouted);
 }
 
 #[tokio::test]
-async fn a_digest_email_is_multipart_spanish_with_a_csv_and_a_stable_message_id() {
+async fn a_digest_email_is_multipart_spanish_with_a_workbook_and_a_stable_message_id() {
     let t = spawn_app().await;
     t.app.sync().await.unwrap();
     t.app.evaluate(Some(date("2026-02-16"))).await.unwrap();
@@ -53,33 +56,34 @@ async fn a_digest_email_is_multipart_spanish_with_a_csv_and_a_stable_message_id(
     let emails = t.emails();
     let e = emails.iter().find(|e| e.to == "jefa@sena.example").unwrap();
     assert_eq!(e.content_type, "multipart/mixed");
-    // One "Plazo:" line per row (a contract may have several findings).
-    let n = e.text.matches("\n  Plazo: ").count();
-    assert!(n > 20, "{n}");
-    assert!(e.text.starts_with("Buen día, Jefa SENA:"), "{}", &e.text[..80]);
-    assert!(e.text.contains("Circular Externa 002 de 2023"));
+    // The body shows the most urgent rows (one "Plazo:" line each), the workbook all of them.
+    let shown = e.text.matches("\n  Plazo: ").count();
+    assert_eq!(shown, t.app.settings.email.digest.max_rows);
+    // Each kind's legal basis once, not on every row.
+    assert_eq!(e.text.matches("Circular Externa 002 de 2023").count(), 1);
     assert!(
         e.html.contains("<html lang=\"es\">") && e.html.contains("Expedientes que deben cerrarse")
     );
-    let (name, csv) = &e.attachments[0];
-    assert_eq!(name, "hallazgos-secop-2026-02-16.csv");
-    assert!(csv.starts_with('\u{feff}'), "BOM for Excel");
-    let rows = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes())
-        .records()
-        .map(|r| r.unwrap())
-        .collect::<Vec<_>>();
-    assert_eq!(rows.len(), n);
-    assert!(rows.iter().all(|r| r[0] == *"vencido"));
-    assert!(
-        rows.iter().any(|r| r[1] == *"closable") && rows.iter().any(|r| r[1] == *"state_outdated")
-    );
-    let mut contracts: Vec<&str> = rows.iter().map(|r| r.get(2).unwrap()).collect();
+    let (name, xlsx) = &e.attachments[0];
+    assert_eq!(name, "hallazgos-secop-2026-02-16.xlsx");
+    let sheet = Sheet::read(xlsx);
+    let n = sheet.rows.len() - 1;
+    assert!(n > shown, "{n}");
+    assert!(e.text.contains(&format!("Y {} hallazgo(s) más en el archivo adjunto", n - shown)));
+    assert!(sheet.column("Nivel").iter().all(|l| l == "Vencido"));
+    let kinds = sheet.column("Hallazgo");
+    assert!(kinds.iter().any(|k| k == "Expedientes que deben cerrarse"));
+    assert!(kinds.iter().any(|k| k == "Estado desactualizado en SECOP II"));
+    let mut contracts = sheet.column("ID del contrato");
     contracts.sort_unstable();
     contracts.dedup();
     let c = contracts.len();
     assert!(c < n, "some contracts have two findings");
     assert_eq!(e.subject, format!("SECOP II: {c} contratos requieren acción, {c} vencidos"));
-    assert!(csv.contains("Prestación de servicios profesionales"), "accents survive");
+    assert!(
+        sheet.column("Objeto").iter().any(|r| r.contains("Prestación de servicios profesionales")),
+        "accents survive"
+    );
 
     let from = t.app.settings.email.from.clone();
     let to = cierre::config::Person {
@@ -89,9 +93,9 @@ async fn a_digest_email_is_multipart_spanish_with_a_csv_and_a_stable_message_id(
     let expected = digest::message_id(&from, &to, date("2026-02-16"));
     assert_eq!(format!("<{}>", e.message_id), expected);
     // Rendering the same slot again gives the same Message-ID.
-    let (_, _, message) =
-        t.app.digest("jefa@sena.example", Some(date("2026-02-16"))).await.unwrap().unwrap();
-    let again = crate::helpers::Email::parse(&message.formatted());
+    let built =
+        t.app.digest("jefa@sena.example", Some(date("2026-02-16")), None).await.unwrap().unwrap();
+    let again = crate::helpers::Email::parse(&built.message.formatted());
     assert_eq!(again.message_id, e.message_id);
 }
 
@@ -215,10 +219,21 @@ async fn over_2026_a_weekly_finding_is_in_exactly_one_digest_of_each_week_holida
             (String, String),
             std::collections::BTreeSet<chrono::NaiveDate>,
         > = Default::default();
+        // Every row in the body, to see them all.
+        let mut settings = settings.clone();
+        settings.email.digest.max_rows = 1000;
+        let settings = &settings;
         for day in &days {
-            let (digests, _) =
-                cierre::notify::build_digests(&t.app.store, settings, *day).await.unwrap();
-            for d in digests {
+            let mut digests =
+                cierre::notify::Digests::collect(&t.app.store, settings, *day, None).await.unwrap();
+            let env = cierre::config::templates::environment(&settings.email.templates_dir).unwrap();
+            let build = cierre::notify::Build {
+                attachment: cierre::config::AttachmentFormat { xlsx: false, csv: false },
+                limit_size: false,
+            };
+            while let Some(b) = digests.next(&t.app.store, settings, &env, build).await.unwrap() {
+                let d = b.digest;
+                assert!(d.total_findings <= settings.email.digest.max_rows as u64, "all rows shown");
                 for r in d.rows.iter().filter(|r| weekly.contains(&r.level.as_str())) {
                     sent.entry((r.contract_id.clone(), r.kind.clone())).or_default().insert(*day);
                 }

@@ -37,6 +37,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "outbox claims", include_str!("../../../migrations/sqlite/0009_outbox_claims.sql")),
     (10, "outbox audit", include_str!("../../../migrations/sqlite/0010_outbox_audit.sql")),
     (11, "retention", include_str!("../../../migrations/sqlite/0011_retention.sql")),
+    (12, "digests", include_str!("../../../migrations/sqlite/0012_digests.sql")),
 ];
 
 /// Applies the migrations not yet applied. A migration applied with other text than this

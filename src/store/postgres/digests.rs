@@ -1,0 +1,109 @@
+//! Store, PostgreSQL digests: [`DigestStore`] on PostgreSQL — open findings in pages of
+//! finding ids joined with their contracts (one query per page, not one per finding), and
+//! the slot of each recipient's digests.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use super::PgStore;
+use super::rows::{self, FINDING_COLUMNS};
+use crate::error::StoreResult;
+use crate::store::{DigestFinding, DigestStore, ResolvedCursor};
+
+/// The columns of a digest finding: the finding's, its last escalation and resolution
+/// days, and its contract's.
+fn select() -> String {
+    let finding =
+        FINDING_COLUMNS.split(", ").map(|c| format!("f.{}", c.trim())).collect::<Vec<_>>();
+    let contract = crate::store::table::CONTRACT_READ.map(|c| format!("c.{c}"));
+    format!(
+        "SELECT {}, f.resolved_on AS resolved_on, \
+         (SELECT MAX(e.on_date) FROM finding_events e \
+          WHERE e.finding_id = f.id AND e.event = 'escalated') AS escalated_on, {} \
+         FROM findings f JOIN contracts c ON c.id_contrato = f.contract_id",
+        finding.join(", "),
+        contract.join(", ")
+    )
+}
+
+fn digest_finding(r: &PgRow) -> StoreResult<DigestFinding> {
+    Ok(DigestFinding {
+        stored: rows::finding(r)?,
+        escalated_on: r.get("escalated_on"),
+        resolved_on: r.get("resolved_on"),
+        contract: rows::contract(r),
+    })
+}
+
+impl DigestStore for PgStore {
+    async fn digest_page(&self, after: i64, limit: u32) -> StoreResult<Vec<DigestFinding>> {
+        let sql = format!("{} WHERE f.status = 'open' AND f.id > $1 ORDER BY f.id LIMIT $2", select());
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        found.iter().map(digest_finding).collect()
+    }
+
+    async fn digest_findings(&self, ids: &[i64]) -> StoreResult<Vec<DigestFinding>> {
+        let sql = format!("{} WHERE f.id = ANY($1) ORDER BY f.id", select());
+        let found =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(ids.to_vec()).fetch_all(&self.pool).await?;
+        found.iter().map(digest_finding).collect()
+    }
+
+    async fn resolved_page(
+        &self,
+        since: NaiveDate,
+        after: Option<ResolvedCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<DigestFinding>> {
+        let (day, id) = after.map_or((since, i64::MAX), |a| (a.resolved_on, a.id));
+        // From the day after `since`: the first page starts past every id of that day.
+        let sql = format!(
+            "{} WHERE f.status = 'resolved' AND f.resolved_on IS NOT NULL \
+             AND (f.resolved_on, f.id) > ($1, $2) ORDER BY f.resolved_on, f.id LIMIT $3",
+            select()
+        );
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(day)
+            .bind(id)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        found.iter().map(digest_finding).collect()
+    }
+
+    async fn record_digest(
+        &self,
+        recipient: &str,
+        slot: NaiveDate,
+        rows: u64,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO digest_slots (recipient, slot, rows, created_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(recipient)
+        .bind(slot)
+        .bind(rows as i64)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn previous_digests(&self, slot: NaiveDate) -> StoreResult<Vec<(String, NaiveDate)>> {
+        let found = sqlx::query(
+            "SELECT recipient, MAX(slot) AS slot FROM digest_slots WHERE slot < $1 \
+             GROUP BY recipient",
+        )
+        .bind(slot)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(found.iter().map(|r| (r.get("recipient"), r.get("slot"))).collect())
+    }
+}
