@@ -36,13 +36,19 @@ fn rows() -> Vec<DigestRow> {
             object: c.object.clone().unwrap_or_default(),
             supervisor: c.supervisor_name.clone().unwrap_or_default(),
             end_date: "31 de enero de 2025".into(),
+            state: c.state.clone().unwrap_or_default(),
             kind: "closable".into(),
             kind_label: kind_label(Kind::Closable).into(),
+            stage: "postcontractual".into(),
             level: "vencido".into(),
             level_label: "Vencido".into(),
             since: "1 de febrero de 2025".into(),
             deadline: "17 de marzo de 2025".into(),
             business_days_left: -12,
+            days: "vencido hace 12 días hábiles".into(),
+            step: None,
+            missing: vec![],
+            pending: None,
             reasons: vec![
                 "Contrato de prestación de servicios profesionales y de apoyo a la gestión.".into(),
                 "El plazo de ejecución terminó el 31 de enero de 2025.".into(),
@@ -50,6 +56,8 @@ fn rows() -> Vec<DigestRow> {
             ],
             url: c.url.clone().unwrap_or_default(),
             urgency: 0,
+            dates: Default::default(),
+            pending_centavos: None,
         })
         .collect()
 }
@@ -133,16 +141,18 @@ async fn main() {
             },
             slot,
             rows: rows[start..start + ROWS_PER_DIGEST].to_vec(),
+            ..templates::sample_digest()
         };
         let r = digest::render(&env, &d).unwrap();
-        let m = digest::message(&settings.email.from, &d, &r).unwrap().formatted();
+        let m =
+            digest::message(&settings.email.from, &d, &r, &Default::default()).unwrap().formatted();
         bytes += m.len();
         if i == 0 {
             payload = String::from_utf8(m).unwrap();
         }
     }
     report(
-        &format!("digests rendered ({ROWS_PER_DIGEST} rows, text+html+csv)"),
+        &format!("digests rendered ({ROWS_PER_DIGEST} rows, text+html, no attachment)"),
         RECIPIENTS,
         started,
     );

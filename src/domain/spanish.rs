@@ -112,7 +112,8 @@ pub fn step_label(step: &str) -> String {
 /// Business days left, in words: `vencido hace 3 días hábiles`, `vence hoy`, `queda 1 día
 /// hábil`, `quedan 5 días hábiles`.
 pub fn days_left(n: i64) -> String {
-    let days = |n: u64| if n == 1 { "1 día hábil".to_string() } else { format!("{n} días hábiles") };
+    let days =
+        |n: u64| if n == 1 { "1 día hábil".to_string() } else { format!("{n} días hábiles") };
     match n {
         0 => "vence hoy".into(),
         n if n < 0 => format!("vencido hace {}", days(n.unsigned_abs())),

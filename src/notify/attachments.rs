@@ -17,9 +17,10 @@ pub const MAX_ROWS: u64 = 1_048_574;
 /// Excel refuses longer link addresses.
 const MAX_URL: usize = 2_079;
 
-const HEADERS: [(&str, f64); 17] = [
+const HEADERS: [(&str, f64); 18] = [
     ("Nivel", 10.0),
     ("Hallazgo", 30.0),
+    ("Etapa", 16.0),
     ("Contrato", 24.0),
     ("ID del contrato", 20.0),
     ("Entidad", 32.0),
@@ -88,7 +89,8 @@ impl Writer {
         if !sent {
             // The writer stopped: its error is the one to report.
             self.tx = None;
-            let handle = std::mem::replace(&mut self.handle, tokio::spawn(async { Ok(Files::default()) }));
+            let handle =
+                std::mem::replace(&mut self.handle, tokio::spawn(async { Ok(Files::default()) }));
             handle.await.context("the attachment writer stopped")??;
             anyhow::bail!("the attachment writer stopped");
         }
@@ -165,40 +167,42 @@ impl Sinks {
             let text = |v: &str| v.to_string();
             ws.write_string(row, 0, text(&r.level_label))?;
             ws.write_string(row, 1, text(&r.kind_label))?;
+            ws.write_string(row, 2, r.stage.as_str())?;
             if self.links < MAX_LINKS && r.url.len() <= MAX_URL {
-                ws.write_url_with_text(row, 2, Url::new(r.url.as_str()), r.reference.as_str())?;
+                ws.write_url_with_text(row, 3, Url::new(r.url.as_str()), r.reference.as_str())?;
                 self.links += 1;
             } else {
-                ws.write_string(row, 2, r.reference.as_str())?;
+                ws.write_string(row, 3, r.reference.as_str())?;
             }
-            ws.write_string(row, 3, r.contract_id.as_str())?;
-            ws.write_string(row, 4, r.entity.as_str())?;
-            ws.write_string(row, 5, r.object.as_str())?;
-            ws.write_string(row, 6, r.supervisor.as_str())?;
-            ws.write_string(row, 7, r.state.as_str())?;
-            for (col, day) in [(8, r.dates.end), (9, r.dates.since), (10, r.dates.deadline)] {
+            ws.write_string(row, 4, r.contract_id.as_str())?;
+            ws.write_string(row, 5, r.entity.as_str())?;
+            ws.write_string(row, 6, r.object.as_str())?;
+            ws.write_string(row, 7, r.supervisor.as_str())?;
+            ws.write_string(row, 8, r.state.as_str())?;
+            for (col, day) in [(9, r.dates.end), (10, r.dates.since), (11, r.dates.deadline)] {
                 if let Some(day) = day {
                     ws.write_date_with_format(row, col, day, &f.date)?;
                 }
             }
-            ws.write_number(row, 11, r.business_days_left as f64)?;
+            ws.write_number(row, 12, r.business_days_left as f64)?;
             if let Some(step) = &r.step {
-                ws.write_string(row, 12, step.as_str())?;
+                ws.write_string(row, 13, step.as_str())?;
             }
             if !r.missing.is_empty() {
-                ws.write_string(row, 13, r.missing.join("; "))?;
+                ws.write_string(row, 14, r.missing.join("; "))?;
             }
             if let Some(c) = r.pending_centavos {
-                ws.write_number_with_format(row, 14, c as f64 / 100.0, &f.money)?;
+                ws.write_number_with_format(row, 15, c as f64 / 100.0, &f.money)?;
             }
-            ws.write_string(row, 15, r.reasons.join(" | "))?;
-            ws.write_string(row, 16, r.url.as_str())?;
+            ws.write_string(row, 16, r.reasons.join(" | "))?;
+            ws.write_string(row, 17, r.url.as_str())?;
         }
         if let Some(w) = &mut self.csv {
             let iso = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
             w.write_record([
                 r.level.as_str(),
                 r.kind.as_str(),
+                &r.stage,
                 &r.reference,
                 &r.contract_id,
                 &r.entity,
@@ -247,9 +251,10 @@ impl Sinks {
     }
 }
 
-const CSV_HEADERS: [&str; 17] = [
+const CSV_HEADERS: [&str; 18] = [
     "nivel",
     "tipo",
+    "etapa",
     "referencia",
     "id_contrato",
     "entidad",

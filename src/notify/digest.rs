@@ -74,24 +74,23 @@ pub fn message(
     let to = Mailbox::new(Some(d.to.name.clone()), d.to.email.clone());
     let alternative = MultiPart::alternative()
         .singlepart(
-            SinglePart::builder()
-                .header(ContentType::TEXT_PLAIN)
-                .body(Body::new(crlf(&r.text))),
+            SinglePart::builder().header(ContentType::TEXT_PLAIN).body(Body::new(crlf(&r.text))),
         )
         .singlepart(
             SinglePart::builder().header(ContentType::TEXT_HTML).body(Body::new(crlf(&r.html))),
         );
     let mut mixed = MultiPart::mixed().multipart(alternative);
     if let Some(xlsx) = &files.xlsx {
-        let ct = ContentType::parse(
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        )
-        .expect("valid");
-        mixed = mixed.singlepart(Attachment::new(xlsx_name(d.slot)).body(Body::new(xlsx.clone()), ct));
+        let ct =
+            ContentType::parse("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+                .expect("valid");
+        mixed =
+            mixed.singlepart(Attachment::new(xlsx_name(d.slot)).body(Body::new(xlsx.clone()), ct));
     }
     if let Some(csv) = &files.csv {
         let ct = ContentType::parse("text/csv; charset=utf-8").expect("valid");
-        mixed = mixed.singlepart(Attachment::new(csv_name(d.slot)).body(Body::new(csv.clone()), ct));
+        mixed =
+            mixed.singlepart(Attachment::new(csv_name(d.slot)).body(Body::new(csv.clone()), ct));
     }
     Message::builder()
         .from(from.clone())

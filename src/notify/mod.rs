@@ -73,6 +73,7 @@ fn row(df: &DigestFinding, settings: &Settings, slot: NaiveDate) -> DigestRow {
         state: c.state.clone().unwrap_or_else(dash),
         kind: f.kind.as_str().to_string(),
         kind_label: kind_label(f.kind).to_string(),
+        stage: f.stage_str().to_string(),
         level_label: level_label(&f.level),
         since: fecha(f.since),
         deadline: fecha(f.deadline),
@@ -114,10 +115,8 @@ fn people<'a>(
     contract: &Contract,
 ) -> (Vec<&'a Person>, bool) {
     let offices = routing::route(&settings.routes, contract);
-    let mut people: Vec<&Person> = offices
-        .iter()
-        .flat_map(|&i| escalation::recipients(level, &settings.offices[i]))
-        .collect();
+    let mut people: Vec<&Person> =
+        offices.iter().flat_map(|&i| escalation::recipients(level, &settings.offices[i])).collect();
     let unrouted = offices.is_empty();
     if unrouted {
         people.extend(settings.fallback.as_ref());
@@ -163,8 +162,12 @@ impl Digests {
         only: Option<&str>,
     ) -> anyhow::Result<Digests> {
         let only = only.map(str::to_lowercase);
-        let previous: HashMap<String, NaiveDate> =
-            store.previous_digests(slot).await.context("reading previous digests")?.into_iter().collect();
+        let previous: HashMap<String, NaiveDate> = store
+            .previous_digests(slot)
+            .await
+            .context("reading previous digests")?
+            .into_iter()
+            .collect();
         let mut index: HashMap<String, u32> = HashMap::new();
         let mut recipients: Vec<Recipient> = Vec::new();
         let mut spool = Spool::default();
@@ -217,7 +220,8 @@ impl Digests {
                     if let Some(prev) = r.previous {
                         r.new += u64::from(df.stored.opened_on > prev);
                         r.escalated += u64::from(
-                            df.stored.opened_on <= prev && df.escalated_on.is_some_and(|d| d > prev),
+                            df.stored.opened_on <= prev
+                                && df.escalated_on.is_some_and(|d| d > prev),
                         );
                     }
                     spool
@@ -255,7 +259,9 @@ impl Digests {
         let Some(first) = self.sorted.next() else { return Ok(None) };
         let first = first.context("reading digest rows back")?;
         let mut entries = vec![first];
-        while let Some(Ok(e)) = self.sorted.next_if(|e| matches!(e, Ok(e) if e.recipient == first.recipient)) {
+        while let Some(Ok(e)) =
+            self.sorted.next_if(|e| matches!(e, Ok(e) if e.recipient == first.recipient))
+        {
             entries.push(e);
         }
         let r = &self.recipients[first.recipient as usize];
@@ -275,9 +281,13 @@ async fn count_resolved<S: Store>(
     let Some(since) = recipients.iter().filter_map(|r| r.previous).min() else { return Ok(()) };
     let mut after = None;
     loop {
-        let page = store.resolved_page(since, after, PAGE).await.context("reading resolved findings")?;
+        let page =
+            store.resolved_page(since, after, PAGE).await.context("reading resolved findings")?;
         let Some(last) = page.last() else { break };
-        after = Some(ResolvedCursor { resolved_on: last.resolved_on.unwrap_or(since), id: last.stored.id });
+        after = Some(ResolvedCursor {
+            resolved_on: last.resolved_on.unwrap_or(since),
+            id: last.stored.id,
+        });
         for df in &page {
             let Some(resolved_on) = df.resolved_on.filter(|d| *d <= slot) else { continue };
             let rank = urgency(&settings.levels, &df.stored.finding.level);
@@ -380,7 +390,8 @@ async fn build_one<S: Store>(
         attached_rows: None,
     };
     let limit = settings.email.max_message_bytes;
-    let mut rows_limit = (entries.len() as u64 > attachments::MAX_ROWS).then_some(attachments::MAX_ROWS);
+    let mut rows_limit =
+        (entries.len() as u64 > attachments::MAX_ROWS).then_some(attachments::MAX_ROWS);
     // Built, measured, and built again with fewer rows in the attachments while the whole
     // message is over the limit: the compressed size of a workbook is known once written.
     for _ in 0..6 {
@@ -448,8 +459,7 @@ pub async fn notify<S: Store>(
     let mut digests = Digests::collect(store, settings, slot, None).await?;
     let mut report =
         NotifyReport { slot: Some(slot), unrouted: digests.unrouted, ..Default::default() };
-    report.digests =
-        digests.recipients().into_iter().map(|(to, n)| (to, n as usize)).collect();
+    report.digests = digests.recipients().into_iter().map(|(to, n)| (to, n as usize)).collect();
     if !dry_run {
         let build = Build { attachment: settings.email.digest.attachment, limit_size: true };
         while let Some(b) = digests.next(store, settings, &env, build).await? {

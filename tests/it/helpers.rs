@@ -68,7 +68,7 @@ impl TestApp {
 }
 
 /// What a test needs of an email.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Email {
     pub to: String,
     pub subject: String,
@@ -105,9 +105,12 @@ impl Sheet {
     pub fn column(&self, header: &str) -> Vec<String> {
         let at = self.rows[0]
             .iter()
-            .position(|h| h.to_string() == header)
+            .position(|h| *h == header)
             .unwrap_or_else(|| panic!("no column {header}"));
-        self.rows[1..].iter().map(|r| r.get(at).map(|d| d.to_string()).unwrap_or_default()).collect()
+        self.rows[1..]
+            .iter()
+            .map(|r| r.get(at).map(|d| d.to_string()).unwrap_or_default())
+            .collect()
     }
 }
 
@@ -117,9 +120,7 @@ impl Email {
         let to = m.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or("").to_string();
         let attachments = m
             .attachments()
-            .map(|a| {
-                (a.attachment_name().unwrap_or("").to_string(), a.contents().to_vec())
-            })
+            .map(|a| (a.attachment_name().unwrap_or("").to_string(), a.contents().to_vec()))
             .collect();
         let ct = m
             .content_type()

@@ -226,14 +226,18 @@ async fn over_2026_a_weekly_finding_is_in_exactly_one_digest_of_each_week_holida
         for day in &days {
             let mut digests =
                 cierre::notify::Digests::collect(&t.app.store, settings, *day, None).await.unwrap();
-            let env = cierre::config::templates::environment(&settings.email.templates_dir).unwrap();
+            let env =
+                cierre::config::templates::environment(&settings.email.templates_dir).unwrap();
             let build = cierre::notify::Build {
                 attachment: cierre::config::AttachmentFormat { xlsx: false, csv: false },
                 limit_size: false,
             };
             while let Some(b) = digests.next(&t.app.store, settings, &env, build).await.unwrap() {
                 let d = b.digest;
-                assert!(d.total_findings <= settings.email.digest.max_rows as u64, "all rows shown");
+                assert!(
+                    d.total_findings <= settings.email.digest.max_rows as u64,
+                    "all rows shown"
+                );
                 for r in d.rows.iter().filter(|r| weekly.contains(&r.level.as_str())) {
                     sent.entry((r.contract_id.clone(), r.kind.clone())).or_default().insert(*day);
                 }
@@ -305,4 +309,171 @@ async fn a_sender_whose_lease_ran_out_changes_nothing_once_another_holds_the_ite
     let much_later = later + chrono::Duration::hours(1);
     let again = store.claim_due(much_later, much_later + lease, 100, "c:3", "").await.unwrap();
     assert!(again.iter().all(|i| i.id != a.id));
+}
+
+/// The (contract, kind, stage) → level of the rows of a workbook.
+fn sheet_rows(
+    e: &crate::helpers::Email,
+) -> std::collections::HashMap<(String, String, String), String> {
+    let sheet = Sheet::read(&e.attachments[0].1);
+    let ids = sheet.column("ID del contrato");
+    let kinds = sheet.column("Hallazgo");
+    let stages = sheet.column("Etapa");
+    let levels = sheet.column("Nivel");
+    ids.into_iter()
+        .zip(kinds)
+        .zip(stages)
+        .zip(levels)
+        .map(|(((id, k), s), l)| ((id, k, s), l))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_digest_counts_what_is_new_escalated_and_resolved_since_the_recipients_previous_one() {
+    use cierre::domain::spanish::{kind_label, level_label};
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("contracts.jsonl");
+    std::fs::copy(crate::helpers::sample_contracts(), &file).unwrap();
+    let t = spawn_app_with(&file, "2026-03-02", "").await;
+    t.app.sync().await.unwrap();
+    t.app.evaluate(Some(date("2026-02-16"))).await.unwrap();
+    t.app.notify(Some(date("2026-02-16")), false).await.unwrap();
+    t.app.deliver().await.unwrap();
+    let fallback = |emails: &[crate::helpers::Email], day: &str| {
+        emails
+            .iter()
+            .find(|e| e.to == "central@example.gov.co" && e.message_id.contains(day))
+            .unwrap()
+            .clone()
+    };
+    let first = fallback(&t.emails(), "2026-02-16");
+    assert!(first.text.contains("Este es su primer resumen."));
+    let before = sheet_rows(&first);
+    let key = |f: &cierre::domain::Finding| {
+        (f.contract_id.clone(), kind_label(f.kind).to_string(), f.stage_str().to_string())
+    };
+    let open_before: std::collections::HashMap<_, _> =
+        t.findings_on(date("2026-02-16")).await.iter().map(|f| (key(f), f.level.clone())).collect();
+
+    // Two weeks on, a few of the fallback's contracts are closed in SECOP II.
+    let mut closed = 0;
+    let lines: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let id = v["id_contrato"].as_str().unwrap_or("").to_string();
+            let closable = |(c, k, _): &(String, String, String)| {
+                *c == id && k == "Expedientes que deben cerrarse"
+            };
+            if closed < 8 && before.keys().any(closable) {
+                v["estado_contrato"] = "Cerrado".into();
+                closed += 1;
+            }
+            v.to_string()
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    t.app.sync().await.unwrap();
+    t.app.evaluate(Some(date("2026-03-02"))).await.unwrap();
+    let open_after: std::collections::HashSet<_> =
+        t.findings_on(date("2026-03-02")).await.iter().map(key).collect();
+    t.app.notify(Some(date("2026-03-02")), false).await.unwrap();
+    t.app.deliver().await.unwrap();
+    let second = fallback(&t.emails(), "2026-03-02");
+    let after = sheet_rows(&second);
+
+    let rank =
+        |level: &str| t.app.settings.levels.iter().position(|l| level_label(&l.name) == level);
+    let new = after.keys().filter(|k| !open_before.contains_key(*k)).count();
+    let escalated = after
+        .iter()
+        .filter(|(k, level)| {
+            open_before.get(*k).is_some_and(|was| rank(level) < rank(&level_label(was)))
+        })
+        .count();
+    let resolved = before.keys().filter(|k| !open_after.contains(*k)).count();
+    assert!(resolved >= closed, "{resolved} resolved, {closed} closed");
+    assert!(new > 0 && escalated > 0, "{new} new, {escalated} escalated");
+    let line = format!(
+        "Desde el resumen anterior (16 de febrero de 2026): {new} nuevo(s), {escalated} \
+         escalado(s), {resolved} resuelto(s)."
+    );
+    assert!(second.text.contains(&line), "{line}\n{}", second.text);
+}
+
+#[tokio::test]
+async fn a_digest_over_the_size_limit_attaches_the_most_urgent_rows_and_says_how_to_get_all() {
+    let t = spawn_app_with(
+        &crate::helpers::sample_contracts(),
+        "2026-02-16",
+        "max_message_bytes = 100000\n",
+    )
+    .await;
+    t.app.sync().await.unwrap();
+    t.app.evaluate(Some(date("2026-02-16"))).await.unwrap();
+    t.app.notify(Some(date("2026-02-16")), false).await.unwrap();
+    t.app.deliver().await.unwrap();
+    for path in std::fs::read_dir(t.outbox()).unwrap() {
+        let size = std::fs::metadata(path.unwrap().path()).unwrap().len();
+        assert!(size <= 100_000, "{size}");
+    }
+    let emails = t.emails();
+    let e = emails.iter().find(|e| e.to == "central@example.gov.co").unwrap();
+    let sheet = Sheet::read(&e.attachments[0].1);
+    let total: usize =
+        e.text.split("; ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let note = sheet.rows.last().unwrap()[0].to_string();
+    let attached = sheet.rows.len() - 2;
+    assert!(attached > 30 && attached < total, "{attached} of {total}");
+    assert!(note.contains(&format!("los {attached} hallazgos más urgentes de {total}")), "{note}");
+    assert!(
+        note.contains("cierre digest --to central@example.gov.co --as-of 2026-02-16 --format xlsx")
+    );
+    assert!(e.text.contains(&format!("con los {attached} hallazgos más urgentes")));
+    // The preview of the workbook holds them all.
+    let whole = t
+        .app
+        .digest(
+            "central@example.gov.co",
+            Some(date("2026-02-16")),
+            Some(cierre::config::AttachmentFormat { xlsx: true, csv: false }),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let all = Sheet::read(whole.files.xlsx.as_deref().unwrap());
+    assert_eq!(all.rows.len() - 1, total);
+}
+
+#[tokio::test]
+async fn a_csv_attachment_uses_the_configured_separator_and_iso_dates() {
+    let t = spawn_app_with(
+        &crate::helpers::sample_contracts(),
+        "2026-02-16",
+        "[email.digest]\nattachment = \"csv\"\n",
+    )
+    .await;
+    t.app.sync().await.unwrap();
+    t.app.evaluate(Some(date("2026-02-16"))).await.unwrap();
+    t.app.notify(Some(date("2026-02-16")), false).await.unwrap();
+    t.app.deliver().await.unwrap();
+    let emails = t.emails();
+    let e = emails.iter().find(|e| e.to == "jefa@sena.example").unwrap();
+    assert_eq!(e.attachments.len(), 1);
+    let (name, csv) = &e.attachments[0];
+    assert_eq!(name, "hallazgos-secop-2026-02-16.csv");
+    let text = String::from_utf8(csv.clone()).unwrap();
+    let text = text.strip_prefix('\u{feff}').expect("a BOM for Excel");
+    assert!(text.contains("\r\n"));
+    let mut r = csv::ReaderBuilder::new().delimiter(b';').from_reader(text.as_bytes());
+    let headers = r.headers().unwrap().clone();
+    assert_eq!(headers.len(), 18, "{headers:?}");
+    let plazo = headers.iter().position(|h| h == "plazo").unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert!(rows.len() > 30);
+    for row in &rows {
+        assert_eq!(row.len(), 18);
+        assert!(chrono::NaiveDate::parse_from_str(&row[plazo], "%Y-%m-%d").is_ok(), "{:?}", row);
+    }
 }

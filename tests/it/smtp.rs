@@ -16,7 +16,7 @@ use cierre::store::prelude::*;
 
 use crate::helpers::TestStore;
 
-use crate::helpers::{Email, date, repo, spawn_app_with};
+use crate::helpers::{Email, Sheet, date, repo, spawn_app_with};
 
 /// An aiosmtpd server in a child process, killed on drop.
 pub struct SmtpServer {
@@ -360,4 +360,79 @@ async fn two_deliverers_with_a_lease_shorter_than_the_batch_send_each_digest_onc
     assert_eq!((n, ids.len()), (7, 7), "every digest arrived, none twice");
     let items = t.app.store.outbox_items(&cierre::store::OutboxPage::all()).await.unwrap();
     assert!(items.iter().all(|i| i.status == "sent"), "{items:?}");
+}
+
+/// The sample's fallback digest, received over SMTP and parsed back: its summary counts the
+/// findings routed to it, its body shows exactly `max_rows` of them and says how many more,
+/// and its workbook holds every one, with typed dates and hyperlinks.
+#[tokio::test]
+async fn the_fallback_digest_shows_its_counts_the_capped_rows_and_a_workbook_of_every_row() {
+    let port = free_port();
+    let server = SmtpServer::start(port, &[]);
+    let t = app_with_digests(&smtp_section(port, "none", None, false)).await;
+    t.app.deliver().await.unwrap();
+    let received = server.received();
+    let (_, e, _) = received.iter().find(|(r, _, _)| r == "central@example.gov.co").unwrap();
+
+    // The findings routed to the fallback: those of entities no route names, at a level
+    // that is mailed.
+    let routed = ["899999034", "899999239"];
+    let mut expected: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    for f in t.findings_on(date("2026-02-16")).await.iter().filter(|f| f.level != "info") {
+        let c = t.app.store.contract(&f.contract_id).await.unwrap().unwrap();
+        if !routed.contains(&c.entity_nit.as_deref().unwrap_or("")) {
+            let kind = cierre::domain::spanish::kind_label(f.kind).to_string();
+            *expected.entry((kind, cierre::domain::spanish::level_label(&f.level))).or_default() +=
+                1;
+        }
+    }
+    let total: u64 = expected.values().sum();
+    assert!(total > 100, "{total}");
+
+    // The summary, as the text part writes it: "- Kind: total · Level: n · Level: n".
+    let mut summary: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    for line in e.text.lines().filter_map(|l| l.strip_prefix("- ")) {
+        let mut parts = line.split(" · ");
+        let (kind, kind_total) = parts.next().unwrap().rsplit_once(": ").unwrap();
+        let mut sum = 0;
+        for p in parts {
+            let (level, n) = p.rsplit_once(": ").unwrap();
+            summary.insert((kind.to_string(), level.to_string()), n.parse().unwrap());
+            sum += n.parse::<u64>().unwrap();
+        }
+        assert_eq!(kind_total.parse::<u64>().unwrap(), sum, "{line}");
+    }
+    assert_eq!(summary, expected);
+    assert!(e.text.contains(&format!("; {total} hallazgo(s).")), "{}", e.text);
+
+    // Exactly max_rows rows in the body, and the right "y N más".
+    let max_rows = t.app.settings.email.digest.max_rows;
+    assert_eq!(e.html.matches("data-row=").count(), max_rows);
+    assert_eq!(e.text.matches("\n  Plazo: ").count(), max_rows);
+    let more = format!("Y {} hallazgo(s) más en el archivo adjunto", total - max_rows as u64);
+    assert!(e.text.contains(&more) && e.html.contains(&more), "{more}");
+
+    // The workbook: every row, most urgent first like the body, typed and linked.
+    assert_eq!(e.attachments.len(), 1);
+    let sheet = Sheet::read(&e.attachments[0].1);
+    assert_eq!(sheet.rows.len() as u64 - 1, total);
+    let mut in_sheet: std::collections::BTreeMap<(String, String), u64> = Default::default();
+    for (kind, level) in sheet.column("Hallazgo").into_iter().zip(sheet.column("Nivel")) {
+        *in_sheet.entry((kind, level)).or_default() += 1;
+    }
+    assert_eq!(in_sheet, expected);
+    let first = e.html.split("data-row=\"").nth(1).unwrap().split('"').next().unwrap();
+    assert_eq!(sheet.column("ID del contrato")[0], first);
+    let at = |h: &str| sheet.rows[0].iter().position(|c| *c == h).unwrap();
+    for row in &sheet.rows[1..] {
+        assert!(matches!(row[at("Plazo")], calamine::Data::DateTime(_)), "{:?}", row[at("Plazo")]);
+        assert!(matches!(row[at("Días hábiles restantes")], calamine::Data::Float(_)));
+    }
+    assert_eq!(sheet.links.len() as u64, total);
+    assert!(sheet.links.iter().all(|(row, url)| *row >= 1 && url.starts_with("https://")));
+    assert_eq!(sheet.column("Enlace SECOP II"), {
+        let mut links = sheet.links.clone();
+        links.sort();
+        links.into_iter().map(|(_, url)| url).collect::<Vec<_>>()
+    });
 }

@@ -38,7 +38,8 @@ fn digest_finding(r: &PgRow) -> StoreResult<DigestFinding> {
 
 impl DigestStore for PgStore {
     async fn digest_page(&self, after: i64, limit: u32) -> StoreResult<Vec<DigestFinding>> {
-        let sql = format!("{} WHERE f.status = 'open' AND f.id > $1 ORDER BY f.id LIMIT $2", select());
+        let sql =
+            format!("{} WHERE f.status = 'open' AND f.id > $1 ORDER BY f.id LIMIT $2", select());
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(after)
             .bind(limit as i64)

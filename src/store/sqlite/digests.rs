@@ -49,8 +49,10 @@ fn query(
 impl DigestStore for SqliteStore {
     async fn digest_page(&self, after: i64, limit: u32) -> StoreResult<Vec<DigestFinding>> {
         self.with_conn(move |conn| {
-            let sql =
-                format!("{} WHERE f.status = 'open' AND f.id > ?1 ORDER BY f.id LIMIT ?2", select());
+            let sql = format!(
+                "{} WHERE f.status = 'open' AND f.id > ?1 ORDER BY f.id LIMIT ?2",
+                select()
+            );
             query(conn, &sql, params![after, limit])
         })
         .await
