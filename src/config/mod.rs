@@ -22,7 +22,7 @@ use secrecy::SecretString;
 use crate::calendar::Calendar;
 use crate::domain::Stage;
 use classify::Classifier;
-use routing::Route;
+use routing::Router;
 use schedule::{Job, Schedule};
 
 use validate::validate;
@@ -69,7 +69,7 @@ pub struct Settings {
     /// The document classifier (built-in patterns and the administrators' own).
     pub classifier: Classifier,
     pub offices: Vec<Office>,
-    pub routes: Vec<Route>,
+    pub routes: Router,
     pub fallback: Option<Person>,
     pub levels: Vec<Level>,
     pub email: EmailSettings,

@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 
 use super::classify::{ACTA_LIQUIDACION, Classifier};
 use super::raw::{Raw, RawPerson};
-use super::routing::{MatchOp, Matcher, Route};
+use super::routing::{MatchOp, Matcher, Route, Router};
 use super::schedule::Schedule;
 use super::*;
 use crate::calendar::{Calendar, parse_weekday};
@@ -696,7 +696,7 @@ pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors>
         },
         classifier: classifier.expect("no errors means the classifier compiled"),
         offices,
-        routes,
+        routes: Router::new(routes),
         fallback,
         levels,
         email: EmailSettings {

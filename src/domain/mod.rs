@@ -101,7 +101,7 @@ pub struct Contract {
 }
 
 /// The contract fields routes may match on, by their SODA API names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ContractField {
     IdContrato,
     NitEntidad,
