@@ -220,7 +220,7 @@ pub fn write_digest(out: &mut dyn Write, built: &Built, format: DigestFormat) ->
             write!(out, "{}", rendered.text)
         }
         DigestFormat::Html => write!(out, "{}", rendered.html),
-        DigestFormat::Eml => out.write_all(&built.message.formatted()),
+        DigestFormat::Eml => out.write_all(&built.formatted),
         DigestFormat::Xlsx => out.write_all(built.files.xlsx.as_deref().unwrap_or_default()),
     }
 }

@@ -113,7 +113,11 @@ mod tests {
         let d = sample_digest();
         let r = render(&env, &d).unwrap();
         assert_eq!(r.subject, "SECOP II: 2 contratos requieren acción, 2 vencidos");
-        assert!(r.text.contains("CO1.PCCNTR.1"), "{}", r.text);
+        assert!(r.text.contains("* CD-001-2025 — Expedientes que deben cerrarse"), "{}", r.text);
+        assert!(r.text.contains("- Expedientes que deben cerrarse: 2 · Vencido: 2"), "{}", r.text);
+        assert!(r.text.contains("1 nuevo(s), 1 escalado(s), 1 resuelto(s)"), "{}", r.text);
+        assert!(r.text.contains("Y 1 hallazgo(s) más en el archivo adjunto."), "{}", r.text);
+        assert!(r.html.contains("data-row=\"CO1.PCCNTR.1\""), "{}", r.html);
         // minijinja escapes `/` in HTML (as &#x2f;), which browsers and mail clients decode.
         assert!(r.html.contains("community.secop.gov.co"), "{}", r.html);
         assert!(r.html.contains("Expedientes que deben cerrarse"), "{}", r.html);

@@ -14,7 +14,6 @@ use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
 use chrono::NaiveDate;
-use lettre::Message;
 use minijinja::Environment;
 use serde::Serialize;
 
@@ -142,7 +141,8 @@ pub struct Built {
     pub digest: Digest,
     pub rendered: Rendered,
     pub files: Files,
-    pub message: Message,
+    /// The whole message, as sent.
+    pub formatted: Vec<u8>,
 }
 
 /// How [`Digests::next`] builds a digest.
@@ -390,23 +390,48 @@ async fn build_one<S: Store>(
         attached_rows: None,
     };
     let limit = settings.email.max_message_bytes;
-    let mut rows_limit =
-        (entries.len() as u64 > attachments::MAX_ROWS).then_some(attachments::MAX_ROWS);
+    let total = entries.len() as u64;
+    let mut rows_limit = (total > attachments::MAX_ROWS).then_some(attachments::MAX_ROWS);
+    let with_files = attachment.xlsx || attachment.csv;
+    if build.limit_size && with_files && total > PROBE {
+        // A large digest: the size of a row in the attachments, measured on the first
+        // PROBE rows, says how many fit, so the whole workbook is never written only to be
+        // found too large.
+        let rendered = digest::render(env, &d).context("rendering a digest")?;
+        let bare = digest::message(&settings.email.from, &d, &rendered, &Files::default())
+            .context("building a digest")?
+            .formatted()
+            .len();
+        let files =
+            write_files(store, settings, slot, &d, entries, attachment, Some(PROBE)).await?;
+        let probe = digest::message(&settings.email.from, &d, &rendered, &files)
+            .context("building a digest")?
+            .formatted()
+            .len();
+        let per_row = (probe.saturating_sub(bare) as f64 / files.rows.max(1) as f64).max(1.0);
+        // Room for the note and the longer body of a cut digest.
+        let room = limit.saturating_sub(bare + 4_096) as f64;
+        let fit = (room / per_row * 0.95) as u64;
+        if fit < total {
+            rows_limit = Some(rows_limit.map_or(fit, |n| n.min(fit)));
+        }
+    }
     // Built, measured, and built again with fewer rows in the attachments while the whole
     // message is over the limit: the compressed size of a workbook is known once written.
     for _ in 0..6 {
-        d.attached_rows = rows_limit.filter(|n| *n < entries.len() as u64);
+        d.attached_rows = rows_limit.filter(|n| *n < total);
         let rendered = digest::render(env, &d).context("rendering a digest")?;
-        let files = if attachment.xlsx || attachment.csv {
+        let files = if with_files {
             write_files(store, settings, slot, &d, entries, attachment, rows_limit).await?
         } else {
             Files::default()
         };
         let message = digest::message(&settings.email.from, &d, &rendered, &files)
             .context("building a digest")?;
-        let size = message.formatted().len();
+        let formatted = message.formatted();
+        let size = formatted.len();
         if !build.limit_size || size <= limit || files.rows == 0 {
-            return Ok(Built { digest: d, rendered, files, message });
+            return Ok(Built { digest: d, rendered, files, formatted });
         }
         let fit = (files.rows as f64 * limit as f64 / size as f64 * 0.9) as u64;
         rows_limit = Some(fit.min(files.rows.saturating_sub(1)));
@@ -414,6 +439,9 @@ async fn build_one<S: Store>(
     }
     anyhow::bail!("the digest for {} stays over email.max_message_bytes ({limit})", d.to.email)
 }
+
+/// Rows written to measure a large digest's attachments before writing them whole.
+const PROBE: u64 = 2_000;
 
 /// Streams a digest's rows into its attachments.
 async fn write_files<S: Store>(
@@ -463,6 +491,8 @@ pub async fn notify<S: Store>(
     if !dry_run {
         let build = Build { attachment: settings.email.digest.attachment, limit_size: true };
         while let Some(b) = digests.next(store, settings, &env, build).await? {
+            // Only the message is queued: the attachments are in it.
+            drop(b.files);
             let key = b.digest.to.email.to_string().to_lowercase();
             let item = NewOutboxItem {
                 idempotency_key: format!("digest:{slot}:{key}"),
@@ -470,7 +500,9 @@ pub async fn notify<S: Store>(
                 target: b.digest.to.email.to_string(),
                 subject: Some(b.rendered.subject.clone()),
                 message_id: Some(digest::message_id(&settings.email.from, &b.digest.to, slot)),
-                payload: String::from_utf8_lossy(&b.message.formatted()).into_owned(),
+                // Base64 and quoted-printable parts: the message is ASCII, taken without a copy.
+                payload: String::from_utf8(b.formatted)
+                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
             };
             if store.enqueue(&item, clock.now()).await? {
                 report.enqueued += 1;

@@ -8,8 +8,9 @@ use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 
-/// Entries sorted in memory before a run is spilled: 32 MiB of them.
-pub const RUN: usize = 1 << 20;
+/// Entries sorted in memory before a run is spilled: 8 MiB of them (a million findings make
+/// four runs; merging them costs next to nothing).
+pub const RUN: usize = 1 << 18;
 
 /// One finding in one recipient's digest, in the order the digest lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

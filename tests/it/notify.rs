@@ -95,7 +95,7 @@ async fn a_digest_email_is_multipart_spanish_with_a_workbook_and_a_stable_messag
     // Rendering the same slot again gives the same Message-ID.
     let built =
         t.app.digest("jefa@sena.example", Some(date("2026-02-16")), None).await.unwrap().unwrap();
-    let again = crate::helpers::Email::parse(&built.message.formatted());
+    let again = crate::helpers::Email::parse(&built.formatted);
     assert_eq!(again.message_id, e.message_id);
 }
 
