@@ -57,6 +57,8 @@ pub struct PurgeReport {
     pub history: u64,
     /// Finished job runs past `retention.runs_days`.
     pub runs: u64,
+    /// Digest slots past `retention.outbox_days` (each recipient's latest is kept).
+    pub digests: u64,
 }
 
 /// What `run --once` did, stage by stage.
@@ -194,6 +196,9 @@ impl<S: Store> App<S> {
             }
         }
         report.runs = self.store.purge_runs(before(r.runs_days)).await?;
+        let day =
+            before(r.outbox_days).with_timezone(&self.settings.schedule.timezone).date_naive();
+        report.digests = self.store.purge_digests(day).await?;
         Ok(report)
     }
 

@@ -368,8 +368,9 @@ pub async fn execute<S: Store>(
             let p = app.purge().await?;
             writeln!(
                 out,
-                "purged {} outbox item(s) to the delivery history, {} history row(s), {} run(s)",
-                p.outbox, p.history, p.runs
+                "purged {} outbox item(s) to the delivery history, {} history row(s), {} run(s), \
+                 {} digest slot(s)",
+                p.outbox, p.history, p.runs, p.digests
             )?;
         }
         Command::Calendar { .. } | Command::Documents { .. } | Command::CheckConfig => {

@@ -340,6 +340,9 @@ pub trait DigestStore: Send + Sync {
         &self,
         slot: NaiveDate,
     ) -> impl Future<Output = StoreResult<Vec<(String, NaiveDate)>>> + Send;
+    /// Removes the digest slots before `before`, but each recipient's latest (the next
+    /// digest counts its changes from it); returns how many.
+    fn purge_digests(&self, before: NaiveDate) -> impl Future<Output = StoreResult<u64>> + Send;
 }
 
 /// The notification outbox and the health of its targets, as notify and deliver use them.

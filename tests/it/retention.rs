@@ -126,3 +126,34 @@ async fn old_runs_are_purged_but_the_latest_of_each_job() {
         "the latest of each job stays, however old"
     );
 }
+
+#[tokio::test]
+async fn old_digest_slots_are_purged_but_each_recipients_latest() {
+    let t = spawn_app_with(&crate::helpers::sample_contracts(), "2026-02-16", "").await;
+    let now = t.app.clock.now();
+    for (to, day) in [
+        ("a@example.gov.co", "2026-01-02"),
+        ("a@example.gov.co", "2026-01-05"),
+        ("a@example.gov.co", "2026-05-04"),
+        ("b@example.gov.co", "2026-01-05"),
+    ] {
+        t.app.store.record_digest(to, date(day), 3, now).await.unwrap();
+        // Recorded twice (a re-run of the slot): one row.
+        t.app.store.record_digest(to, date(day), 3, now).await.unwrap();
+    }
+    // Ninety days (outbox_days) before 2026-05-10 is 2026-02-09.
+    assert_eq!(at(&t.app, "2026-05-10").purge().await.unwrap().digests, 2);
+    let mut left = t.app.store.previous_digests(date("2026-12-31")).await.unwrap();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            ("a@example.gov.co".into(), date("2026-05-04")),
+            ("b@example.gov.co".into(), date("2026-01-05"))
+        ]
+    );
+    // What a digest of 2026-05-04 counts from: b's only slot, and a's before that day, gone.
+    let mut before = t.app.store.previous_digests(date("2026-05-04")).await.unwrap();
+    before.sort();
+    assert_eq!(before, [("b@example.gov.co".into(), date("2026-01-05"))]);
+}

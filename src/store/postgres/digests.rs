@@ -107,4 +107,15 @@ impl DigestStore for PgStore {
         .await?;
         Ok(found.iter().map(|r| (r.get("recipient"), r.get("slot"))).collect())
     }
+
+    async fn purge_digests(&self, before: NaiveDate) -> StoreResult<u64> {
+        let done = sqlx::query(
+            "DELETE FROM digest_slots WHERE slot < $1 AND slot < \
+             (SELECT MAX(d.slot) FROM digest_slots d WHERE d.recipient = digest_slots.recipient)",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
 }

@@ -121,4 +121,17 @@ impl DigestStore for SqliteStore {
         })
         .await
     }
+
+    async fn purge_digests(&self, before: NaiveDate) -> StoreResult<u64> {
+        self.with_conn(move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "DELETE FROM digest_slots WHERE slot < ?1 AND slot < \
+                 (SELECT MAX(d.slot) FROM digest_slots d WHERE d.recipient = digest_slots.recipient)",
+                )?
+                .execute([Day(before)])?;
+            Ok(n as u64)
+        })
+        .await
+    }
 }
