@@ -402,18 +402,20 @@ async fn a_digest_counts_what_is_new_escalated_and_resolved_since_the_recipients
     assert!(second.text.contains(&line), "{line}\n{}", second.text);
 }
 
-#[tokio::test]
-async fn a_digest_over_the_size_limit_attaches_the_most_urgent_rows_and_says_how_to_get_all() {
-    let t = spawn_app_with(
-        &crate::helpers::sample_contracts(),
-        "2026-02-16",
-        "max_message_bytes = 100000\n",
-    )
-    .await;
+/// The sample with `extra` configuration, its digests of 2026-02-16 delivered to the outbox
+/// folder.
+async fn sample_delivered(extra: &str) -> crate::helpers::TestApp {
+    let t = spawn_app_with(&crate::helpers::sample_contracts(), "2026-02-16", extra).await;
     t.app.sync().await.unwrap();
     t.app.evaluate(Some(date("2026-02-16"))).await.unwrap();
     t.app.notify(Some(date("2026-02-16")), false).await.unwrap();
     t.app.deliver().await.unwrap();
+    t
+}
+
+#[tokio::test]
+async fn a_digest_over_the_size_limit_attaches_the_most_urgent_rows_and_says_how_to_get_all() {
+    let t = sample_delivered("max_message_bytes = 100000\n").await;
     for path in std::fs::read_dir(t.outbox()).unwrap() {
         let size = std::fs::metadata(path.unwrap().path()).unwrap().len();
         assert!(size <= 100_000, "{size}");
@@ -448,16 +450,7 @@ async fn a_digest_over_the_size_limit_attaches_the_most_urgent_rows_and_says_how
 
 #[tokio::test]
 async fn a_csv_attachment_uses_the_configured_separator_and_iso_dates() {
-    let t = spawn_app_with(
-        &crate::helpers::sample_contracts(),
-        "2026-02-16",
-        "[email.digest]\nattachment = \"csv\"\n",
-    )
-    .await;
-    t.app.sync().await.unwrap();
-    t.app.evaluate(Some(date("2026-02-16"))).await.unwrap();
-    t.app.notify(Some(date("2026-02-16")), false).await.unwrap();
-    t.app.deliver().await.unwrap();
+    let t = sample_delivered("[email.digest]\nattachment = \"csv\"\n").await;
     let emails = t.emails();
     let e = emails.iter().find(|e| e.to == "jefa@sena.example").unwrap();
     assert_eq!(e.attachments.len(), 1);
