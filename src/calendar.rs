@@ -16,7 +16,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{Datelike, Days, Months, NaiveDate, Weekday};
 
@@ -50,13 +50,13 @@ pub enum RuleKind {
     },
 }
 
-/// One national holiday as a law defines it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// One national holiday as a law defines it (built in, or added in `daemon.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HolidayRule {
     /// Legal name in Spanish.
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     /// The law that establishes (or moves) the holiday.
-    pub law: &'static str,
+    pub law: Cow<'static, str>,
     /// Where the holiday falls each year.
     pub kind: RuleKind,
     /// First year the rule applies; `None` means every year the calendar is asked about.
@@ -102,15 +102,23 @@ const LEY_51_1983: &str = "Ley 51 de 1983, art. 1";
 /// The pre-1984 regime (holidays on their liturgical day, no Monday moves) is deliberately not
 /// modelled: no deadline the daemon computes starts before the law.
 const fn ley_51(name: &'static str, kind: RuleKind) -> HolidayRule {
-    HolidayRule { name, law: LEY_51_1983, kind, since: None, until: None }
+    HolidayRule {
+        name: Cow::Borrowed(name),
+        law: Cow::Borrowed(LEY_51_1983),
+        kind,
+        since: None,
+        until: None,
+    }
 }
 
 /// National holidays of Colombia, in the order Ley 51 de 1983 art. 1 lists them, then those
 /// later laws created.
 ///
 /// To add a holiday created by a new law, append one line, e.g.
-/// `HolidayRule { name: "…", law: "Ley N de 20XX", kind: RuleKind::Fixed { month: 9, day: 1 },
-/// since: Some(20XX), until: None }`; `since` keeps deadlines computed for earlier years intact.
+/// `HolidayRule { name: Cow::Borrowed("…"), law: Cow::Borrowed("Ley N de 20XX"), kind:
+/// RuleKind::Fixed { month: 9, day: 1 }, since: Some(20XX), until: None }`; `since` keeps
+/// deadlines computed for earlier years intact. Until a release carries it, administrators
+/// add it in `daemon.toml` (`[[calendar.holidays]]`), or end one (`[[calendar.removed_holidays]]`).
 pub const HOLIDAY_RULES: &[HolidayRule] = &[
     ley_51("Año Nuevo", RuleKind::Fixed { month: 1, day: 1 }),
     ley_51("Día de los Reyes Magos", RuleKind::Emiliani { month: 1, day: 6 }),
@@ -135,8 +143,8 @@ pub const HOLIDAY_RULES: &[HolidayRule] = &[
     ley_51("Navidad", RuleKind::Fixed { month: 12, day: 25 }),
     // 9 July, moved to the following Monday as Ley 51 de 1983 moves its holidays.
     HolidayRule {
-        name: "Día de Nuestra Señora del Rosario de Chiquinquirá",
-        law: "Ley 2578 de 2026",
+        name: Cow::Borrowed("Día de Nuestra Señora del Rosario de Chiquinquirá"),
+        law: Cow::Borrowed("Ley 2578 de 2026"),
         kind: RuleKind::Emiliani { month: 7, day: 9 },
         since: Some(2026),
         until: None,
@@ -229,14 +237,69 @@ impl std::error::Error for CalendarError {}
 /// An entity's legal calendar: which weekdays it works, the national holidays, and its own
 /// extra non-working dates (e.g. a local holiday or a declared closure).
 ///
-/// Cheap to clone; the national holiday table is computed once per process and shared.
-#[derive(Clone, PartialEq, Eq)]
+/// Cheap to clone; the national holiday table is computed once per set of rules and shared.
+#[derive(Clone)]
 pub struct Calendar {
     /// Indexed by `Weekday::num_days_from_monday()`.
     working: [bool; 7],
     /// Number of `true` entries in `working`; always ≥ 1.
     working_per_week: i64,
     extra_non_working: BTreeSet<NaiveDate>,
+    national: Arc<National>,
+}
+
+impl PartialEq for Calendar {
+    fn eq(&self, other: &Calendar) -> bool {
+        self.working == other.working
+            && self.extra_non_working == other.extra_non_working
+            && self.national.rules == other.national.rules
+    }
+}
+
+impl Eq for Calendar {}
+
+/// The national holiday rules a calendar follows, with their dates computed once per year.
+struct National {
+    rules: Vec<HolidayRule>,
+    cache: OnceLock<Vec<YearHolidays>>,
+}
+
+impl National {
+    fn new(rules: Vec<HolidayRule>) -> National {
+        National { rules, cache: OnceLock::new() }
+    }
+
+    /// The built-in rules, shared by every calendar that adds or removes none.
+    fn builtin() -> Arc<National> {
+        static BUILTIN: OnceLock<Arc<National>> = OnceLock::new();
+        BUILTIN.get_or_init(|| Arc::new(National::new(HOLIDAY_RULES.to_vec()))).clone()
+    }
+
+    fn cached_year(&self, year: i32) -> Option<&YearHolidays> {
+        if !(CACHE_FIRST_YEAR..=CACHE_LAST_YEAR).contains(&year) {
+            return None;
+        }
+        let table = self.cache.get_or_init(|| {
+            (CACHE_FIRST_YEAR..=CACHE_LAST_YEAR)
+                .map(|y| YearHolidays::new(compute_holidays(&self.rules, y)))
+                .collect()
+        });
+        table.get((year - CACHE_FIRST_YEAR) as usize)
+    }
+
+    fn holidays(&self, year: i32) -> Cow<'_, [NaiveDate]> {
+        match self.cached_year(year) {
+            Some(cached) => Cow::Borrowed(&cached.dates),
+            None => Cow::Owned(compute_holidays(&self.rules, year)),
+        }
+    }
+
+    fn is_holiday(&self, date: NaiveDate) -> bool {
+        match self.cached_year(date.year()) {
+            Some(cached) => cached.contains(date),
+            None => compute_holidays(&self.rules, date.year()).contains(&date),
+        }
+    }
 }
 
 impl fmt::Debug for Calendar {
@@ -295,7 +358,22 @@ impl Calendar {
             working,
             working_per_week,
             extra_non_working: extra_non_working.into_iter().collect(),
+            national: National::builtin(),
         })
+    }
+
+    /// The same calendar following `rules` as the national holidays instead of the built-in
+    /// ones (the built-in rules with those `daemon.toml` adds, and ends, applied).
+    pub fn with_rules(mut self, rules: Vec<HolidayRule>) -> Calendar {
+        if rules != self.national.rules {
+            self.national = Arc::new(National::new(rules));
+        }
+        self
+    }
+
+    /// The national holiday rules this calendar follows.
+    pub fn rules(&self) -> &[HolidayRule] {
+        &self.national.rules
     }
 
     /// The national calendar: Monday to Friday, national holidays only.
@@ -321,20 +399,26 @@ impl Calendar {
     /// National holidays by law for `year`, sorted and deduplicated (two rules can land on the
     /// same Monday, e.g. 2025-06-30). Does not include the entity's extra non-working dates.
     pub fn holidays(&self, year: i32) -> Vec<NaiveDate> {
-        national_holidays(year).into_owned()
+        self.national.holidays(year).into_owned()
     }
 
     /// The legal name of the national holiday on `date`, if any. When two rules share the date
-    /// the first in [`HOLIDAY_RULES`] order wins; [`Calendar::holiday_names`] returns all.
-    pub fn holiday_name(&self, date: NaiveDate) -> Option<&'static str> {
-        self.holiday_names(date).into_iter().next()
+    /// the first in rule order wins; [`Calendar::holiday_rules_on`] returns all.
+    pub fn holiday_name(&self, date: NaiveDate) -> Option<&str> {
+        self.holiday_rules_on(date).into_iter().next().map(|r| r.name.as_ref())
     }
 
-    /// The legal names of every national holiday on `date`, in [`HOLIDAY_RULES`] order.
-    pub fn holiday_names(&self, date: NaiveDate) -> Vec<&'static str> {
+    /// The legal names of every national holiday on `date`, in rule order.
+    pub fn holiday_names(&self, date: NaiveDate) -> Vec<&str> {
+        self.holiday_rules_on(date).into_iter().map(|r| r.name.as_ref()).collect()
+    }
+
+    /// Every national holiday rule that falls on `date`, in rule order (built-in first).
+    pub fn holiday_rules_on(&self, date: NaiveDate) -> Vec<&HolidayRule> {
         // A rule evaluated for the neighbouring year can land on `date` (see `date_in`).
         let year = date.year();
-        HOLIDAY_RULES
+        self.national
+            .rules
             .iter()
             .filter(|rule| {
                 [year.checked_sub(1), Some(year), year.checked_add(1)]
@@ -342,13 +426,12 @@ impl Calendar {
                     .flatten()
                     .any(|y| rule.date_in(y) == Some(date))
             })
-            .map(|rule| rule.name)
             .collect()
     }
 
     /// Whether `date` is a national holiday (extra non-working dates are not holidays).
     pub fn is_holiday(&self, date: NaiveDate) -> bool {
-        is_national_holiday(date)
+        self.national.is_holiday(date)
     }
 
     /// Whether `date` is a business day: a working weekday, not a national holiday and not one
@@ -356,7 +439,7 @@ impl Calendar {
     pub fn is_business_day(&self, date: NaiveDate) -> bool {
         self.is_working_weekday(date.weekday())
             && (self.extra_non_working.is_empty() || !self.extra_non_working.contains(&date))
-            && !is_national_holiday(date)
+            && !self.national.is_holiday(date)
     }
 
     /// Number of business days in the half-open range (from, to]: the start never counts, the
@@ -493,7 +576,7 @@ impl Calendar {
             }
         }
         for year in a.year()..=b.year() {
-            for &h in national_holidays(year).iter() {
+            for &h in self.national.holidays(year).iter() {
                 if h >= a && h <= b && self.is_working_weekday(h.weekday()) {
                     count -= 1;
                 }
@@ -501,7 +584,7 @@ impl Calendar {
         }
         // Extra dates that are also holidays were already subtracted above.
         for &e in self.extra_non_working.range(a..=b) {
-            if self.is_working_weekday(e.weekday()) && !is_national_holiday(e) {
+            if self.is_working_weekday(e.weekday()) && !self.national.is_holiday(e) {
                 count -= 1;
             }
         }
@@ -509,7 +592,7 @@ impl Calendar {
     }
 }
 
-/// Years whose holidays are precomputed once per process; others are computed on demand.
+/// Years whose holidays are precomputed once per set of rules; others are computed on demand.
 const CACHE_FIRST_YEAR: i32 = 1900;
 const CACHE_LAST_YEAR: i32 = 2200;
 
@@ -536,43 +619,14 @@ impl YearHolidays {
     }
 }
 
-fn cached_year(year: i32) -> Option<&'static YearHolidays> {
-    // The rules are constants, so one table serves every Calendar and keeps Calendar cheap to
-    // clone; OnceLock makes the lazy build thread-safe.
-    static CACHE: OnceLock<Vec<YearHolidays>> = OnceLock::new();
-    if !(CACHE_FIRST_YEAR..=CACHE_LAST_YEAR).contains(&year) {
-        return None;
-    }
-    let table = CACHE.get_or_init(|| {
-        (CACHE_FIRST_YEAR..=CACHE_LAST_YEAR)
-            .map(|y| YearHolidays::new(compute_holidays(y)))
-            .collect()
-    });
-    table.get((year - CACHE_FIRST_YEAR) as usize)
-}
-
-fn national_holidays(year: i32) -> Cow<'static, [NaiveDate]> {
-    match cached_year(year) {
-        Some(cached) => Cow::Borrowed(&cached.dates),
-        None => Cow::Owned(compute_holidays(year)),
-    }
-}
-
-fn is_national_holiday(date: NaiveDate) -> bool {
-    match cached_year(date.year()) {
-        Some(cached) => cached.contains(date),
-        None => compute_holidays(date.year()).contains(&date),
-    }
-}
-
-/// National holidays falling in `year`, sorted and deduplicated.
-fn compute_holidays(year: i32) -> Vec<NaiveDate> {
+/// The holidays of `rules` falling in `year`, sorted and deduplicated.
+fn compute_holidays(rules: &[HolidayRule], year: i32) -> Vec<NaiveDate> {
     // Rules are evaluated for the neighbouring years too, so a rule whose date crosses New Year
     // (none does today) is attributed to the year the date actually falls in.
     let mut dates: Vec<NaiveDate> = [year.checked_sub(1), Some(year), year.checked_add(1)]
         .into_iter()
         .flatten()
-        .flat_map(|y| HOLIDAY_RULES.iter().filter_map(move |rule| rule.date_in(y)))
+        .flat_map(|y| rules.iter().filter_map(move |rule| rule.date_in(y)))
         .filter(|d| d.year() == year)
         .collect();
     dates.sort_unstable();
@@ -842,6 +896,38 @@ mod tests {
     }
 
     #[test]
+    fn holidays_added_and_ended_by_configuration_change_the_business_days() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        let mut rules = HOLIDAY_RULES.to_vec();
+        // A new holiday from 2027 on (Tuesday 1 September 2027), and Día de la Raza ended
+        // after 2027.
+        rules.push(HolidayRule {
+            name: "Día nuevo".into(),
+            law: "Ley 9999 de 2027".into(),
+            kind: RuleKind::Fixed { month: 9, day: 1 },
+            since: Some(2027),
+            until: None,
+        });
+        let raza = rules.iter_mut().find(|r| r.name == "Día de la Raza").unwrap();
+        raza.until = Some(2027);
+        let national = Calendar::colombia();
+        let cal = Calendar::colombia().with_rules(rules);
+        assert!(cal.is_holiday(d(2027, 9, 1)) && !national.is_holiday(d(2027, 9, 1)));
+        assert!(!cal.is_holiday(d(2026, 9, 1)), "not before its first year");
+        assert_eq!(cal.holiday_rules_on(d(2027, 9, 1))[0].law, "Ley 9999 de 2027");
+        let sept = |c: &Calendar| c.business_days_between(d(2027, 8, 31), d(2027, 9, 30));
+        assert_eq!(sept(&cal), sept(&national) - 1);
+        // Día de la Raza: Monday 18 October 2027 still, Monday 16 October 2028 no more.
+        assert!(cal.is_holiday(d(2027, 10, 18)));
+        assert!(national.is_holiday(d(2028, 10, 16)) && !cal.is_holiday(d(2028, 10, 16)));
+        // 2028: one holiday more (Friday 1 September), one fewer (Día de la Raza).
+        assert_eq!(cal.holidays(2028).len(), national.holidays(2028).len());
+        assert!(cal.holidays(2028).contains(&d(2028, 9, 1)));
+        assert_ne!(cal, national);
+        assert_eq!(Calendar::colombia().with_rules(HOLIDAY_RULES.to_vec()), national);
+    }
+
+    #[test]
     fn july_2026_has_one_business_day_fewer_under_ley_2578() {
         let cal = Calendar::colombia();
         let d = |m, day| NaiveDate::from_ymd_opt(2026, m, day).unwrap();
@@ -856,13 +942,17 @@ mod tests {
 
     #[test]
     fn cached_and_computed_holidays_agree() {
+        let national = National::builtin();
         for year in [CACHE_FIRST_YEAR, 2000, 2024, CACHE_LAST_YEAR] {
-            assert_eq!(cached_year(year).unwrap().dates, compute_holidays(year));
+            assert_eq!(
+                national.cached_year(year).unwrap().dates,
+                compute_holidays(HOLIDAY_RULES, year)
+            );
         }
         // Outside the cache the calendar still answers, by computing.
         let cal = Calendar::colombia();
         assert!(cal.is_holiday(d(2300, 7, 20)));
-        assert_eq!(cal.holidays(2300).len(), compute_holidays(2300).len());
+        assert_eq!(cal.holidays(2300).len(), compute_holidays(HOLIDAY_RULES, 2300).len());
     }
 
     #[test]

@@ -176,8 +176,13 @@ pub enum DocumentsCommand {
 
 #[derive(Subcommand)]
 pub enum CalendarCommand {
-    /// The national holidays of YEAR, one YYYY-MM-DD per line.
-    Holidays { year: i32 },
+    /// The national holidays of YEAR, one YYYY-MM-DD per line (--explain: with the name and
+    /// the law of each, tab-separated, one line per holiday).
+    Holidays {
+        year: i32,
+        #[arg(long)]
+        explain: bool,
+    },
     /// The number of business days in (FROM, TO].
     BusinessDays {
         #[arg(value_parser = date_arg)]
@@ -228,8 +233,11 @@ async fn dispatch_to(
             let names = read_document_names(&file)?;
             output::write_classification(out, &settings.classifier, &names)?;
         }
-        Command::Calendar { command: CalendarCommand::Holidays { year } } => {
+        Command::Calendar { command: CalendarCommand::Holidays { year, explain: false } } => {
             output::write_days(out, &settings.calendar.holidays(year))?;
+        }
+        Command::Calendar { command: CalendarCommand::Holidays { year, explain: true } } => {
+            output::write_holidays(out, &settings.calendar, year)?;
         }
         Command::Calendar { command: CalendarCommand::BusinessDays { from, to } } => {
             writeln!(out, "{}", settings.calendar.business_days_between(from, to))?;

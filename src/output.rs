@@ -311,6 +311,21 @@ pub fn write_days(out: &mut dyn Write, days: &[NaiveDate]) -> io::Result<()> {
     Ok(())
 }
 
+/// The national holidays of `year` with the name and law of each: `date\tname\tlaw`, one
+/// line per holiday (two holidays on one Monday make two lines).
+pub fn write_holidays(
+    out: &mut dyn Write,
+    calendar: &crate::calendar::Calendar,
+    year: i32,
+) -> io::Result<()> {
+    for d in calendar.holidays(year) {
+        for rule in calendar.holiday_rules_on(d) {
+            writeln!(out, "{d}\t{}\t{}", rule.name, rule.law)?;
+        }
+    }
+    Ok(())
+}
+
 /// A progress line per dataset on the terminal (indicatif).
 #[derive(Default)]
 pub struct TerminalProgress {

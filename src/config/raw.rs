@@ -237,6 +237,33 @@ pub struct RawCalendar {
     pub non_working_days: Vec<String>,
     pub earliest_year: i32,
     pub years_ahead: i32,
+    /// National holidays a law created after this release.
+    #[serde(default)]
+    pub holidays: Vec<RawHoliday>,
+    /// National holidays a law ended.
+    #[serde(default)]
+    pub removed_holidays: Vec<RawRemovedHoliday>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawHoliday {
+    pub name: String,
+    pub law: String,
+    /// `fixed`, `emiliani`, `easter` or `easter_emiliani`.
+    pub rule: String,
+    pub month: Option<i64>,
+    pub day: Option<i64>,
+    pub offset: Option<i64>,
+    pub since: i64,
+    pub until: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawRemovedHoliday {
+    pub name: String,
+    /// The first year without the holiday.
+    pub from: i64,
+    pub law: String,
 }
 
 #[derive(Debug, Deserialize)]

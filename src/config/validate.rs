@@ -14,7 +14,7 @@ use super::raw::{Raw, RawPerson};
 use super::routing::{MatchOp, Matcher, Route, Router};
 use super::schedule::Schedule;
 use super::*;
-use crate::calendar::{Calendar, parse_weekday};
+use crate::calendar::{Calendar, HOLIDAY_RULES, HolidayRule, RuleKind, parse_weekday};
 use crate::domain::{ContractField, EVENT_TYPES, Stage, fold};
 
 /// Collects errors with their location so that validation never stops at the first one.
@@ -128,6 +128,7 @@ pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors>
             format!("{} is not a number of years between 0 and 100", raw.calendar.years_ahead),
         );
     }
+    let holidays = holiday_rules(&mut e, &raw.calendar);
     let date_form = format!("is not a date YYYY-MM-DD from {earliest} on (calendar.earliest_year)");
     let mut non_working = Vec::new();
     for (i, day) in raw.calendar.non_working_days.iter().enumerate() {
@@ -665,7 +666,7 @@ pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors>
             documents: raw.datasets.documents,
             guarantees: raw.datasets.guarantees,
         },
-        calendar: Calendar::new(working, non_working),
+        calendar: Calendar::new(working, non_working).with_rules(holidays),
         dates: DateWindow { earliest_year: earliest, years_ahead: raw.calendar.years_ahead },
         rules: RuleSettings {
             closable: ClosableSettings {
@@ -780,6 +781,135 @@ fn parse_url(e: &mut Errors, key: &str, value: &str) -> Option<url::Url> {
             None
         }
     }
+}
+
+/// The national holiday rules: the built-in ones, with those `[[calendar.holidays]]` adds
+/// and `[[calendar.removed_holidays]]` ends applied.
+fn holiday_rules(e: &mut Errors<'_, '_>, raw: &super::raw::RawCalendar) -> Vec<HolidayRule> {
+    use std::borrow::Cow;
+    let mut rules = HOLIDAY_RULES.to_vec();
+    let years = 1984..=2200;
+    for (i, h) in raw.holidays.iter().enumerate() {
+        let at = format!("calendar.holidays[{i}]");
+        if h.name.trim().is_empty() {
+            e.add(format!("{at}.name"), "must not be empty");
+        }
+        if h.law.trim().is_empty() {
+            e.add(
+                format!("{at}.law"),
+                "must name the law that creates it (e.g. \"Ley 2578 de 2026\")",
+            );
+        }
+        let mut date = || match (h.month, h.day) {
+            (Some(m), Some(d))
+                if u32::try_from(m).ok().zip(u32::try_from(d).ok()).is_some_and(|(m, d)| {
+                    // A leap year: 29 February is a date some years have.
+                    NaiveDate::from_ymd_opt(2024, m, d).is_some()
+                }) =>
+            {
+                Some((m as u32, d as u32))
+            }
+            (Some(m), Some(d)) => {
+                e.add(format!("{at}.day"), format!("month {m}, day {d} is not a date"));
+                None
+            }
+            _ => {
+                e.add(format!("{at}.month"), format!("rule `{}` needs month and day", h.rule));
+                None
+            }
+        };
+        let kind = match h.rule.as_str() {
+            "fixed" => date().map(|(month, day)| RuleKind::Fixed { month, day }),
+            "emiliani" => date().map(|(month, day)| RuleKind::Emiliani { month, day }),
+            "easter" | "easter_emiliani" => match h.offset {
+                Some(offset) if (-100..=200).contains(&offset) => Some(if h.rule == "easter" {
+                    RuleKind::Easter { offset }
+                } else {
+                    RuleKind::EasterEmiliani { offset }
+                }),
+                Some(offset) => {
+                    e.add(
+                        format!("{at}.offset"),
+                        format!("{offset} is not between -100 and 200 days from Easter"),
+                    );
+                    None
+                }
+                None => {
+                    e.add(
+                        format!("{at}.offset"),
+                        format!("rule `{}` needs an offset in days from Easter Sunday", h.rule),
+                    );
+                    None
+                }
+            },
+            other => {
+                e.add(
+                    format!("{at}.rule"),
+                    format!("`{other}` is not one of: fixed, emiliani, easter, easter_emiliani"),
+                );
+                None
+            }
+        };
+        if !years.contains(&h.since) {
+            e.add(
+                format!("{at}.since"),
+                format!("{} is not a year between 1984 and 2200", h.since),
+            );
+        }
+        if let Some(until) = h.until
+            && until < h.since
+        {
+            e.add(format!("{at}.until"), format!("{until} is before since ({})", h.since));
+        }
+        if let Some(same) = rules.iter().find(|r| fold(&r.name) == fold(&h.name)) {
+            e.add(
+                format!("{at}.name"),
+                format!(
+                    "`{}` is already the national holiday {} ({})",
+                    h.name.trim(),
+                    same.name,
+                    same.law
+                ),
+            );
+        }
+        if let Some(kind) = kind {
+            rules.push(HolidayRule {
+                name: Cow::Owned(h.name.trim().to_string()),
+                law: Cow::Owned(h.law.trim().to_string()),
+                kind,
+                since: Some(h.since.clamp(1984, 2200) as i32),
+                until: h.until.map(|u| u.clamp(1984, 2200) as i32),
+            });
+        }
+    }
+    for (i, r) in raw.removed_holidays.iter().enumerate() {
+        let at = format!("calendar.removed_holidays[{i}]");
+        if r.law.trim().is_empty() {
+            e.add(format!("{at}.law"), "must name the law that ends it");
+        }
+        if !years.contains(&r.from) {
+            e.add(format!("{at}.from"), format!("{} is not a year between 1984 and 2200", r.from));
+            continue;
+        }
+        match rules.iter_mut().find(|rule| fold(&rule.name) == fold(&r.name)) {
+            Some(rule) => {
+                let last = r.from as i32 - 1;
+                rule.until = Some(rule.until.map_or(last, |u| u.min(last)));
+            }
+            None => {
+                let names: Vec<&str> = rules.iter().map(|r| r.name.as_ref()).collect();
+                e.add(
+                    format!("{at}.name"),
+                    format!(
+                        "`{}` is not a national holiday (they are: {})",
+                        r.name,
+                        names.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    rules
 }
 
 /// A date of the configuration: exactly `YYYY-MM-DD`, from the earliest year on.

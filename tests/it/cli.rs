@@ -169,6 +169,50 @@ fn calendar_commands_print_holidays_and_business_days() {
 }
 
 #[test]
+fn holidays_come_with_their_law_and_the_configuration_adds_and_ends_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = |dir: &std::path::Path, year: &str| -> Vec<String> {
+        let out = cierre(dir, &["calendar", "holidays", year, "--explain"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).lines().map(str::to_string).collect()
+    };
+    let national = lines(dir.path(), "2026");
+    assert_eq!(national.len(), 19);
+    assert!(national.contains(
+        &"2026-07-13\tDía de Nuestra Señora del Rosario de Chiquinquirá\tLey 2578 de 2026".into()
+    ));
+    assert!(national.contains(&"2026-12-25\tNavidad\tLey 51 de 1983, art. 1".into()));
+    let september = |dir: &std::path::Path| {
+        let out = cierre(dir, &["calendar", "business-days", "2027-08-31", "2027-09-30"]);
+        stdout(&out).trim().parse::<i64>().unwrap()
+    };
+    let before = september(dir.path());
+
+    let configured = tempfile::tempdir().unwrap();
+    std::fs::write(
+        configured.path().join("daemon.toml"),
+        "[[calendar.holidays]]\nname = \"Día de prueba\"\nlaw = \"Ley 9999 de 2027\"\n\
+         rule = \"emiliani\"\nmonth = 9\nday = 1\nsince = 2027\n\n\
+         [[calendar.removed_holidays]]\nname = \"dia de la raza\"\nfrom = 2028\n\
+         law = \"Ley 9998 de 2027\"\n",
+    )
+    .unwrap();
+    let check = cierre(configured.path(), &["check-config"]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    // Wednesday 1 September 2027, moved to Monday 6 September; not before 2027.
+    assert!(
+        lines(configured.path(), "2027")
+            .contains(&"2027-09-06\tDía de prueba\tLey 9999 de 2027".into())
+    );
+    assert_eq!(lines(configured.path(), "2026"), national);
+    assert_eq!(september(configured.path()), before - 1);
+    // Día de la Raza: still in 2027, gone from 2028.
+    assert!(lines(configured.path(), "2027").iter().any(|l| l.contains("Día de la Raza")));
+    assert!(!lines(configured.path(), "2028").iter().any(|l| l.contains("Día de la Raza")));
+    assert!(lines(dir.path(), "2028").iter().any(|l| l.contains("Día de la Raza")));
+}
+
+#[test]
 fn a_csv_export_with_corrupt_rows_syncs_the_others_and_names_the_bad_lines() {
     let dir = tempfile::tempdir().unwrap();
     let source = repo().join("examples/secop/contracts.portal-export.20.csv");

@@ -281,3 +281,37 @@ async fn two_evaluations_racing_open_each_finding_once() {
     let again = t.app.evaluate(Some(day)).await.unwrap();
     assert_eq!((again.opened, again.resolved), (0, 0));
 }
+
+#[tokio::test]
+async fn a_holiday_added_in_the_configuration_moves_a_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("one.jsonl");
+    // Services ended Friday 30 January 2026, no liquidation: closable within 30 business days.
+    std::fs::write(
+        &file,
+        r#"{"id_contrato":"CO1.PCCNTR.900","nit_entidad":"899999034","estado_contrato":"terminado","tipo_de_contrato":"Prestación de servicios","fecha_de_fin_del_contrato":"2026-01-30T00:00:00.000","liquidaci_n":"No"}
+"#,
+    )
+    .unwrap();
+    let deadline = |extra: &'static str| {
+        let file = file.clone();
+        async move {
+            let t = spawn_app_with(&file, "2026-02-03", extra).await;
+            t.app.sync().await.unwrap();
+            t.app.evaluate(Some(date("2026-02-03"))).await.unwrap();
+            let f = t.findings().await.into_iter().find(|f| f.kind.as_str() == "closable");
+            (f.expect("a closable finding").deadline, t.app.settings.calendar.clone())
+        }
+    };
+    let (plain, national) = deadline("").await;
+    // Tuesday 10 February 2026, a holiday by a law the release does not know.
+    let (moved, calendar) = deadline(
+        "[[calendar.holidays]]\nname = \"Día de prueba\"\nlaw = \"Ley 9999 de 2026\"\n\
+         rule = \"fixed\"\nmonth = 2\nday = 10\nsince = 2026\n",
+    )
+    .await;
+    assert!(calendar.is_holiday(date("2026-02-10")) && !national.is_holiday(date("2026-02-10")));
+    assert_eq!(moved, national.add_business_days(plain, 1), "one business day later");
+    assert_eq!(national.business_days_between(date("2026-01-30"), plain), 30);
+    assert_eq!(calendar.business_days_between(date("2026-01-30"), moved), 30);
+}
