@@ -1,7 +1,6 @@
 //! Admin HTTP API (loopback by default): health, readiness, Prometheus metrics, JSON views
 //! of runs, findings and the outbox, a digest preview, and bearer-protected triggers.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -159,17 +158,24 @@ struct FindingsQuery {
     office: Option<String>,
     /// A `nit_entidad`.
     entity: Option<String>,
+    limit: Option<u32>,
+    /// The `next_after` of the previous page.
+    after: Option<i64>,
 }
 
+/// Findings one request reads at most, matching or not: a filter that matches few of them
+/// answers a short page (and where to go on) instead of scanning the whole store.
+const FINDINGS_SCAN: usize = 10_000;
+
+/// `GET /api/findings?kind=&level=&office=&entity=&limit=&after=`: open findings in id
+/// order with their id, days left counted as of today, in pages of at most `limit` that
+/// read at most [`FINDINGS_SCAN`] findings: `{"items": […], "next_after": N}`, `null` once
+/// every finding was read.
 async fn findings<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
     Query(q): Query<FindingsQuery>,
 ) -> Response {
     let settings = d.settings();
-    let open = match d.store.open_findings().await {
-        Ok(f) => f,
-        Err(e) => return internal(e),
-    };
     let office = match &q.office {
         Some(id) => match settings.offices.iter().position(|o| &o.id == id) {
             Some(i) => Some(i),
@@ -183,36 +189,41 @@ async fn findings<S: Store + Clone + 'static>(
         },
         None => None,
     };
-    let mut out = Vec::new();
-    let mut contracts = HashMap::new();
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
     let today = d.clock.today(settings.schedule.timezone);
-    for f in open {
-        let mut f = f.finding;
-        f.count_days_from(&settings.calendar, today);
-        if q.kind.as_ref().is_some_and(|k| *k != f.kind.as_str())
-            || q.level.as_ref().is_some_and(|l| *l != f.level)
-        {
-            continue;
+    let (mut items, mut after, mut scanned) = (Vec::new(), q.after.unwrap_or(0), 0);
+    let mut done = false;
+    'pages: while items.len() < limit && scanned < FINDINGS_SCAN {
+        let page = match d.store.digest_page(after, MAX_PAGE).await {
+            Ok(p) => p,
+            Err(e) => return internal(e),
+        };
+        let whole = page.len() < MAX_PAGE as usize;
+        for df in page {
+            after = df.stored.id;
+            scanned += 1;
+            let mut f = df.stored.finding;
+            f.count_days_from(&settings.calendar, today);
+            let c = &df.contract;
+            let wanted = q.kind.as_ref().is_none_or(|k| *k == f.kind.as_str())
+                && q.level.as_ref().is_none_or(|l| *l == f.level)
+                && q.entity.as_ref().is_none_or(|e| c.entity_nit.as_ref() == Some(e))
+                && office.is_none_or(|o| routing::route(&settings.routes, c).contains(&o));
+            if wanted {
+                let mut v = serde_json::to_value(&f).unwrap_or_default();
+                v["id"] = json!(df.stored.id);
+                items.push(v);
+            }
+            if items.len() == limit || scanned == FINDINGS_SCAN {
+                continue 'pages;
+            }
         }
-        if q.entity.is_some() || office.is_some() {
-            if !contracts.contains_key(&f.contract_id) {
-                let c = match d.store.contract(&f.contract_id).await {
-                    Ok(c) => c,
-                    Err(e) => return internal(e),
-                };
-                contracts.insert(f.contract_id.clone(), c);
-            }
-            let Some(Some(c)) = contracts.get(&f.contract_id) else { continue };
-            if q.entity.as_ref().is_some_and(|e| c.entity_nit.as_ref() != Some(e)) {
-                continue;
-            }
-            if office.is_some_and(|o| !routing::route(&settings.routes, c).contains(&o)) {
-                continue;
-            }
+        if whole {
+            done = true;
+            break;
         }
-        out.push(f);
     }
-    Json(out).into_response()
+    Json(json!({ "items": items, "next_after": (!done).then_some(after) })).into_response()
 }
 
 #[derive(Deserialize)]

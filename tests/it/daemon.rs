@@ -398,12 +398,43 @@ fn the_daemon_serves_health_readiness_metrics_and_guards_its_triggers() {
     assert_eq!(value(r#"cierre_outbox_items{state="dead"}"#), 0.0);
     assert!(metrics.contains("# TYPE cierre_job_duration_seconds histogram"));
 
-    let sena = p.get("/api/findings?office=sena").unwrap().1;
-    let sena: Vec<serde_json::Value> = serde_json::from_str(&sena).unwrap();
+    // Findings come in pages: every one once, in id order, whatever the page size.
+    let pages = |query: &str, limit: u32| -> Vec<serde_json::Value> {
+        let (mut items, mut after) = (Vec::new(), None::<i64>);
+        loop {
+            let cursor = after.map(|a| format!("&after={a}")).unwrap_or_default();
+            let url = format!("/api/findings?{query}&limit={limit}{cursor}");
+            let body = p
+                .get(&url)
+                .unwrap_or_else(|| {
+                    let log = p.log.lock().unwrap();
+                    panic!(
+                        "{url}: no answer; log:\n{}",
+                        log[log.len().saturating_sub(15)..].join("\n")
+                    )
+                })
+                .1;
+            let page: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert!(page["items"].is_array(), "{query}: {body}");
+            let got = page["items"].as_array().unwrap();
+            assert!(got.len() <= limit as usize, "{body}");
+            items.extend(got.iter().cloned());
+            match page["next_after"].as_i64() {
+                Some(next) => after = Some(next),
+                None => return items,
+            }
+        }
+    };
+    let sena = pages("office=sena", 1000);
     assert!(!sena.is_empty());
-    let all = p.get("/api/findings?kind=closable").unwrap().1;
-    let all: Vec<serde_json::Value> = serde_json::from_str(&all).unwrap();
+    assert!(sena.iter().all(|f| f["contract_id"].is_string() && f["id"].is_i64()));
+    let all = pages("kind=closable", 1000);
     assert!(all.len() > sena.len());
+    assert!(all.iter().all(|f| f["kind"] == "closable"));
+    let small = pages("kind=closable", 7);
+    assert_eq!(small, all);
+    let ids: Vec<i64> = small.iter().map(|f| f["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "in id order, none twice");
     let (code, html) = p.get("/api/digest?to=jefa@sena.example").unwrap();
     assert_eq!(code, 200);
     assert!(html.contains("Expedientes que deben cerrarse"));
