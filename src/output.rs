@@ -198,7 +198,11 @@ pub fn write_notify(out: &mut dyn Write, r: &NotifyReport, dry_run: bool) -> io:
         r.enqueued,
         r.already_queued,
         r.unrouted
-    )
+    )?;
+    for to in &r.failed {
+        writeln!(out, "not built, see the log: the digest for {to}")?;
+    }
+    Ok(())
 }
 
 /// The formats of `cierre digest --format`.

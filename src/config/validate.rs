@@ -530,11 +530,15 @@ pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors>
         }
     };
     let csv_separator = match rd.csv_separator.as_bytes() {
-        [b] if b.is_ascii_punctuation() || *b == b'\t' => *b,
+        // Not the quote, which encloses fields.
+        [b] if (b.is_ascii_punctuation() && *b != b'"') || *b == b'\t' => *b,
         _ => {
             e.add(
                 "email.digest.csv_separator",
-                format!("`{}` is not one ASCII punctuation character or a tab", rd.csv_separator),
+                format!(
+                    "`{}` is not one ASCII punctuation character (other than `\"`) or a tab",
+                    rd.csv_separator
+                ),
             );
             b';'
         }

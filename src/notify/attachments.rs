@@ -16,6 +16,48 @@ const MAX_LINKS: u64 = 65_530;
 pub const MAX_ROWS: u64 = 1_048_574;
 /// Excel refuses longer link addresses.
 const MAX_URL: usize = 2_079;
+/// Excel holds at most 32,767 UTF-16 units in a cell.
+const MAX_CELL: usize = 32_767;
+
+/// `text` cut to what a cell holds, with an ellipsis when cut.
+fn cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_CELL {
+        // UTF-8 bytes ≥ UTF-16 units: short enough.
+        return text.into();
+    }
+    let mut units = 0;
+    let mut end = 0;
+    for (i, c) in text.char_indices() {
+        units += c.len_utf16();
+        if units > MAX_CELL - 1 {
+            break;
+        }
+        end = i + c.len_utf8();
+    }
+    format!("{}…", &text[..end]).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cell_holds_what_excel_holds_and_only_web_addresses_are_links() {
+        assert_eq!(cell("corto"), "corto");
+        let long = "ñ".repeat(40_000);
+        let cut = cell(&long);
+        assert_eq!(cut.encode_utf16().count(), MAX_CELL);
+        assert!(cut.ends_with('…'));
+        assert!(linkable("https://community.secop.gov.co/x"));
+        assert!(!linkable("www.secop.gov.co/x"));
+        assert!(!linkable(&format!("https://x/{}", "a".repeat(3_000))));
+    }
+}
+
+/// Whether Excel takes `url` as a link: a web address of a length it holds.
+fn linkable(url: &str) -> bool {
+    (url.starts_with("https://") || url.starts_with("http://")) && url.len() <= MAX_URL
+}
 
 const HEADERS: [(&str, f64); 18] = [
     ("Nivel", 10.0),
@@ -164,21 +206,20 @@ impl Sinks {
         let row = (self.written + 1) as u32;
         if let Some((wb, f)) = &mut self.xlsx {
             let ws = wb.worksheet_from_index(0)?;
-            let text = |v: &str| v.to_string();
-            ws.write_string(row, 0, text(&r.level_label))?;
-            ws.write_string(row, 1, text(&r.kind_label))?;
-            ws.write_string(row, 2, r.stage.as_str())?;
-            if self.links < MAX_LINKS && r.url.len() <= MAX_URL {
-                ws.write_url_with_text(row, 3, Url::new(r.url.as_str()), r.reference.as_str())?;
+            ws.write_string(row, 0, cell(&r.level_label))?;
+            ws.write_string(row, 1, cell(&r.kind_label))?;
+            ws.write_string(row, 2, cell(&r.stage))?;
+            if self.links < MAX_LINKS && linkable(&r.url) {
+                ws.write_url_with_text(row, 3, Url::new(r.url.as_str()), cell(&r.reference))?;
                 self.links += 1;
             } else {
-                ws.write_string(row, 3, r.reference.as_str())?;
+                ws.write_string(row, 3, cell(&r.reference))?;
             }
-            ws.write_string(row, 4, r.contract_id.as_str())?;
-            ws.write_string(row, 5, r.entity.as_str())?;
-            ws.write_string(row, 6, r.object.as_str())?;
-            ws.write_string(row, 7, r.supervisor.as_str())?;
-            ws.write_string(row, 8, r.state.as_str())?;
+            ws.write_string(row, 4, cell(r.contract_id.as_str()))?;
+            ws.write_string(row, 5, cell(r.entity.as_str()))?;
+            ws.write_string(row, 6, cell(r.object.as_str()))?;
+            ws.write_string(row, 7, cell(r.supervisor.as_str()))?;
+            ws.write_string(row, 8, cell(r.state.as_str()))?;
             for (col, day) in [(9, r.dates.end), (10, r.dates.since), (11, r.dates.deadline)] {
                 if let Some(day) = day {
                     ws.write_date_with_format(row, col, day, &f.date)?;
@@ -186,16 +227,16 @@ impl Sinks {
             }
             ws.write_number(row, 12, r.business_days_left as f64)?;
             if let Some(step) = &r.step {
-                ws.write_string(row, 13, step.as_str())?;
+                ws.write_string(row, 13, cell(step))?;
             }
             if !r.missing.is_empty() {
-                ws.write_string(row, 14, r.missing.join("; "))?;
+                ws.write_string(row, 14, cell(&r.missing.join("; ")))?;
             }
             if let Some(c) = r.pending_centavos {
                 ws.write_number_with_format(row, 15, c as f64 / 100.0, &f.money)?;
             }
-            ws.write_string(row, 16, r.reasons.join(" | "))?;
-            ws.write_string(row, 17, r.url.as_str())?;
+            ws.write_string(row, 16, cell(&r.reasons.join(" | ")))?;
+            ws.write_string(row, 17, cell(r.url.as_str()))?;
         }
         if let Some(w) = &mut self.csv {
             let iso = |d: Option<chrono::NaiveDate>| d.map(|d| d.to_string()).unwrap_or_default();
@@ -215,7 +256,10 @@ impl Sinks {
                 &r.business_days_left.to_string(),
                 r.step.as_deref().unwrap_or(""),
                 &r.missing.join("; "),
-                &r.pending_centavos.map(|c| (c / 100).to_string()).unwrap_or_default(),
+                // Whole pesos, rounded as the workbook shows them.
+                &r.pending_centavos
+                    .map(|c| ((c + 50).div_euclid(100)).to_string())
+                    .unwrap_or_default(),
                 &r.reasons.join(" | "),
                 &r.url,
             ])?;

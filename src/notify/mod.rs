@@ -47,6 +47,8 @@ pub struct NotifyReport {
     pub already_queued: u64,
     /// Findings no route matched (sent to the fallback recipient when there is one).
     pub unrouted: u64,
+    /// Recipients whose digest could not be built (logged with the reason; the others go on).
+    pub failed: Vec<String>,
 }
 
 /// The link to the contract in SECOP II, or to its open-data record when the data has none.
@@ -134,6 +136,15 @@ pub struct Digests {
     recipients: Vec<Recipient>,
     sorted: std::iter::Peekable<spool::Sorted>,
     pub unrouted: u64,
+}
+
+/// A digest that could not be built for a reason of its own (a template, its workbook, its
+/// message), not the store's: the other recipients' digests still go out.
+#[derive(Debug, thiserror::Error)]
+#[error("the digest for {to}: {message}")]
+pub struct BuildError {
+    pub to: String,
+    pub message: String,
 }
 
 /// One recipient's digest, ready to send.
@@ -259,13 +270,26 @@ impl Digests {
         let Some(first) = self.sorted.next() else { return Ok(None) };
         let first = first.context("reading digest rows back")?;
         let mut entries = vec![first];
-        while let Some(Ok(e)) =
-            self.sorted.next_if(|e| matches!(e, Ok(e) if e.recipient == first.recipient))
-        {
-            entries.push(e);
+        loop {
+            match self.sorted.peek() {
+                Some(Ok(e)) if e.recipient == first.recipient => entries.push(*e),
+                // A read error: no digest is built from part of its rows.
+                Some(Err(_)) => {
+                    let err = self.sorted.next().and_then(Result::err).expect("peeked an error");
+                    return Err(err).context("reading digest rows back");
+                }
+                _ => break,
+            }
+            self.sorted.next();
         }
         let r = &self.recipients[first.recipient as usize];
-        build_one(store, settings, env, self.slot, r, &entries, build).await.map(Some)
+        match build_one(store, settings, env, self.slot, r, &entries, build).await {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.chain().any(|c| c.is::<crate::error::StoreError>()) => Err(e),
+            Err(e) => {
+                Err(BuildError { to: r.person.email.to_string(), message: format!("{e:#}") }.into())
+            }
+        }
     }
 }
 
@@ -393,32 +417,40 @@ async fn build_one<S: Store>(
     let total = entries.len() as u64;
     let mut rows_limit = (total > attachments::MAX_ROWS).then_some(attachments::MAX_ROWS);
     let with_files = attachment.xlsx || attachment.csv;
-    if build.limit_size && with_files && total > PROBE {
+    let measure = build.limit_size && with_files;
+    // The message without attachments: what every row attached adds to.
+    let bare = if measure {
+        let rendered = digest::render(env, &d).context("rendering a digest")?;
+        digest::message(&settings.email.from, &d, &rendered, &Files::default())
+            .context("building a digest")?
+            .formatted()
+            .len()
+    } else {
+        0
+    };
+    // How many rows of `per_row` bytes fit beside the body (with room for the note and the
+    // longer body of a cut digest).
+    let fit = |per_row: f64| (limit.saturating_sub(bare + 4_096) as f64 / per_row * 0.95) as u64;
+    if measure && total > PROBE {
         // A large digest: the size of a row in the attachments, measured on the first
         // PROBE rows, says how many fit, so the whole workbook is never written only to be
         // found too large.
         let rendered = digest::render(env, &d).context("rendering a digest")?;
-        let bare = digest::message(&settings.email.from, &d, &rendered, &Files::default())
-            .context("building a digest")?
-            .formatted()
-            .len();
         let files =
             write_files(store, settings, slot, &d, entries, attachment, Some(PROBE)).await?;
         let probe = digest::message(&settings.email.from, &d, &rendered, &files)
             .context("building a digest")?
             .formatted()
             .len();
-        let per_row = (probe.saturating_sub(bare) as f64 / files.rows.max(1) as f64).max(1.0);
-        // Room for the note and the longer body of a cut digest.
-        let room = limit.saturating_sub(bare + 4_096) as f64;
-        let fit = (room / per_row * 0.95) as u64;
-        if fit < total {
-            rows_limit = Some(rows_limit.map_or(fit, |n| n.min(fit)));
+        let n = fit((probe.saturating_sub(bare) as f64 / files.rows.max(1) as f64).max(1.0));
+        if n < total {
+            rows_limit = Some(rows_limit.map_or(n, |r| r.min(n)));
         }
     }
     // Built, measured, and built again with fewer rows in the attachments while the whole
-    // message is over the limit: the compressed size of a workbook is known once written.
-    for _ in 0..6 {
+    // message is over the limit (the compressed size of a workbook is known once written);
+    // at worst the attachments hold only the note.
+    for attempt in 0.. {
         d.attached_rows = rows_limit.filter(|n| *n < total);
         let rendered = digest::render(env, &d).context("rendering a digest")?;
         let files = if with_files {
@@ -430,14 +462,18 @@ async fn build_one<S: Store>(
             .context("building a digest")?;
         let formatted = message.formatted();
         let size = formatted.len();
-        if !build.limit_size || size <= limit || files.rows == 0 {
+        if !measure || size <= limit || files.rows == 0 {
+            if size > limit && build.limit_size {
+                tracing::warn!(to = %d.to.email, size, limit, "a digest over email.max_message_bytes even without rows attached");
+            }
             return Ok(Built { digest: d, rendered, files, formatted });
         }
-        let fit = (files.rows as f64 * limit as f64 / size as f64 * 0.9) as u64;
-        rows_limit = Some(fit.min(files.rows.saturating_sub(1)));
-        tracing::info!(to = %d.to.email, size, limit, rows = files.rows, fit, "digest over the size limit: fewer rows attached");
+        let per_row = (size.saturating_sub(bare) as f64 / files.rows as f64).max(1.0);
+        let n = if attempt < 5 { fit(per_row).min(files.rows - 1) } else { 0 };
+        tracing::info!(to = %d.to.email, size, limit, rows = files.rows, fit = n, "digest over the size limit: fewer rows attached");
+        rows_limit = Some(n);
     }
-    anyhow::bail!("the digest for {} stays over email.max_message_bytes ({limit})", d.to.email)
+    unreachable!("the loop returns once no row is attached")
 }
 
 /// Rows written to measure a large digest's attachments before writing them whole.
@@ -490,7 +526,21 @@ pub async fn notify<S: Store>(
     report.digests = digests.recipients().into_iter().map(|(to, n)| (to, n as usize)).collect();
     if !dry_run {
         let build = Build { attachment: settings.email.digest.attachment, limit_size: true };
-        while let Some(b) = digests.next(store, settings, &env, build).await? {
+        loop {
+            let b = match digests.next(store, settings, &env, build).await {
+                Ok(Some(b)) => b,
+                Ok(None) => break,
+                // The store or the spool failing fails the run; one recipient's digest that
+                // cannot be built does not keep the others from going out.
+                Err(e) if e.downcast_ref::<BuildError>().is_some() => {
+                    tracing::error!(error = format!("{e:#}"), "a digest could not be built");
+                    report.failed.push(
+                        e.downcast_ref::<BuildError>().map(|b| b.to.clone()).unwrap_or_default(),
+                    );
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             // Only the message is queued: the attachments are in it.
             drop(b.files);
             let key = b.digest.to.email.to_string().to_lowercase();

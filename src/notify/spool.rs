@@ -117,14 +117,19 @@ impl Spool {
                 heads.push(Reverse((e, i)));
             }
         }
-        Ok(Sorted::Merge { readers, heads })
+        Ok(Sorted::Merge { readers, heads, failed: None })
     }
 }
 
 /// The entries of a [`Spool`], in order.
 pub enum Sorted {
     Memory(std::vec::IntoIter<Entry>),
-    Merge { readers: Vec<BufReader<File>>, heads: BinaryHeap<Reverse<(Entry, usize)>> },
+    Merge {
+        readers: Vec<BufReader<File>>,
+        heads: BinaryHeap<Reverse<(Entry, usize)>>,
+        /// A run that could not be read further: reported after the entry taken before it.
+        failed: Option<io::Error>,
+    },
 }
 
 impl Iterator for Sorted {
@@ -133,12 +138,16 @@ impl Iterator for Sorted {
     fn next(&mut self) -> Option<io::Result<Entry>> {
         match self {
             Sorted::Memory(it) => it.next().map(Ok),
-            Sorted::Merge { readers, heads } => {
+            Sorted::Merge { readers, heads, failed } => {
+                if let Some(err) = failed.take() {
+                    heads.clear();
+                    return Some(Err(err));
+                }
                 let Reverse((e, i)) = heads.pop()?;
                 match Entry::read(&mut readers[i]) {
                     Ok(Some(next)) => heads.push(Reverse((next, i))),
                     Ok(None) => {}
-                    Err(err) => return Some(Err(err)),
+                    Err(err) => *failed = Some(err),
                 }
                 Some(Ok(e))
             }

@@ -470,3 +470,23 @@ async fn a_csv_attachment_uses_the_configured_separator_and_iso_dates() {
         assert!(chrono::NaiveDate::parse_from_str(&row[plazo], "%Y-%m-%d").is_ok(), "{:?}", row);
     }
 }
+
+#[tokio::test]
+async fn a_body_that_alone_fills_the_size_limit_goes_out_with_an_empty_workbook_that_says_so() {
+    // Every row in the body (max_rows 1000): the fallback's body alone is over 100 KB.
+    let t = sample_delivered("max_message_bytes = 100000\n[email.digest]\nmax_rows = 1000\n").await;
+    let report = t.app.notify(Some(date("2026-02-16")), false).await.unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let emails = t.emails();
+    let e = emails.iter().find(|e| e.to == "central@example.gov.co").unwrap();
+    assert!(
+        e.text.contains(", sin filas: el tamaño máximo del correo no lo permite"),
+        "{}",
+        e.text
+    );
+    let sheet = Sheet::read(&e.attachments[0].1);
+    assert_eq!(sheet.rows.len(), 2, "the header and the note");
+    assert!(sheet.rows[1][0].to_string().contains("los 0 hallazgos más urgentes"));
+    // Every recipient still got their digest, however many rows it had.
+    assert_eq!(emails.len(), 7);
+}
