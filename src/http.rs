@@ -34,7 +34,29 @@ pub fn router<S: Store + Clone + 'static>(daemon: Arc<Daemon<S>>) -> Router {
         .route("/api/digest", get(digest_preview::<S>))
         .route("/api/jobs/{job}/run", post(trigger::<S>))
         .route("/api/outbox/requeue", post(requeue::<S>))
+        .layer(axum::middleware::map_response(secure))
         .with_state(daemon)
+}
+
+/// Headers on every answer: no sniffing, no framing, no referrer, nothing cached, and a
+/// content security policy that lets a page (the digest preview) style itself and nothing
+/// else — no script, no request elsewhere, no form.
+async fn secure(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+             frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ),
+    ] {
+        h.insert(name, axum::http::HeaderValue::from_static(value));
+    }
+    response
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {

@@ -349,6 +349,11 @@ mod http_client {
         request(Method::GET, url, None)
     }
 
+    /// The headers of the answer to a GET.
+    pub fn headers(url: &str) -> reqwest::header::HeaderMap {
+        client().get(url).send().expect("the daemon answers").headers().clone()
+    }
+
     pub fn post(url: &str, token: Option<&str>) -> Option<(u16, String)> {
         request(Method::POST, url, token)
     }
@@ -438,6 +443,18 @@ fn the_daemon_serves_health_readiness_metrics_and_guards_its_triggers() {
     let (code, html) = p.get("/api/digest?to=jefa@sena.example").unwrap();
     assert_eq!(code, 200);
     assert!(html.contains("Expedientes que deben cerrarse"));
+    // Every answer, the HTML preview included, forbids scripts, framing and sniffing.
+    for path in ["/api/digest?to=jefa@sena.example", "/api/findings", "/healthz"] {
+        let h = http_client::headers(&format!("{}{path}", p.base));
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert!(!csp.contains("script-src"), "{csp}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+    }
     let status = p.get("/api/status").unwrap().1;
     assert!(status.contains(r#""schedule":"0 0 6 1 1 *""#), "{status}");
 
