@@ -16,6 +16,7 @@ use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::domain::Dataset;
+use crate::domain::silence::{FieldMatcher, NewSilence, SilenceMatchers};
 use crate::output::{self, DigestFormat, Format, StatusReport, TerminalProgress};
 use crate::scheduler::Daemon;
 use crate::store::{Backend, PgStore, SqliteStore, Store};
@@ -132,6 +133,55 @@ pub enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Silences (Alertmanager's model): keep the findings they match out of digests.
+    Silence {
+        #[command(subcommand)]
+        command: SilenceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum SilenceCommand {
+    /// Add a silence; every matcher given must hold. Prints its id.
+    Add {
+        /// A finding kind (closable, liquidation_due, state_outdated, missing_documents).
+        #[arg(long = "kind")]
+        kinds: Vec<String>,
+        /// An escalation level (aviso, urgente, vencido…).
+        #[arg(long = "level")]
+        levels: Vec<String>,
+        /// An office id: findings routed to it.
+        #[arg(long = "office")]
+        offices: Vec<String>,
+        /// FIELD=VALUE: the contract field (SODA name) equals VALUE, ignoring case and accents.
+        #[arg(long = "match")]
+        matches: Vec<String>,
+        /// FIELD=REGEX: a regular expression finds a match in the contract field.
+        #[arg(long = "match-regex")]
+        regexes: Vec<String>,
+        /// The first day in force (default: today).
+        #[arg(long, value_parser = date_arg)]
+        from: Option<NaiveDate>,
+        /// The first day no longer in force.
+        #[arg(long, value_parser = date_arg)]
+        until: NaiveDate,
+        /// Also hold back the findings' webhook events.
+        #[arg(long)]
+        webhooks: bool,
+        #[arg(long, env = "USER", default_value = "operator")]
+        author: String,
+        /// Why (kept with the silence).
+        #[arg(long)]
+        comment: String,
+    },
+    /// The silences in force or to come (--all: ended ones too), tab-separated: id, from,
+    /// until, state, author, matchers, comment.
+    List {
+        #[arg(long)]
+        all: bool,
+    },
+    /// End a silence today (it is kept, with when it was expired).
+    Expire { id: i64 },
 }
 
 #[derive(Subcommand)]
@@ -370,6 +420,88 @@ pub async fn execute<S: Store>(
                     d.message_id.as_deref().unwrap_or("-"),
                     d.subject.as_deref().unwrap_or("-"),
                 )?;
+            }
+        }
+        Command::Silence { command } => {
+            let today = app.clock.today(app.settings.schedule.timezone);
+            match command {
+                SilenceCommand::Add {
+                    kinds,
+                    levels,
+                    offices,
+                    matches,
+                    regexes,
+                    from,
+                    until,
+                    webhooks,
+                    author,
+                    comment,
+                } => {
+                    let mut errors = Vec::new();
+                    let kinds = kinds
+                        .iter()
+                        .filter_map(|k| k.parse().map_err(|e| errors.push(format!("{e}"))).ok())
+                        .collect();
+                    let mut fields = Vec::new();
+                    for (arg, regex) in
+                        matches.iter().map(|m| (m, false)).chain(regexes.iter().map(|m| (m, true)))
+                    {
+                        match arg.split_once('=') {
+                            Some((field, value)) => fields.push(FieldMatcher {
+                                field: field.trim().to_string(),
+                                value: value.to_string(),
+                                regex,
+                            }),
+                            None => errors.push(format!("`{arg}` is not FIELD=VALUE")),
+                        }
+                    }
+                    let new = NewSilence {
+                        matchers: SilenceMatchers { kinds, levels, offices, fields },
+                        starts_on: from.unwrap_or(today),
+                        ends_on: until,
+                        webhooks,
+                        author,
+                        comment,
+                    };
+                    if let Err(more) = crate::notify::silences::check(&new, &app.settings, today) {
+                        errors.extend(more);
+                    }
+                    if !errors.is_empty() {
+                        for e in errors {
+                            eprintln!("error: {e}");
+                        }
+                        return Ok(ExitCode::from(2));
+                    }
+                    let id = app.store.add_silence(&new, app.clock.now()).await?;
+                    writeln!(out, "{id}")?;
+                }
+                SilenceCommand::List { all } => {
+                    for s in app.store.silences(today, all).await? {
+                        let state = match (s.expired_at, s.active_on(today)) {
+                            (_, true) => "active",
+                            (Some(_), false) => "expired",
+                            (None, false) if s.silence.starts_on > today => "pending",
+                            (None, false) => "ended",
+                        };
+                        writeln!(
+                            out,
+                            "{}\t{}\t{}\t{state}\t{}\t{}\t{}",
+                            s.id,
+                            s.silence.starts_on,
+                            s.silence.ends_on,
+                            s.silence.author,
+                            serde_json::to_string(&s.silence.matchers).unwrap_or_default(),
+                            s.silence.comment
+                        )?;
+                    }
+                }
+                SilenceCommand::Expire { id } => {
+                    if !app.store.expire_silence(id, today, app.clock.now()).await? {
+                        eprintln!("error: no silence {id} in force or to come");
+                        return Ok(ExitCode::from(2));
+                    }
+                    writeln!(out, "silence {id} expired")?;
+                }
             }
         }
         Command::Purge => {

@@ -128,6 +128,8 @@ pub struct Digest {
     /// When the attachments hold only the most urgent rows (the message size limit): how
     /// many they hold.
     pub attached_rows: Option<u64>,
+    /// Findings of this recipient a silence keeps out of the digest.
+    pub silenced: u64,
 }
 
 /// A section of the rows shown: those of one level.
@@ -259,6 +261,7 @@ pub fn sample_digest() -> Digest {
         overdue_contracts: 2,
         attachments: vec!["hallazgos-secop-2025-03-20.xlsx".into()],
         attached_rows: None,
+        silenced: 1,
     }
 }
 
@@ -295,5 +298,6 @@ pub fn context(d: &Digest) -> minijinja::Value {
         more => d.total_findings.saturating_sub(d.rows.len() as u64),
         attachments => d.attachments.clone(),
         attached_rows => d.attached_rows,
+        silenced => d.silenced,
     }
 }

@@ -6,6 +6,7 @@
 pub mod event;
 pub mod finding;
 pub mod record;
+pub mod silence;
 pub mod spanish;
 
 pub use event::{EVENT_TYPES, Event};

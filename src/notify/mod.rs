@@ -7,6 +7,7 @@ pub mod digest;
 pub mod email;
 pub mod escalation;
 pub mod outbox;
+pub mod silences;
 pub mod spool;
 pub mod webhook;
 
@@ -106,15 +107,17 @@ struct Recipient {
     new: u64,
     escalated: u64,
     resolved: u64,
+    /// Findings a silence keeps out of this digest.
+    silenced: u64,
 }
 
 /// The recipients a finding reaches at `level`: the offices' people at that level, or the
-/// fallback recipient when no route matches. `None` when the finding is unrouted.
+/// fallback recipient when no route matches (no office); and the offices.
 fn people<'a>(
     settings: &'a Settings,
     level: &crate::config::Level,
     contract: &Contract,
-) -> (Vec<&'a Person>, bool) {
+) -> (Vec<&'a Person>, Vec<usize>) {
     let offices = routing::route(&settings.routes, contract);
     let mut people: Vec<&Person> =
         offices.iter().flat_map(|&i| escalation::recipients(level, &settings.offices[i])).collect();
@@ -124,7 +127,7 @@ fn people<'a>(
     }
     let mut seen = HashSet::new();
     people.retain(|p| seen.insert(p.email.to_string().to_lowercase()));
-    (people, unrouted)
+    (people, offices)
 }
 
 /// The digests of one slot, built one recipient at a time: [`Digests::collect`] reads the
@@ -179,6 +182,9 @@ impl Digests {
             .context("reading previous digests")?
             .into_iter()
             .collect();
+        let stored = store.silences(slot, false).await.context("reading silences")?;
+        let silences = silences::in_force(&stored, slot, settings);
+        let mut silenced: HashMap<String, u64> = HashMap::new();
         let mut index: HashMap<String, u32> = HashMap::new();
         let mut recipients: Vec<Recipient> = Vec::new();
         let mut spool = Spool::default();
@@ -196,10 +202,17 @@ impl Digests {
                 if !escalation::due_on(level, slot, &settings.calendar) {
                     continue;
                 }
-                let (people, no_route) = people(settings, level, &df.contract);
-                if no_route {
+                let (people, offices) = people(settings, level, &df.contract);
+                if offices.is_empty() {
                     unrouted += 1;
                     tracing::debug!(contract = %df.contract.id, entity = ?df.contract.entity_nit, "finding matches no route");
+                }
+                // Silenced: counted for its recipients, not shown.
+                if silences.iter().any(|s| s.matches(&f, &df.contract, &offices)) {
+                    for p in people {
+                        *silenced.entry(p.email.to_string().to_lowercase()).or_default() += 1;
+                    }
+                    continue;
                 }
                 let kind = Kind::ALL.iter().position(|k| *k == f.kind).unwrap_or(0);
                 let contract = xxhash_rust::xxh3::xxh3_64(df.contract.id.as_bytes());
@@ -221,6 +234,7 @@ impl Digests {
                                 new: 0,
                                 escalated: 0,
                                 resolved: 0,
+                                silenced: 0,
                             });
                             i
                         }
@@ -247,6 +261,11 @@ impl Digests {
                         })
                         .context("spooling a digest row")?;
                 }
+            }
+        }
+        for (key, n) in silenced {
+            if let Some(&i) = index.get(&key) {
+                recipients[i as usize].silenced = n;
             }
         }
         count_resolved(store, settings, slot, &index, &mut recipients).await?;
@@ -412,6 +431,7 @@ async fn build_one<S: Store>(
         overdue_contracts: overdue.len() as u64,
         attachments: names,
         attached_rows: None,
+        silenced: r.silenced,
     };
     let limit = settings.email.max_message_bytes;
     let total = entries.len() as u64;

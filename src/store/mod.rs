@@ -14,6 +14,7 @@ use std::future::Future;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::config::Settings;
+use crate::domain::silence::{NewSilence, Silence};
 use crate::domain::{Contract, Document, Guarantee};
 use crate::domain::{Finding, StoredFinding};
 use crate::error::StoreResult;
@@ -345,6 +346,30 @@ pub trait DigestStore: Send + Sync {
     fn purge_digests(&self, before: NaiveDate) -> impl Future<Output = StoreResult<u64>> + Send;
 }
 
+/// Silences: created, listed and expired by administrators; read by digests and the
+/// evaluation's webhook events.
+pub trait SilenceStore: Send + Sync {
+    fn add_silence(
+        &self,
+        silence: &NewSilence,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<i64>> + Send;
+    /// Every silence (ended ones too when `all`), or those in force or to come on `day`, by id.
+    fn silences(
+        &self,
+        day: NaiveDate,
+        all: bool,
+    ) -> impl Future<Output = StoreResult<Vec<Silence>>> + Send;
+    /// Ends silence `id` on `day` (it is no longer in force from then) unless it has ended
+    /// by then; true when it was in force or to come.
+    fn expire_silence(
+        &self,
+        id: i64,
+        day: NaiveDate,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
 /// The notification outbox and the health of its targets, as notify and deliver use them.
 pub trait OutboxStore: Send + Sync {
     /// Inserts unless an item with the same idempotency key exists; true when inserted.
@@ -505,7 +530,16 @@ pub trait RunStore: Send + Sync {
 /// A whole store: every stage's trait, on one backend. The backend is chosen once, at
 /// start-up ([`Backend::of`]), and everything above is generic over it.
 pub trait Store:
-    SyncStore + FindingStore + DigestStore + OutboxStore + RunStore + Clone + Send + Sync + 'static
+    SyncStore
+    + FindingStore
+    + DigestStore
+    + SilenceStore
+    + OutboxStore
+    + RunStore
+    + Clone
+    + Send
+    + Sync
+    + 'static
 {
     /// Opens the store at `url` (SQLite: creating the file if missing); [`Store::migrate`]
     /// then brings its schema up to date.
@@ -521,7 +555,7 @@ pub trait Store:
 /// Every stage's store trait, for code that works on a concrete backend (the CLI, tests):
 /// `use cierre::store::prelude::*;`.
 pub mod prelude {
-    pub use super::{DigestStore, FindingStore, OutboxStore, RunStore, Store};
+    pub use super::{DigestStore, FindingStore, OutboxStore, RunStore, SilenceStore, Store};
     pub use crate::sync::SyncStore;
 }
 

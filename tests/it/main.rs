@@ -9,6 +9,7 @@ mod helpers;
 mod notify;
 mod replicas;
 mod retention;
+mod silences;
 mod smtp;
 mod soda;
 mod sync;

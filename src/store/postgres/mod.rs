@@ -8,6 +8,7 @@ mod findings;
 mod outbox;
 mod rows;
 mod runs;
+mod silences;
 mod sync;
 
 use std::time::Duration;

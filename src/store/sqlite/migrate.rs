@@ -38,6 +38,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "outbox audit", include_str!("../../../migrations/sqlite/0010_outbox_audit.sql")),
     (11, "retention", include_str!("../../../migrations/sqlite/0011_retention.sql")),
     (12, "digests", include_str!("../../../migrations/sqlite/0012_digests.sql")),
+    (13, "silences", include_str!("../../../migrations/sqlite/0013_silences.sql")),
 ];
 
 /// Applies the migrations not yet applied. A migration applied with other text than this

@@ -11,6 +11,7 @@ mod migrate;
 mod outbox;
 mod rows;
 mod runs;
+mod silences;
 mod sync;
 
 use std::path::PathBuf;
