@@ -463,7 +463,8 @@ pub async fn execute<S: Store>(
                         author,
                         comment,
                     };
-                    if let Err(more) = crate::notify::silences::check(&new, &app.settings, today) {
+                    if let Err(more) = crate::findings::silences::check(&new, &app.settings, today)
+                    {
                         errors.extend(more);
                     }
                     if !errors.is_empty() {

@@ -11,6 +11,8 @@ use serde::Serialize;
 
 use serde_json::json;
 
+pub mod silences;
+
 use crate::calendar::Calendar;
 use crate::clock::Clock;
 use crate::config::{Settings, Webhook, routing};
@@ -36,6 +38,8 @@ pub struct Evaluation {
     pub resolved: usize,
     /// Findings whose contract matches no route (they go to the fallback recipient).
     pub unrouted: usize,
+    /// Webhook events held back by a silence (`webhooks = true`) in force that day.
+    pub muted: usize,
     /// Contract-sized pages read and written.
     pub pages: u64,
     pub data_quality: DataQuality,
@@ -72,6 +76,13 @@ pub async fn evaluate<S: Store>(
 ) -> anyhow::Result<Evaluation> {
     let engine = Engine::new(settings);
     let mut eval = Evaluation { as_of: Some(as_of), ..Default::default() };
+    // Silences that also hold back webhook events.
+    let muted: Vec<silences::Compiled> = if settings.webhooks.is_empty() {
+        Vec::new()
+    } else {
+        let stored = store.silences(as_of, false).await.context("reading silences")?;
+        silences::in_force(&stored, as_of, settings).into_iter().filter(|s| s.webhooks).collect()
+    };
     let now = clock.now();
     let mut memo = KindMemo::default();
     // Where the time goes, for the debug log: waiting for pages, rules, writing.
@@ -92,7 +103,7 @@ pub async fn evaluate<S: Store>(
         let work = async {
             let t = Instant::now();
             let changes = evaluate_page(
-                &engine, settings, &page, facts, open, as_of, now, &mut eval, &mut memo,
+                &engine, settings, &page, facts, open, as_of, now, &muted, &mut eval, &mut memo,
             );
             eval.escalated +=
                 changes.changes.relevelled.iter().filter(|(_, _, e)| *e == "escalated").count();
@@ -224,6 +235,7 @@ fn evaluate_page(
     open: Vec<StoredFinding>,
     as_of: NaiveDate,
     now: chrono::DateTime<chrono::Utc>,
+    muted: &[silences::Compiled],
     eval: &mut Evaluation,
     memo: &mut KindMemo,
 ) -> PageChanges {
@@ -242,16 +254,21 @@ fn evaluate_page(
             guarantees.get(contract.id.as_str()).map_or(&[], Vec::as_slice),
         );
         let found = engine.evaluate(&dossier, as_of, &mut eval.data_quality);
-        if !found.is_empty() && routing::route(&settings.routes, contract).is_empty() {
+        let offices =
+            if found.is_empty() { Vec::new() } else { routing::route(&settings.routes, contract) };
+        if !found.is_empty() && offices.is_empty() {
             eval.unrouted += found.len();
         }
+        let is_muted = |f: &Finding| muted.iter().any(|s| s.matches(f, contract, &offices));
         for f in found {
             eval.total += 1;
             *eval.counts.entry((f.kind.as_str().to_string(), f.level.clone())).or_default() += 1;
             let (c, k, s) = (&f.contract_id, f.kind, f.stage_str());
             match open.remove(&f.key()) {
                 None => {
-                    if !hooks.is_empty() {
+                    if !hooks.is_empty() && is_muted(&f) {
+                        eval.muted += 1;
+                    } else if !hooks.is_empty() {
                         let data = json!({ "finding": &f, "contract": contract_json(contract) });
                         let e = event("finding.opened", format!("{c}|{k}|{s}|{as_of}"), data);
                         events.extend(outbox_items(&e, hooks));
@@ -262,7 +279,9 @@ fn evaluate_page(
                     let before = urgency(&settings.levels, &stored.finding.level);
                     let after = urgency(&settings.levels, &f.level);
                     let kind = if after < before { "escalated" } else { "deescalated" };
-                    if kind == "escalated" && !hooks.is_empty() {
+                    if kind == "escalated" && !hooks.is_empty() && is_muted(&f) {
+                        eval.muted += 1;
+                    } else if kind == "escalated" && !hooks.is_empty() {
                         let data = json!({
                             "finding": &f,
                             "previous_level": &stored.finding.level,
@@ -285,10 +304,20 @@ fn evaluate_page(
     let mut resolved: Vec<StoredFinding> = open.into_values().collect();
     resolved.sort_by_key(|f| f.id);
     if !hooks.is_empty() {
+        let no_contract = Contract::default();
         for stored in &resolved {
             // Counted as of the evaluation, not as of the last time the finding was written.
             let mut f = stored.finding.clone();
             f.count_days_from(&settings.calendar, as_of);
+            if !muted.is_empty() {
+                // Its contract, if still in the page (a vanished one matches no field).
+                let c = page.iter().find(|c| c.id == f.contract_id).unwrap_or(&no_contract);
+                let offices = routing::route(&settings.routes, c);
+                if muted.iter().any(|s| s.matches(&f, c, &offices)) {
+                    eval.muted += 1;
+                    continue;
+                }
+            }
             let (c, k, s) = (&f.contract_id, f.kind, f.stage_str());
             let data =
                 json!({ "finding": &f, "resolved_on": as_of, "opened_on": stored.opened_on });

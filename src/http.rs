@@ -34,6 +34,8 @@ pub fn router<S: Store + Clone + 'static>(daemon: Arc<Daemon<S>>) -> Router {
         .route("/api/digest", get(digest_preview::<S>))
         .route("/api/jobs/{job}/run", post(trigger::<S>))
         .route("/api/outbox/requeue", post(requeue::<S>))
+        .route("/api/silences", get(silences::<S>).post(add_silence::<S>))
+        .route("/api/silences/{id}/expire", post(expire_silence::<S>))
         .layer(axum::middleware::map_response(secure))
         .with_state(daemon)
 }
@@ -386,6 +388,77 @@ struct TriggerQuery {
     /// For `sync` and `resync`: confirm the drop the guards held.
     #[serde(default)]
     accept_vanishing: bool,
+}
+
+#[derive(Deserialize)]
+struct SilencesQuery {
+    /// Ended silences too.
+    #[serde(default)]
+    all: bool,
+}
+
+/// `GET /api/silences[?all=true]`: the silences in force or to come (or every one), by id.
+async fn silences<S: Store + Clone + 'static>(
+    State(d): State<Arc<Daemon<S>>>,
+    Query(q): Query<SilencesQuery>,
+) -> Response {
+    let today = d.clock.today(d.settings().schedule.timezone);
+    match d.store.silences(today, q.all).await {
+        Ok(list) => Json(json!({ "items": list })).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// `POST /api/silences` (bearer token), a JSON silence: `{"matchers": {"kinds": [...],
+/// "levels": [...], "offices": [...], "fields": [{"field", "value", "regex"}]}, "starts_on",
+/// "ends_on", "webhooks", "author", "comment"}`. 201 with its id, or 400 with every error.
+async fn add_silence<S: Store + Clone + 'static>(
+    State(d): State<Arc<Daemon<S>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let settings = d.settings();
+    if !authorised(&headers, settings.http.token.as_ref()) {
+        return unauthorised();
+    }
+    let new: crate::domain::silence::NewSilence = match serde_json::from_slice(&body) {
+        Ok(s) => s,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, Json(json!({ "errors": [e.to_string()] })))
+                .into_response();
+        }
+    };
+    let today = d.clock.today(settings.schedule.timezone);
+    if let Err(errors) = crate::findings::silences::check(&new, &settings, today) {
+        return (StatusCode::BAD_REQUEST, Json(json!({ "errors": errors }))).into_response();
+    }
+    match d.store.add_silence(&new, d.clock.now()).await {
+        Ok(id) => (StatusCode::CREATED, Json(json!({ "id": id }))).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// `POST /api/silences/{id}/expire` (bearer token): ends it today; 404 when it is not in
+/// force or to come.
+async fn expire_silence<S: Store + Clone + 'static>(
+    State(d): State<Arc<Daemon<S>>>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Response {
+    let settings = d.settings();
+    if !authorised(&headers, settings.http.token.as_ref()) {
+        return unauthorised();
+    }
+    let today = d.clock.today(settings.schedule.timezone);
+    match d.store.expire_silence(id, today, d.clock.now()).await {
+        Ok(true) => Json(json!({ "id": id, "ends_on": today })).into_response(),
+        Ok(false) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no silence {id} in force or to come") })),
+        )
+            .into_response(),
+        Err(e) => internal(e),
+    }
 }
 
 async fn trigger<S: Store + Clone + 'static>(

@@ -140,6 +140,9 @@ pub fn summary(eval: &Evaluation) -> String {
     for ((kind, level), n) in &eval.counts {
         s.push_str(&format!("  {kind:<18} {level:<10} {n:>6}\n"));
     }
+    if eval.muted > 0 {
+        s.push_str(&format!("  {} webhook event(s) held back by silences\n", eval.muted));
+    }
     if !dq.unknown_states.is_empty() {
         s.push_str("unknown estado_contrato values (not evaluated):\n");
         for (state, n) in &dq.unknown_states {

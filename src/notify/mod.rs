@@ -7,7 +7,6 @@ pub mod digest;
 pub mod email;
 pub mod escalation;
 pub mod outbox;
-pub mod silences;
 pub mod spool;
 pub mod webhook;
 
@@ -183,7 +182,7 @@ impl Digests {
             .into_iter()
             .collect();
         let stored = store.silences(slot, false).await.context("reading silences")?;
-        let silences = silences::in_force(&stored, slot, settings);
+        let silences = crate::findings::silences::in_force(&stored, slot, settings);
         let mut silenced: HashMap<String, u64> = HashMap::new();
         let mut index: HashMap<String, u32> = HashMap::new();
         let mut recipients: Vec<Recipient> = Vec::new();

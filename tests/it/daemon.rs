@@ -357,6 +357,17 @@ mod http_client {
     pub fn post(url: &str, token: Option<&str>) -> Option<(u16, String)> {
         request(Method::POST, url, token)
     }
+
+    /// A POST with a JSON body.
+    pub fn post_json(url: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        let mut request =
+            client().post(url).header("content-type", "application/json").body(body.to_string());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().expect("the daemon answers");
+        (response.status().as_u16(), response.text().unwrap_or_default())
+    }
 }
 
 #[test]
@@ -443,6 +454,30 @@ fn the_daemon_serves_health_readiness_metrics_and_guards_its_triggers() {
     let (code, html) = p.get("/api/digest?to=jefa@sena.example").unwrap();
     assert_eq!(code, 200);
     assert!(html.contains("Expedientes que deben cerrarse"));
+    // Silences over the API: the token, every mistake at once, then kept and expired.
+    let silences = format!("{}/api/silences", p.base);
+    let good = r#"{"matchers": {"kinds": ["closable"], "fields": [{"field": "nit_entidad",
+        "value": "899999034"}]}, "starts_on": "2026-01-01", "ends_on": "2099-01-01",
+        "author": "ana", "comment": "en liquidación judicial"}"#;
+    assert_eq!(http_client::post_json(&silences, None, good).0, 401);
+    let bad = r#"{"matchers": {}, "starts_on": "2026-01-01", "ends_on": "2026-01-02",
+        "author": "ana", "comment": " "}"#;
+    let (code, body) = http_client::post_json(&silences, Some("s3creto"), bad);
+    assert_eq!(code, 400, "{body}");
+    let errors: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(errors["errors"].as_array().unwrap().len(), 3, "{body}");
+    let (code, body) = http_client::post_json(&silences, Some("s3creto"), good);
+    assert_eq!(code, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].as_i64().unwrap();
+    let listed = p.get("/api/silences").unwrap().1;
+    assert!(listed.contains(&format!("\"id\":{id}")) && listed.contains("899999034"), "{listed}");
+    let expire = format!("/api/silences/{id}/expire");
+    assert_eq!(p.post(&expire, None).0, 401);
+    assert_eq!(p.post(&expire, Some("s3creto")).0, 200);
+    assert_eq!(p.post(&expire, Some("s3creto")).0, 404);
+    assert!(!p.get("/api/silences").unwrap().1.contains("899999034"));
+    assert!(p.get("/api/silences?all=true").unwrap().1.contains("\"expired_at\":\""));
+
     // Every answer, the HTML preview included, forbids scripts, framing and sniffing.
     for path in ["/api/digest?to=jefa@sena.example", "/api/findings", "/healthz"] {
         let h = http_client::headers(&format!("{}{path}", p.base));

@@ -162,3 +162,53 @@ fn the_cli_adds_lists_and_expires_silences_and_refuses_a_bad_one_with_every_reas
     assert!(all.contains("\texpired\t"), "{all}");
     assert_eq!(run(&["silence", "expire", &id]).status.code(), Some(2));
 }
+
+#[tokio::test]
+async fn a_silence_that_says_so_holds_back_the_webhook_events_of_what_it_matches() {
+    let mut t = spawn_app_with(&crate::helpers::sample_contracts(), "2026-02-16", "").await;
+    t.app.settings.webhooks = vec![cierre::config::Webhook {
+        url: "http://127.0.0.1:9/hook".parse().unwrap(),
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string().into(),
+        events: vec!["finding.opened".into()],
+    }];
+    t.app.sync().await.unwrap();
+    let now = t.app.clock.now();
+    let silence = |webhooks: bool, nit: &str| NewSilence {
+        matchers: SilenceMatchers {
+            fields: vec![FieldMatcher {
+                field: "nit_entidad".into(),
+                value: nit.into(),
+                regex: false,
+            }],
+            ..Default::default()
+        },
+        starts_on: date("2026-02-16"),
+        ends_on: date("2026-02-17"),
+        webhooks,
+        author: "admin".into(),
+        comment: "migración de expedientes".into(),
+    };
+    // SENA's events held back; ICBF's silenced in digests only.
+    t.app.store.add_silence(&silence(true, "899999034"), now).await.unwrap();
+    t.app.store.add_silence(&silence(false, "899999239"), now).await.unwrap();
+    let eval = t.app.evaluate(Some(date("2026-02-16"))).await.unwrap();
+
+    let mut per_entity: std::collections::HashMap<String, usize> = Default::default();
+    for f in t.findings_on(date("2026-02-16")).await {
+        let c = t.app.store.contract(&f.contract_id).await.unwrap().unwrap();
+        *per_entity.entry(c.entity_nit.unwrap_or_default()).or_default() += 1;
+    }
+    let items = t.app.store.outbox_items(&cierre::store::OutboxPage::all()).await.unwrap();
+    let announced: Vec<String> = items
+        .iter()
+        .filter(|i| i.channel == "webhook")
+        .map(|i| {
+            let v: serde_json::Value = serde_json::from_str(&i.payload).unwrap();
+            v["data"]["contract"]["nit_entidad"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert_eq!(eval.muted, per_entity["899999034"]);
+    assert!(!announced.iter().any(|n| n == "899999034"), "SENA's events held back");
+    assert_eq!(announced.iter().filter(|n| *n == "899999239").count(), per_entity["899999239"]);
+    assert_eq!(announced.len(), eval.total - eval.muted);
+}

@@ -1,5 +1,6 @@
-//! Notify, silences: the silences in force on a day, compiled against the configuration
-//! (office ids to offices, regular expressions), and whether one matches a finding.
+//! Findings, silences: the silences in force on a day, compiled against the configuration
+//! (office ids to offices, regular expressions), and whether one matches a finding — for
+//! the evaluation's webhook events and for the digests.
 
 use crate::config::Settings;
 use crate::domain::silence::Silence;
