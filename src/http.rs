@@ -106,7 +106,8 @@ async fn readyz<S: Store + Clone + 'static>(State(d): State<Arc<Daemon<S>>>) -> 
 }
 
 async fn metrics<S: Store + Clone + 'static>(State(d): State<Arc<Daemon<S>>>) -> Response {
-    match d.metrics.render(&d.store).await {
+    let today = d.clock.today(d.settings().schedule.timezone);
+    match d.metrics.render(&d.store, today).await {
         Ok(text) => (
             [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
             text,
@@ -215,6 +216,10 @@ async fn findings<S: Store + Clone + 'static>(
     };
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
     let today = d.clock.today(settings.schedule.timezone);
+    let silences = match d.store.silences(today, false).await {
+        Ok(s) => crate::findings::silences::in_force(&s, today, &settings),
+        Err(e) => return internal(e),
+    };
     let (mut items, mut after, mut scanned) = (Vec::new(), q.after.unwrap_or(0), 0);
     let mut done = false;
     'pages: while items.len() < limit && scanned < FINDINGS_SCAN {
@@ -231,11 +236,15 @@ async fn findings<S: Store + Clone + 'static>(
             let c = &df.contract;
             let wanted = q.kind.as_ref().is_none_or(|k| *k == f.kind.as_str())
                 && q.level.as_ref().is_none_or(|l| *l == f.level)
-                && q.entity.as_ref().is_none_or(|e| c.entity_nit.as_ref() == Some(e))
-                && office.is_none_or(|o| routing::route(&settings.routes, c).contains(&o));
-            if wanted {
+                && q.entity.as_ref().is_none_or(|e| c.entity_nit.as_ref() == Some(e));
+            let offices = if wanted { routing::route(&settings.routes, c) } else { Vec::new() };
+            if wanted && office.is_none_or(|o| offices.contains(&o)) {
                 let mut v = serde_json::to_value(&f).unwrap_or_default();
                 v["id"] = json!(df.stored.id);
+                // The silences in force today that keep it out of digests.
+                let by: Vec<i64> =
+                    silences.iter().filter(|s| s.matches(&f, c, &offices)).map(|s| s.id).collect();
+                v["silenced_by"] = json!(by);
                 items.push(v);
             }
             if items.len() == limit || scanned == FINDINGS_SCAN {

@@ -58,6 +58,7 @@ pub struct Metrics {
     pub contracts_synced: Gauge,
     contracts_stored: Gauge,
     findings_open: Family<FindingLabels, Gauge>,
+    silences_active: Gauge,
     outbox: Family<StateLabel, Gauge>,
     delivery_failures: Family<ChannelLabel, Counter>,
 }
@@ -78,6 +79,7 @@ impl Metrics {
             contracts_synced: Gauge::default(),
             contracts_stored: Gauge::default(),
             findings_open: Family::default(),
+            silences_active: Gauge::default(),
             outbox: Family::default(),
             delivery_failures: Family::default(),
             registry: Registry::default(),
@@ -108,6 +110,7 @@ impl Metrics {
             "Open findings by kind and level",
             m.findings_open.clone(),
         );
+        registry.register("silences_active", "Silences in force today", m.silences_active.clone());
         registry.register("outbox_items", "Outbox items by state", m.outbox.clone());
         registry.register(
             "delivery_failures",
@@ -139,14 +142,21 @@ impl Metrics {
         }
     }
 
-    /// Reads the store's current state into the gauges, then encodes everything.
-    pub async fn render<S: Store>(&self, store: &S) -> anyhow::Result<String> {
+    /// Reads the store's current state (as of `today`) into the gauges, then encodes
+    /// everything.
+    pub async fn render<S: Store>(
+        &self,
+        store: &S,
+        today: chrono::NaiveDate,
+    ) -> anyhow::Result<String> {
         let contracts = store.count_rows(crate::domain::Dataset::Contracts, false).await?;
         self.contracts_stored.set(contracts as i64);
         self.findings_open.clear();
         for (kind, level, n) in store.findings_summary().await? {
             self.findings_open.get_or_create(&FindingLabels { kind, level }).set(n as i64);
         }
+        let silences = store.silences(today, false).await?;
+        self.silences_active.set(silences.iter().filter(|s| s.active_on(today)).count() as i64);
         let c = store.outbox_counts().await?;
         for (state, n) in [
             ("pending", c.pending),

@@ -109,7 +109,7 @@ async fn a_job_still_running_refuses_the_next_slot() {
     // Other jobs are not blocked by a running sync.
     assert_eq!(d.run_slot("deliver", utc("2026-11-21T11:05:00Z")).await, ran("ok"));
     assert_eq!(first.await.unwrap(), ran("ok"));
-    let metrics = d.metrics.render(&t.app.store).await.unwrap();
+    let metrics = d.metrics.render(&t.app.store, crate::helpers::date("2026-11-22")).await.unwrap();
     assert!(
         metrics.contains(r#"cierre_job_runs_total{job="sync",outcome="overlap"} 1"#),
         "{metrics}"
@@ -471,11 +471,20 @@ fn the_daemon_serves_health_readiness_metrics_and_guards_its_triggers() {
     let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"].as_i64().unwrap();
     let listed = p.get("/api/silences").unwrap().1;
     assert!(listed.contains(&format!("\"id\":{id}")) && listed.contains("899999034"), "{listed}");
+    // In force today: counted, and named on the findings it keeps out of digests only.
+    assert!(p.get("/metrics").unwrap().1.contains("cierre_silences_active 1\n"));
+    let sena = pages("office=sena", 1000);
+    for f in &sena {
+        let silenced = f["silenced_by"].as_array().unwrap();
+        assert_eq!(!silenced.is_empty(), f["kind"] == "closable", "{f}");
+    }
+    assert!(sena.iter().any(|f| f["silenced_by"] == serde_json::json!([id])));
     let expire = format!("/api/silences/{id}/expire");
     assert_eq!(p.post(&expire, None).0, 401);
     assert_eq!(p.post(&expire, Some("s3creto")).0, 200);
     assert_eq!(p.post(&expire, Some("s3creto")).0, 404);
     assert!(!p.get("/api/silences").unwrap().1.contains("899999034"));
+    assert!(p.get("/metrics").unwrap().1.contains("cierre_silences_active 0\n"));
     assert!(p.get("/api/silences?all=true").unwrap().1.contains("\"expired_at\":\""));
 
     // Every answer, the HTML preview included, forbids scripts, framing and sniffing.
