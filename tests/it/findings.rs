@@ -285,14 +285,7 @@ async fn two_evaluations_racing_open_each_finding_once() {
 #[tokio::test]
 async fn a_holiday_added_in_the_configuration_moves_a_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("one.jsonl");
-    // Services ended Friday 30 January 2026, no liquidation: closable within 30 business days.
-    std::fs::write(
-        &file,
-        r#"{"id_contrato":"CO1.PCCNTR.900","nit_entidad":"899999034","estado_contrato":"terminado","tipo_de_contrato":"Prestación de servicios","fecha_de_fin_del_contrato":"2026-01-30T00:00:00.000","liquidaci_n":"No"}
-"#,
-    )
-    .unwrap();
+    let file = crate::helpers::one_ended_service(dir.path());
     let deadline = |extra: &'static str| {
         let file = file.clone();
         async move {

@@ -28,6 +28,19 @@ pub fn sample_contracts() -> PathBuf {
     repo().join("examples/secop/contracts.jsonl")
 }
 
+/// A contracts file in `dir` with one SENA services contract that ended on Friday 30 January
+/// 2026, state `terminado`, no liquidation: closable within 30 business days.
+pub fn one_ended_service(dir: &Path) -> PathBuf {
+    let file = dir.join("one.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"id_contrato":"CO1.PCCNTR.900","nit_entidad":"899999034","estado_contrato":"terminado","tipo_de_contrato":"Prestación de servicios","fecha_de_fin_del_contrato":"2026-01-30T00:00:00.000","liquidaci_n":"No"}
+"#,
+    )
+    .unwrap();
+    file
+}
+
 pub fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
 }

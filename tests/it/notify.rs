@@ -102,13 +102,7 @@ async fn a_digest_email_is_multipart_spanish_with_a_workbook_and_a_stable_messag
 #[tokio::test]
 async fn the_weekly_level_waits_for_its_weekday_and_daily_levels_reach_the_director() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("one.jsonl");
-    std::fs::write(
-        &file,
-        r#"{"id_contrato":"CO1.PCCNTR.900","nit_entidad":"899999034","estado_contrato":"terminado","tipo_de_contrato":"Prestación de servicios","fecha_de_fin_del_contrato":"2026-01-30T00:00:00.000","liquidaci_n":"No"}
-"#,
-    )
-    .unwrap();
+    let file = crate::helpers::one_ended_service(dir.path());
     let t = spawn_app_with(&file, "2026-02-03", "").await;
     t.app.sync().await.unwrap();
     // Tuesday 2026-02-03: the finding is "aviso", whose digest goes out on Mondays.
