@@ -55,7 +55,6 @@ fn rows() -> Vec<DigestRow> {
                 "Debe cerrarse el expediente electrónico en SECOP II.".into(),
             ],
             url: c.url.clone().unwrap_or_default(),
-            urgency: 0,
             dates: Default::default(),
             pending_centavos: None,
         })

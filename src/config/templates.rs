@@ -53,8 +53,6 @@ pub struct DigestRow {
     pub reasons: Vec<String>,
     pub url: String,
     #[serde(skip)]
-    pub urgency: usize,
-    #[serde(skip)]
     pub dates: RowDates,
     /// Centavos pending payment.
     #[serde(skip)]
@@ -228,7 +226,6 @@ pub fn sample_digest() -> Digest {
         pending: Some("$ 1.000.000".into()),
         reasons: vec!["Razón".into()],
         url: "https://community.secop.gov.co/".into(),
-        urgency: 0,
         dates: RowDates::default(),
         pending_centavos: Some(100_000_000),
     };

@@ -88,7 +88,6 @@ fn row(df: &DigestFinding, settings: &Settings, slot: NaiveDate) -> DigestRow {
             .collect(),
         pending: pending.map(pesos),
         url: link(c, &settings.datasets.contracts),
-        urgency: urgency(&settings.levels, &f.level),
         dates: RowDates { end: c.ends_on, since: Some(f.since), deadline: Some(f.deadline) },
         pending_centavos: pending,
         level: f.level,

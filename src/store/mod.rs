@@ -250,7 +250,6 @@ pub struct RunningRun {
 /// The contracts and findings, as the evaluation, the listings and the digests use them.
 pub trait FindingStore: Send + Sync {
     fn contract(&self, id: &str) -> impl Future<Output = StoreResult<Option<Contract>>> + Send;
-    fn open_findings(&self) -> impl Future<Output = StoreResult<Vec<StoredFinding>>> + Send;
     /// One page of an evaluation: up to `limit` contracts after `after` (in id order), with
     /// the documents, guarantees and open findings of their id range — up to the last
     /// contract, or without bound on the last page, so that findings of contracts gone since

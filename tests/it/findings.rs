@@ -231,7 +231,7 @@ async fn a_finding_is_escalated_as_its_deadline_nears_and_resolved_when_closed()
     let e = t.app.evaluate(Some(after)).await.unwrap();
     assert!(t.findings().await.is_empty());
     assert_eq!(e.resolved, 1);
-    assert!(t.app.store.open_findings().await.unwrap().is_empty());
+    assert!(t.app.store.open_findings_sorted(None, u32::MAX).await.unwrap().is_empty());
     let history = t.app.store.finding_history(1).await.unwrap();
     let events: Vec<(&str, &str)> =
         history.iter().map(|(e, l, _)| (e.as_str(), l.as_str())).collect();
@@ -270,7 +270,7 @@ async fn two_evaluations_racing_open_each_finding_once() {
     let (a, b) = tokio::join!(t.app.evaluate(Some(day)), t.app.evaluate(Some(day)));
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!((a.total, a.opened + b.opened), (b.total, a.total));
-    let open = t.app.store.open_findings().await.unwrap();
+    let open = t.app.store.open_findings_sorted(None, u32::MAX).await.unwrap();
     assert_eq!(open.len(), a.total);
     for f in open.iter().take(50) {
         let history = t.app.store.finding_history(f.id).await.unwrap();

@@ -44,13 +44,6 @@ impl FindingStore for PgStore {
         Ok(row.as_ref().map(rows::contract))
     }
 
-    async fn open_findings(&self) -> StoreResult<Vec<StoredFinding>> {
-        let sql =
-            format!("SELECT {FINDING_COLUMNS} FROM findings WHERE status = 'open' ORDER BY id");
-        let found = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?;
-        found.iter().map(rows::finding).collect()
-    }
-
     async fn evaluation_page(&self, after: &str, limit: u32) -> StoreResult<EvaluationPage> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

@@ -48,23 +48,6 @@ impl FindingStore for SqliteStore {
         .await
     }
 
-    async fn open_findings(&self) -> StoreResult<Vec<StoredFinding>> {
-        self.with_conn(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {} FROM findings WHERE status = 'open' ORDER BY id",
-                finding_columns()
-            ))?;
-            let cols = Columns::of(&stmt, &rows::FINDING)?;
-            let mut rows = stmt.query([])?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                out.push(rows::finding(r, &cols)?);
-            }
-            Ok(out)
-        })
-        .await
-    }
-
     /// Read on the bulk connection in one transaction, so that the contracts, their facts
     /// and their open findings are one snapshot.
     async fn evaluation_page(&self, after: &str, limit: u32) -> StoreResult<EvaluationPage> {
