@@ -16,7 +16,9 @@ use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::Settings;
 use crate::domain::Dataset;
+use crate::domain::ack::{AckState, NewAck};
 use crate::domain::silence::{FieldMatcher, NewSilence, SilenceMatchers};
+use crate::findings::acks::AckError;
 use crate::output::{self, DigestFormat, Format, StatusReport, TerminalProgress};
 use crate::scheduler::Daemon;
 use crate::store::{Backend, PgStore, SqliteStore, Store};
@@ -133,11 +135,69 @@ pub enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Answer a finding: in progress (en_tramite) until a day (--until), or its missing
+    /// document is published under another name (--document). Prints the answer's id.
+    #[command(group(clap::ArgGroup::new("answer").required(true).args(["until", "document"])))]
+    Ack {
+        /// The contract (id_contrato).
+        contract: String,
+        /// The finding kind (closable, liquidation_due, state_outdated, missing_documents).
+        kind: String,
+        /// The finding's stage, when the contract has open findings of the kind in several.
+        #[arg(long)]
+        stage: Option<String>,
+        /// en_tramite: the day the finding is shown again (it comes back earlier if it
+        /// escalates).
+        #[arg(long, value_parser = date_arg)]
+        until: Option<NaiveDate>,
+        /// documento_publicado: the published document (id_documento) that is the missing kind.
+        #[arg(long)]
+        document: Option<String>,
+        /// The kind that document is, when several are missing.
+        #[arg(long, requires = "document")]
+        document_kind: Option<String>,
+        #[command(flatten)]
+        why: Why,
+    },
+    /// Answer a finding "does not apply" (no_aplica): out of the digests until its facts
+    /// change (the contract row, its documents or the liquidation step). Prints the answer's id.
+    Dismiss {
+        contract: String,
+        kind: String,
+        #[arg(long)]
+        stage: Option<String>,
+        #[command(flatten)]
+        why: Why,
+    },
+    /// The answers in force (--all: ended ones too), newest first, tab-separated: id,
+    /// finding, contract, kind, stage, state, until, level, author, day, ended, reason.
+    Acks {
+        #[arg(long)]
+        all: bool,
+        /// Only the answers of this contract.
+        #[arg(long)]
+        contract: Option<String>,
+    },
+    /// A finding's history, oldest first, tab-separated: day, event, level, author, detail.
+    History { finding: i64 },
     /// Silences (Alertmanager's model): keep the findings they match out of digests.
     Silence {
         #[command(subcommand)]
         command: SilenceCommand,
     },
+}
+
+/// Who answers and why.
+#[derive(clap::Args)]
+pub struct Why {
+    /// Why (kept in the finding's history; required).
+    #[arg(long)]
+    pub reason: String,
+    /// More detail (optional).
+    #[arg(long)]
+    pub note: Option<String>,
+    #[arg(long, env = "USER", default_value = "operator")]
+    pub author: String,
 }
 
 #[derive(Subcommand)]
@@ -219,8 +279,10 @@ pub enum OutboxCommand {
 #[derive(Subcommand)]
 pub enum DocumentsCommand {
     /// The kind recognised for each document name in FILE (one per line; `-` reads standard
-    /// input; a CSV export with a `nombre_archivo` column is read by that column). Prints
-    /// `kind<TAB>name`, then how many names got each kind.
+    /// input; a CSV export with a `nombre_archivo` column is read by that column, and by its
+    /// `id_documento` column when it has one). Prints `kind<TAB>name` (`<TAB>manual` after a
+    /// document an office head classified by hand), then how many names got each kind, then
+    /// every manual classification.
     Classify { file: String },
 }
 
@@ -279,10 +341,6 @@ async fn dispatch_to(
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Documents { command: DocumentsCommand::Classify { file } } => {
-            let names = read_document_names(&file)?;
-            output::write_classification(out, &settings.classifier, &names)?;
-        }
         Command::Calendar { command: CalendarCommand::Holidays { year, explain: false } } => {
             output::write_days(out, &settings.calendar.holidays(year))?;
         }
@@ -505,6 +563,57 @@ pub async fn execute<S: Store>(
                 }
             }
         }
+        Command::Ack { contract, kind, stage, until, document, document_kind, why } => {
+            let state = if until.is_some() { AckState::EnTramite } else { AckState::DocumentoPublicado };
+            let answer = (contract, kind, stage, state, until, document, document_kind, why);
+            return answer_finding(app, answer, out).await;
+        }
+        Command::Dismiss { contract, kind, stage, why } => {
+            let answer = (contract, kind, stage, AckState::NoAplica, None, None, None, why);
+            return answer_finding(app, answer, out).await;
+        }
+        Command::Acks { all, contract } => {
+            for a in app.store.acknowledgements(None, all).await? {
+                if contract.as_ref().is_some_and(|c| *c != a.contract_id) {
+                    continue;
+                }
+                let day = |d: Option<NaiveDate>| d.map_or("-".to_string(), |d| d.to_string());
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    a.id,
+                    a.finding_id,
+                    a.contract_id,
+                    a.kind.as_str(),
+                    a.stage.map_or("-", |s| s.as_str()),
+                    a.state,
+                    day(a.until),
+                    a.level,
+                    a.author,
+                    a.on_date,
+                    a.ended_reason.as_deref().map_or("-".to_string(), |r| format!("{} ({r})", day(a.ended_on))),
+                    a.reason
+                )?;
+            }
+        }
+        Command::History { finding } => {
+            let entries = crate::findings::acks::history(&app.store, &app.settings, finding).await?;
+            if entries.is_empty() {
+                eprintln!("error: no finding {finding}");
+                return Ok(ExitCode::from(1));
+            }
+            for e in entries {
+                writeln!(
+                    out,
+                    "{}\t{}\t{}\t{}\t{}",
+                    e.on_date,
+                    e.event,
+                    e.level,
+                    e.author.as_deref().unwrap_or("-"),
+                    e.detail.as_deref().unwrap_or("-")
+                )?;
+            }
+        }
         Command::Purge => {
             let p = app.purge().await?;
             writeln!(
@@ -514,7 +623,13 @@ pub async fn execute<S: Store>(
                 p.outbox, p.history, p.runs, p.digests
             )?;
         }
-        Command::Calendar { .. } | Command::Documents { .. } | Command::CheckConfig => {
+        Command::Documents { command: DocumentsCommand::Classify { file } } => {
+            // The documents office heads classified by hand count before the patterns.
+            let manual = app.store.manual_classifications().await?;
+            let names = read_document_names(&file)?;
+            output::write_classification(out, &app.settings.classifier, &names, &manual)?;
+        }
+        Command::Calendar { .. } | Command::CheckConfig => {
             anyhow::bail!("a command that needs no store")
         }
         Command::Run { once: false, .. } => anyhow::bail!("the daemon is not a one-shot command"),
@@ -522,9 +637,74 @@ pub async fn execute<S: Store>(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The document names of `cierre documents classify FILE`: one per line, or the
-/// `nombre_archivo` column of a CSV export; `-` reads standard input.
-fn read_document_names(file: &str) -> anyhow::Result<Vec<String>> {
+/// What `cierre ack` and `cierre dismiss` were given: contract, kind, stage, state, until,
+/// document, document kind, who and why.
+type Answer = (
+    String,
+    String,
+    Option<String>,
+    AckState,
+    Option<NaiveDate>,
+    Option<String>,
+    Option<String>,
+    Why,
+);
+
+/// Records an answer; exit 2 with every problem when it is wrong, 1 when the contract or
+/// its open finding is not there.
+async fn answer_finding<S: Store>(
+    app: &App<S>,
+    answer: Answer,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let (contract_id, kind, stage, state, until, document_id, document_kind, why) = answer;
+    let mut errors = Vec::new();
+    let kind = kind.parse().map_err(|e| errors.push(format!("{e}"))).ok();
+    let stage = stage.and_then(|s| s.parse().map_err(|e| errors.push(format!("{e}"))).ok());
+    let (Some(kind), true) = (kind, errors.is_empty()) else {
+        for e in errors {
+            eprintln!("error: {e}");
+        }
+        return Ok(ExitCode::from(2));
+    };
+    let ack = NewAck {
+        contract_id,
+        kind,
+        stage,
+        state,
+        until,
+        document_id,
+        document_kind,
+        reason: why.reason,
+        note: why.note,
+        author: why.author,
+    };
+    let today = app.clock.today(app.settings.schedule.timezone);
+    match crate::findings::acks::acknowledge(&app.store, &app.settings, &ack, today, app.clock.now())
+        .await
+    {
+        Ok((_, a)) => {
+            writeln!(out, "{}", a.id)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(AckError::Invalid(errors)) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            Ok(ExitCode::from(2))
+        }
+        Err(AckError::NotFound(e)) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+        Err(AckError::Store(e)) => Err(e.into()),
+    }
+}
+
+/// The documents of `cierre documents classify FILE`, as (`id_documento`, name): one name
+/// per line, or the `nombre_archivo` (and `id_documento`) columns of a CSV export; `-`
+/// reads standard input.
+fn read_document_names(file: &str) -> anyhow::Result<Vec<(Option<String>, String)>> {
     use std::io::Read;
     let mut text = String::new();
     if file == "-" {
@@ -532,17 +712,22 @@ fn read_document_names(file: &str) -> anyhow::Result<Vec<String>> {
     } else {
         text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
     }
-    let mut names: Vec<String> = Vec::new();
+    let mut names = Vec::new();
     let header = text.lines().next().unwrap_or("");
     if header.split(',').any(|h| h.trim() == "nombre_archivo") {
         let mut reader = csv::Reader::from_reader(text.as_bytes());
-        let column =
-            reader.headers()?.iter().position(|h| h.trim() == "nombre_archivo").unwrap_or(0);
+        let headers = reader.headers()?.clone();
+        let at = |name: &str| headers.iter().position(|h| h.trim() == name);
+        let (column, id) = (at("nombre_archivo").unwrap_or(0), at("id_documento"));
         for record in reader.records() {
-            names.push(record?.get(column).unwrap_or("").to_string());
+            let record = record?;
+            let id = id.and_then(|i| record.get(i)).map(str::to_string);
+            names.push((id, record.get(column).unwrap_or("").to_string()));
         }
     } else {
-        names.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+        names.extend(
+            text.lines().filter(|l| !l.trim().is_empty()).map(|l| (None, l.to_string())),
+        );
     }
     Ok(names)
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use serde_json::json;
 
+pub mod acks;
 pub mod silences;
 
 use crate::calendar::Calendar;
@@ -152,6 +153,7 @@ impl PageChanges {
             && c.relevelled.is_empty()
             && c.refreshed.is_empty()
             && c.resolved.is_empty()
+            && c.reopened.is_empty()
             && self.events.is_empty()
     }
 }
@@ -208,7 +210,11 @@ fn group_facts<'a>(
         if list.iter().any(|x| x.id == d.id) {
             continue;
         }
-        let kind = memo.kind(engine, &d.file_name, &d.description);
+        // Classified by hand (an office head's documento_publicado) before by name.
+        let kind = match facts.classified.get(&d.id) {
+            Some(kind) => kind.clone(),
+            None => memo.kind(engine, &d.file_name, &d.description),
+        };
         list.push(DocumentFact {
             id: d.id.clone(),
             kind,
@@ -275,28 +281,45 @@ fn evaluate_page(
                     }
                     changes.opened.push(f);
                 }
-                Some(stored) if stored.finding.level != f.level => {
-                    let before = urgency(&settings.levels, &stored.finding.level);
-                    let after = urgency(&settings.levels, &f.level);
-                    let kind = if after < before { "escalated" } else { "deescalated" };
-                    if kind == "escalated" && !hooks.is_empty() && is_muted(&f) {
-                        eval.muted += 1;
-                    } else if kind == "escalated" && !hooks.is_empty() {
-                        let data = json!({
-                            "finding": &f,
-                            "previous_level": &stored.finding.level,
-                            "contract": contract_json(contract),
-                        });
-                        let id = format!("{c}|{k}|{s}|{}|{as_of}", f.level);
-                        let e = event("finding.escalated", id, data);
-                        events.extend(outbox_items(&e, hooks));
+                Some(stored) => {
+                    if let Some(ack) = &stored.ack
+                        && let Some(why) = acks::reopen_reason(ack, &f, as_of, settings)
+                    {
+                        if !hooks.is_empty() && is_muted(&f) {
+                            eval.muted += 1;
+                        } else if !hooks.is_empty() {
+                            let data = json!({
+                                "finding": &f,
+                                "reason": &why,
+                                "acknowledgement": { "id": ack.id, "state": ack.state },
+                                "contract": contract_json(contract),
+                            });
+                            let id = format!("{c}|{k}|{s}|reopened|{}", ack.id);
+                            events.extend(outbox_items(&event("finding.reopened", id, data), hooks));
+                        }
+                        changes.reopened.push((stored.id, ack.id, why));
                     }
-                    changes.relevelled.push((stored.id, f, kind));
+                    if stored.finding.level != f.level {
+                        let before = urgency(&settings.levels, &stored.finding.level);
+                        let after = urgency(&settings.levels, &f.level);
+                        let kind = if after < before { "escalated" } else { "deescalated" };
+                        if kind == "escalated" && !hooks.is_empty() && is_muted(&f) {
+                            eval.muted += 1;
+                        } else if kind == "escalated" && !hooks.is_empty() {
+                            let data = json!({
+                                "finding": &f,
+                                "previous_level": &stored.finding.level,
+                                "contract": contract_json(contract),
+                            });
+                            let id = format!("{c}|{k}|{s}|{}|{as_of}", f.level);
+                            let e = event("finding.escalated", id, data);
+                            events.extend(outbox_items(&e, hooks));
+                        }
+                        changes.relevelled.push((stored.id, f, kind));
+                    } else if !stored.finding.same_apart_from_days_left(&f) {
+                        changes.refreshed.push((stored.id, f));
+                    }
                 }
-                Some(stored) if !stored.finding.same_apart_from_days_left(&f) => {
-                    changes.refreshed.push((stored.id, f))
-                }
-                Some(_) => {}
             }
         }
     }
@@ -428,6 +451,7 @@ mod tests {
             step: None,
             reasons: vec!["El plazo de ejecución terminó.".into()],
             missing: vec![],
+            facts: String::new(),
         };
         let day = NaiveDate::from_ymd_opt(2026, 3, 13).unwrap(); // a Friday
         f.count_days_from(&calendar, day);

@@ -36,6 +36,8 @@ pub fn router<S: Store + Clone + 'static>(daemon: Arc<Daemon<S>>) -> Router {
         .route("/api/outbox/requeue", post(requeue::<S>))
         .route("/api/silences", get(silences::<S>).post(add_silence::<S>))
         .route("/api/silences/{id}/expire", post(expire_silence::<S>))
+        .route("/api/acknowledgements", get(acknowledgements::<S>).post(acknowledge::<S>))
+        .route("/api/findings/{id}/history", get(finding_history::<S>))
         .layer(axum::middleware::map_response(secure))
         .with_state(daemon)
 }
@@ -245,6 +247,17 @@ async fn findings<S: Store + Clone + 'static>(
                 let by: Vec<i64> =
                     silences.iter().filter(|s| s.matches(&f, c, &offices)).map(|s| s.id).collect();
                 v["silenced_by"] = json!(by);
+                // The office head's answer in force, if any (and whether it hides it today).
+                v["acknowledgement"] = match &df.stored.ack {
+                    Some(a) => json!({
+                        "id": a.id,
+                        "state": a.state,
+                        "until": a.until,
+                        "level": a.level,
+                        "hidden": a.hides_on(today),
+                    }),
+                    None => serde_json::Value::Null,
+                };
                 items.push(v);
             }
             if items.len() == limit || scanned == FINDINGS_SCAN {
@@ -466,6 +479,80 @@ async fn expire_silence<S: Store + Clone + 'static>(
             Json(json!({ "error": format!("no silence {id} in force or to come") })),
         )
             .into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct AcknowledgementsQuery {
+    /// Ended answers too.
+    #[serde(default)]
+    all: bool,
+    /// Only the answers of this finding.
+    finding: Option<i64>,
+}
+
+/// `GET /api/acknowledgements[?all=true][&finding=ID]`: office heads' answers in force (or
+/// every one), newest first.
+async fn acknowledgements<S: Store + Clone + 'static>(
+    State(d): State<Arc<Daemon<S>>>,
+    Query(q): Query<AcknowledgementsQuery>,
+) -> Response {
+    match d.store.acknowledgements(q.finding, q.all).await {
+        Ok(list) => Json(json!({ "items": list })).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// `POST /api/acknowledgements` (bearer token), a JSON answer: `{"contract_id", "kind",
+/// "stage"?, "state": "en_tramite"|"no_aplica"|"documento_publicado", "until"?,
+/// "document_id"?, "document_kind"?, "reason", "note"?, "author"}`. 201 with the answer as
+/// stored; 400 with every error; 404 when the contract or its open finding is not there.
+async fn acknowledge<S: Store + Clone + 'static>(
+    State(d): State<Arc<Daemon<S>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    use crate::findings::acks::AckError;
+    let settings = d.settings();
+    if !authorised(&headers, settings.http.token.as_ref()) {
+        return unauthorised();
+    }
+    let ack: crate::domain::ack::NewAck = match serde_json::from_slice(&body) {
+        Ok(a) => a,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, Json(json!({ "errors": [e.to_string()] })))
+                .into_response();
+        }
+    };
+    let today = d.clock.today(settings.schedule.timezone);
+    match crate::findings::acks::acknowledge(&d.store, &settings, &ack, today, d.clock.now())
+        .await
+    {
+        Ok((_, stored)) => (StatusCode::CREATED, Json(stored)).into_response(),
+        Err(AckError::Invalid(errors)) => {
+            (StatusCode::BAD_REQUEST, Json(json!({ "errors": errors }))).into_response()
+        }
+        Err(AckError::NotFound(e)) => {
+            (StatusCode::NOT_FOUND, Json(json!({ "error": e }))).into_response()
+        }
+        Err(AckError::Store(e)) => internal(e),
+    }
+}
+
+/// `GET /api/findings/{id}/history`: what the rules concluded, the answers, reopenings and
+/// silences of a finding, oldest first; 404 when there is no such finding.
+async fn finding_history<S: Store + Clone + 'static>(
+    State(d): State<Arc<Daemon<S>>>,
+    Path(id): Path<i64>,
+) -> Response {
+    match crate::findings::acks::history(&d.store, &d.settings(), id).await {
+        Ok(list) if list.is_empty() => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": format!("no finding {id}") })),
+        )
+            .into_response(),
+        Ok(list) => Json(json!({ "items": list })).into_response(),
         Err(e) => internal(e),
     }
 }

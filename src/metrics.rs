@@ -1,6 +1,6 @@
 //! Metrics: what the daemon has done and holds, in Prometheus form for `/metrics` — job
-//! runs, durations and last successes, contracts synced, open findings, outbox depth and
-//! delivery failures.
+//! runs, durations and last successes, contracts synced, open findings (and those answered
+//! or silenced), outbox depth and delivery failures.
 
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
@@ -59,6 +59,7 @@ pub struct Metrics {
     contracts_stored: Gauge,
     findings_open: Family<FindingLabels, Gauge>,
     silences_active: Gauge,
+    acknowledged: Family<StateLabel, Gauge>,
     outbox: Family<StateLabel, Gauge>,
     delivery_failures: Family<ChannelLabel, Counter>,
 }
@@ -80,6 +81,7 @@ impl Metrics {
             contracts_stored: Gauge::default(),
             findings_open: Family::default(),
             silences_active: Gauge::default(),
+            acknowledged: Family::default(),
             outbox: Family::default(),
             delivery_failures: Family::default(),
             registry: Registry::default(),
@@ -111,6 +113,12 @@ impl Metrics {
             m.findings_open.clone(),
         );
         registry.register("silences_active", "Silences in force today", m.silences_active.clone());
+        registry.register(
+            "findings_acknowledged",
+            "Open findings with an office head's answer in force, by state (en_tramite, \
+             no_aplica, documento_publicado)",
+            m.acknowledged.clone(),
+        );
         registry.register("outbox_items", "Outbox items by state", m.outbox.clone());
         registry.register(
             "delivery_failures",
@@ -157,6 +165,13 @@ impl Metrics {
         }
         let silences = store.silences(today, false).await?;
         self.silences_active.set(silences.iter().filter(|s| s.active_on(today)).count() as i64);
+        self.acknowledged.clear();
+        for state in crate::domain::ack::AckState::ALL {
+            self.acknowledged.get_or_create(&StateLabel { state: state.as_str().into() }).set(0);
+        }
+        for (state, n) in store.acknowledgement_counts().await? {
+            self.acknowledged.get_or_create(&StateLabel { state }).set(n as i64);
+        }
         let c = store.outbox_counts().await?;
         for (state, n) in [
             ("pending", c.pending),

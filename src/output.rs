@@ -295,17 +295,44 @@ pub fn write_status(out: &mut dyn Write, s: &StatusReport) -> io::Result<()> {
 pub fn write_classification(
     out: &mut dyn Write,
     classifier: &Classifier,
-    names: &[String],
+    names: &[(Option<String>, String)],
+    manual: &[crate::domain::ack::ManualClassification],
 ) -> io::Result<()> {
+    let by_id: std::collections::HashMap<&str, &str> =
+        manual.iter().map(|m| (m.document_id.as_str(), m.kind.as_str())).collect();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for name in names {
-        let kind = classifier.classify(Some(name), None);
-        *counts.entry(kind.to_string()).or_default() += 1;
-        writeln!(out, "{kind}\t{name}")?;
+    for (id, name) in names {
+        match id.as_deref().and_then(|id| by_id.get(id)) {
+            Some(kind) => {
+                *counts.entry(kind.to_string()).or_default() += 1;
+                writeln!(out, "{kind}\t{name}\tmanual")?;
+            }
+            None => {
+                let kind = classifier.classify(Some(name), None);
+                *counts.entry(kind.to_string()).or_default() += 1;
+                writeln!(out, "{kind}\t{name}")?;
+            }
+        }
     }
     writeln!(out)?;
     for (kind, n) in &counts {
         writeln!(out, "{n:>6}  {kind} ({})", classifier.label(kind).unwrap_or(""))?;
+    }
+    if !manual.is_empty() {
+        // Beside the patterns: what office heads said (cierre ack --document).
+        writeln!(out)?;
+        writeln!(out, "classified by hand (id_documento, kind, author, when, reason):")?;
+        for m in manual {
+            writeln!(
+                out,
+                "manual\t{}\t{}\t{}\t{}\t{}",
+                m.document_id,
+                m.kind,
+                m.author,
+                m.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                m.reason
+            )?;
+        }
     }
     Ok(())
 }

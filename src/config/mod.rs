@@ -75,6 +75,7 @@ pub struct Settings {
     pub email: EmailSettings,
     pub delivery: DeliverySettings,
     pub retention: RetentionSettings,
+    pub acknowledgements: AckSettings,
     pub webhooks: Vec<Webhook>,
     pub http: HttpSettings,
     pub log_format: LogFormat,
@@ -335,6 +336,16 @@ pub struct RetentionSettings {
     pub runs_days: u32,
     /// The delivery history older than this many days is purged; `None`: kept for ever.
     pub history_days: Option<u32>,
+}
+
+/// How office heads' answers hold (`[acknowledgements]`).
+#[derive(Debug, Clone)]
+pub struct AckSettings {
+    /// An `en_tramite` finding comes back before its day when it escalates past the level
+    /// it was answered at.
+    pub reopen_on_escalation: bool,
+    /// How many days ahead an `en_tramite` may last at most.
+    pub max_days: u32,
 }
 
 #[derive(Debug, Clone)]

@@ -145,6 +145,10 @@ concurrency = 8
 retry_base_secs = 60
 retry_max_secs = 21600
 
+[acknowledgements]
+reopen_on_escalation = true
+max_days = 365
+
 [retention]
 outbox_days = 90
 runs_days = 90
@@ -186,6 +190,7 @@ pub struct Raw {
     pub email: RawEmail,
     pub delivery: RawDelivery,
     pub retention: RawRetention,
+    pub acknowledgements: RawAcknowledgements,
     #[serde(default)]
     pub webhooks: Vec<RawWebhook>,
     pub http: RawHttp,
@@ -417,6 +422,12 @@ pub struct RawDelivery {
     pub concurrency: i64,
     pub retry_base_secs: i64,
     pub retry_max_secs: i64,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawAcknowledgements {
+    pub reopen_on_escalation: bool,
+    pub max_days: i64,
 }
 
 #[derive(Debug, Deserialize)]

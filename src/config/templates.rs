@@ -128,6 +128,10 @@ pub struct Digest {
     pub attached_rows: Option<u64>,
     /// Findings of this recipient a silence keeps out of the digest.
     pub silenced: u64,
+    /// Findings of this recipient answered `en_tramite` (until a day still to come).
+    pub in_progress: u64,
+    /// Findings of this recipient answered `no_aplica` or `documento_publicado`.
+    pub dismissed: u64,
 }
 
 /// A section of the rows shown: those of one level.
@@ -259,6 +263,8 @@ pub fn sample_digest() -> Digest {
         attachments: vec!["hallazgos-secop-2025-03-20.xlsx".into()],
         attached_rows: None,
         silenced: 1,
+        in_progress: 1,
+        dismissed: 1,
     }
 }
 
@@ -296,5 +302,7 @@ pub fn context(d: &Digest) -> minijinja::Value {
         attachments => d.attachments.clone(),
         attached_rows => d.attached_rows,
         silenced => d.silenced,
+        in_progress => d.in_progress,
+        dismissed => d.dismissed,
     }
 }

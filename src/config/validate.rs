@@ -449,6 +449,7 @@ pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors>
         ("retention.outbox_days", raw.retention.outbox_days, 1..=36_500),
         ("retention.runs_days", raw.retention.runs_days, 1..=36_500),
         ("retention.history_days", raw.retention.history_days, 0..=36_500),
+        ("acknowledgements.max_days", raw.acknowledgements.max_days, 1..=3_650),
     ] {
         if !range.contains(&value) {
             e.add(key, format!("{value} is not between {} and {}", range.start(), range.end()));
@@ -731,6 +732,10 @@ pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors>
             runs_days: raw.retention.runs_days as u32,
             history_days: (raw.retention.history_days > 0)
                 .then_some(raw.retention.history_days as u32),
+        },
+        acknowledgements: AckSettings {
+            reopen_on_escalation: raw.acknowledgements.reopen_on_escalation,
+            max_days: raw.acknowledgements.max_days.clamp(1, 3_650) as u32,
         },
         webhooks,
         http: HttpSettings {

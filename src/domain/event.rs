@@ -7,8 +7,15 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// Every event type a webhook endpoint may subscribe to.
-pub const EVENT_TYPES: [&str; 5] =
-    ["finding.opened", "finding.escalated", "finding.resolved", "sync.completed", "sync.failed"];
+pub const EVENT_TYPES: [&str; 7] = [
+    "finding.opened",
+    "finding.escalated",
+    "finding.resolved",
+    "finding.acknowledged",
+    "finding.reopened",
+    "sync.completed",
+    "sync.failed",
+];
 
 /// One event, before it is queued for each endpoint.
 #[derive(Debug, Clone, Serialize)]

@@ -111,6 +111,10 @@ pub struct Finding {
     pub reasons: Vec<String>,
     /// Document kinds missing (for `missing_documents`).
     pub missing: Vec<String>,
+    /// A fingerprint of the facts it was concluded from (set by the evaluation, see
+    /// [`crate::domain::ack::facts`]): a dismissal holds while it stays the same.
+    #[serde(skip)]
+    pub facts: String,
 }
 
 impl Finding {
@@ -144,6 +148,7 @@ impl Finding {
             step,
             reasons,
             missing,
+            facts,
         } = self;
         *contract_id == other.contract_id
             && *kind == other.kind
@@ -154,6 +159,7 @@ impl Finding {
             && *step == other.step
             && *reasons == other.reasons
             && *missing == other.missing
+            && *facts == other.facts
     }
 }
 
@@ -163,6 +169,8 @@ pub struct StoredFinding {
     pub id: i64,
     pub opened_on: NaiveDate,
     pub finding: Finding,
+    /// The office head's answer in force, if any.
+    pub ack: Option<super::ack::AckInForce>,
 }
 
 #[cfg(test)]
@@ -181,6 +189,7 @@ mod tests {
             step: None,
             reasons: vec!["El plazo de ejecución terminó.".into()],
             missing: vec![],
+            facts: String::new(),
         }
     }
 

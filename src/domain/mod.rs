@@ -3,6 +3,7 @@
 //! stores, the findings the rules conclude, the webhook events announcing them, and the
 //! Spanish every report is written in. Imports nothing else of the crate.
 
+pub mod ack;
 pub mod event;
 pub mod finding;
 pub mod record;
@@ -99,6 +100,9 @@ pub struct Contract {
     /// The day the stored row last changed (set by the store, not the source): the best
     /// evidence of when a contract became `terminado` when SECOP II gives no date.
     pub changed_on: Option<NaiveDate>,
+    /// The hash of the row as the source last sent it (set by the store): what a
+    /// dismissal's facts compare.
+    pub content_hash: Option<String>,
 }
 
 /// The contract fields routes may match on, by their SODA API names.

@@ -25,6 +25,7 @@ use crate::config::{AttachmentFormat, Person, Settings, routing};
 use crate::domain::spanish::{
     days_left, fecha, kind_guide, kind_label, level_label, pesos, step_label,
 };
+use crate::domain::ack::AckState;
 use crate::domain::{Contract, Kind};
 use crate::rules::urgency;
 use crate::store::{DigestFinding, NewOutboxItem, ResolvedCursor, Store};
@@ -105,8 +106,16 @@ struct Recipient {
     new: u64,
     escalated: u64,
     resolved: u64,
-    /// Findings a silence keeps out of this digest.
+    /// Findings not shown: kept out by a silence, answered en_tramite, dismissed.
+    hidden: Hidden,
+}
+
+/// A recipient's findings left out of their digest, by why.
+#[derive(Debug, Clone, Copy, Default)]
+struct Hidden {
     silenced: u64,
+    in_progress: u64,
+    dismissed: u64,
 }
 
 /// The recipients a finding reaches at `level`: the offices' people at that level, or the
@@ -182,7 +191,7 @@ impl Digests {
             .collect();
         let stored = store.silences(slot, false).await.context("reading silences")?;
         let silences = crate::findings::silences::in_force(&stored, slot, settings);
-        let mut silenced: HashMap<String, u64> = HashMap::new();
+        let mut hidden: HashMap<String, Hidden> = HashMap::new();
         let mut index: HashMap<String, u32> = HashMap::new();
         let mut recipients: Vec<Recipient> = Vec::new();
         let mut spool = Spool::default();
@@ -205,10 +214,18 @@ impl Digests {
                     unrouted += 1;
                     tracing::debug!(contract = %df.contract.id, entity = ?df.contract.entity_nit, "finding matches no route");
                 }
-                // Silenced: counted for its recipients, not shown.
-                if silences.iter().any(|s| s.matches(&f, &df.contract, &offices)) {
+                // Answered, or silenced: counted for its recipients, not shown.
+                let answered = df.stored.ack.as_ref().filter(|a| a.hides_on(slot));
+                let silenced = answered.is_none()
+                    && silences.iter().any(|s| s.matches(&f, &df.contract, &offices));
+                if answered.is_some() || silenced {
                     for p in people {
-                        *silenced.entry(p.email.to_string().to_lowercase()).or_default() += 1;
+                        let h = hidden.entry(p.email.to_string().to_lowercase()).or_default();
+                        match answered.map(|a| a.state) {
+                            Some(AckState::EnTramite) => h.in_progress += 1,
+                            Some(_) => h.dismissed += 1,
+                            None => h.silenced += 1,
+                        }
                     }
                     continue;
                 }
@@ -232,7 +249,7 @@ impl Digests {
                                 new: 0,
                                 escalated: 0,
                                 resolved: 0,
-                                silenced: 0,
+                                hidden: Hidden::default(),
                             });
                             i
                         }
@@ -261,9 +278,9 @@ impl Digests {
                 }
             }
         }
-        for (key, n) in silenced {
+        for (key, h) in hidden {
             if let Some(&i) = index.get(&key) {
-                recipients[i as usize].silenced = n;
+                recipients[i as usize].hidden = h;
             }
         }
         count_resolved(store, settings, slot, &index, &mut recipients).await?;
@@ -429,7 +446,9 @@ async fn build_one<S: Store>(
         overdue_contracts: overdue.len() as u64,
         attachments: names,
         attached_rows: None,
-        silenced: r.silenced,
+        silenced: r.hidden.silenced,
+        in_progress: r.hidden.in_progress,
+        dismissed: r.hidden.dismissed,
     };
     let limit = settings.email.max_message_bytes;
     let total = entries.len() as u64;

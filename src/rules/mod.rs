@@ -223,11 +223,17 @@ impl Engine {
             rules: &self.rule_settings,
             classifier: &self.classifier,
         };
+        let docs = || d.documents.iter().map(|x| (x.id.as_str(), x.kind.as_str()));
         self.rules
             .iter()
             .flat_map(|r| r.evaluate(d, &ctx))
             .map(|d| {
                 let left = self.calendar.business_days_between(as_of, d.deadline);
+                let facts = crate::domain::ack::facts(
+                    c.content_hash.as_deref(),
+                    docs(),
+                    d.step.as_deref(),
+                );
                 Finding {
                     contract_id: c.id.clone(),
                     kind: d.kind,
@@ -239,6 +245,7 @@ impl Engine {
                     step: d.step,
                     reasons: d.reasons,
                     missing: d.missing,
+                    facts,
                 }
             })
             .collect()

@@ -301,6 +301,7 @@ pub fn parse_contract(text: &str) -> Result<Parsed<Contract>, String> {
         supplier_name: f.text("proveedor_adjudicado"),
         supplier_document: f.text("documento_proveedor"),
         changed_on: None,
+        content_hash: None,
     };
     let id = required_id(&f, "id_contrato");
     match (id, errors.is_empty()) {

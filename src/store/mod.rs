@@ -14,6 +14,7 @@ use std::future::Future;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::config::Settings;
+use crate::domain::ack::{Acknowledgement, HistoryEntry, ManualClassification, NewAck};
 use crate::domain::silence::{NewSilence, Silence};
 use crate::domain::{Contract, Document, Guarantee};
 use crate::domain::{Finding, StoredFinding};
@@ -51,6 +52,10 @@ pub struct DossierFacts {
     /// document may come twice for a contract; deduplicate by `id_documento`.
     pub documents: Vec<(String, Document)>,
     pub guarantees: Vec<Guarantee>,
+    /// The documents office heads classified by hand (`id_documento` → kind), read in the
+    /// same snapshot as the findings (whose answers may name them). A short table: read
+    /// whole.
+    pub classified: std::collections::HashMap<String, String>,
 }
 
 /// What [`FindingStore::evaluation_page`] reads.
@@ -73,6 +78,9 @@ pub struct FindingChanges {
     /// not the days left alone, which are counted whenever findings are read).
     pub refreshed: Vec<(i64, Finding)>,
     pub resolved: Vec<i64>,
+    /// Answers in force that no longer hold: (finding id, answer id, why in Spanish). The
+    /// finding is shown again; the answer ends, unless it was answered again meanwhile.
+    pub reopened: Vec<(i64, i64, String)>,
 }
 
 /// An item to put in the outbox.
@@ -277,11 +285,6 @@ pub trait FindingStore: Send + Sync {
         on: NaiveDate,
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<u64>> + Send;
-    /// Each event of a finding: (event, level, date).
-    fn finding_history(
-        &self,
-        finding_id: i64,
-    ) -> impl Future<Output = StoreResult<Vec<(String, String, NaiveDate)>>> + Send;
     /// Open findings counted by kind and level.
     fn findings_summary(
         &self,
@@ -367,6 +370,56 @@ pub trait SilenceStore: Send + Sync {
         day: NaiveDate,
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<bool>> + Send;
+}
+
+/// Office heads' answers on findings, the history they join, and the documents they
+/// classified by hand.
+pub trait AckStore: Send + Sync {
+    /// A finding by id, open or not.
+    fn finding(&self, id: i64) -> impl Future<Output = StoreResult<Option<StoredFinding>>> + Send;
+    /// The open findings of a contract, by kind and stage.
+    fn open_findings_of(
+        &self,
+        contract_id: &str,
+    ) -> impl Future<Output = StoreResult<Vec<StoredFinding>>> + Send;
+    /// Records an answer on open finding `finding_id`, in one transaction: the answer in
+    /// force before ends, the finding carries the new one (with its level and facts), its
+    /// history says so, a `documento_publicado` classifies its document, and `events` are
+    /// queued. `None` when the finding is no longer open (nothing is written).
+    fn acknowledge(
+        &self,
+        finding_id: i64,
+        ack: &NewAck,
+        events: &[NewOutboxItem],
+        on: NaiveDate,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<Option<i64>>> + Send;
+    /// Answers, newest first: those in force (every one when `all`), of one finding when
+    /// given.
+    fn acknowledgements(
+        &self,
+        finding_id: Option<i64>,
+        all: bool,
+    ) -> impl Future<Output = StoreResult<Vec<Acknowledgement>>> + Send;
+    /// Open findings with an answer in force, counted by state.
+    fn acknowledgement_counts(
+        &self,
+    ) -> impl Future<Output = StoreResult<Vec<(String, u64)>>> + Send;
+    /// Everything that happened to a finding, oldest first.
+    fn finding_history(
+        &self,
+        finding_id: i64,
+    ) -> impl Future<Output = StoreResult<Vec<HistoryEntry>>> + Send;
+    /// The documents classified by hand, by id.
+    fn manual_classifications(
+        &self,
+    ) -> impl Future<Output = StoreResult<Vec<ManualClassification>>> + Send;
+    /// A stored document's contract and process (`id_contrato`, `proceso`), unless it has
+    /// vanished from the source.
+    fn document_owner(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = StoreResult<Option<(Option<String>, Option<String>)>>> + Send;
 }
 
 /// The notification outbox and the health of its targets, as notify and deliver use them.
@@ -533,6 +586,7 @@ pub trait Store:
     + FindingStore
     + DigestStore
     + SilenceStore
+    + AckStore
     + OutboxStore
     + RunStore
     + Clone
@@ -554,7 +608,9 @@ pub trait Store:
 /// Every stage's store trait, for code that works on a concrete backend (the CLI, tests):
 /// `use cierre::store::prelude::*;`.
 pub mod prelude {
-    pub use super::{DigestStore, FindingStore, OutboxStore, RunStore, SilenceStore, Store};
+    pub use super::{
+        AckStore, DigestStore, FindingStore, OutboxStore, RunStore, SilenceStore, Store,
+    };
     pub use crate::sync::SyncStore;
 }
 

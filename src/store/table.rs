@@ -37,8 +37,8 @@ pub fn of(dataset: Dataset) -> (&'static str, &'static str) {
 
 /// The columns a contract is read back by: its key, its typed columns and when its row last
 /// changed (the day a change of state is dated from). Both backends select these.
-pub const CONTRACT_READ: [&str; 32] =
-    read_columns(Contract::KEY, Contract::COLUMNS, &["last_changed"]);
+pub const CONTRACT_READ: [&str; 33] =
+    read_columns(Contract::KEY, Contract::COLUMNS, &["last_changed", "content_hash"]);
 
 /// The columns a guarantee is read back by: its key and its typed columns.
 pub const GUARANTEE_READ: [&str; 9] = read_columns(Guarantee::KEY, Guarantee::COLUMNS, &[]);

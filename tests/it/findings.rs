@@ -234,7 +234,7 @@ async fn a_finding_is_escalated_as_its_deadline_nears_and_resolved_when_closed()
     assert!(t.app.store.open_findings_sorted(None, u32::MAX).await.unwrap().is_empty());
     let history = t.app.store.finding_history(1).await.unwrap();
     let events: Vec<(&str, &str)> =
-        history.iter().map(|(e, l, _)| (e.as_str(), l.as_str())).collect();
+        history.iter().map(|h| (h.event.as_str(), h.level.as_str())).collect();
     assert_eq!(
         events,
         [
@@ -244,7 +244,7 @@ async fn a_finding_is_escalated_as_its_deadline_nears_and_resolved_when_closed()
             ("resolved", "vencido")
         ]
     );
-    assert_eq!(history[3].2, after);
+    assert_eq!(history[3].on_date, after);
 }
 
 #[tokio::test]
@@ -275,7 +275,7 @@ async fn two_evaluations_racing_open_each_finding_once() {
     for f in open.iter().take(50) {
         let history = t.app.store.finding_history(f.id).await.unwrap();
         assert_eq!(history.len(), 1, "{history:?}");
-        assert_eq!(history[0].0, "opened");
+        assert_eq!(history[0].event, "opened");
     }
     // And the next evaluation finds nothing to change.
     let again = t.app.evaluate(Some(day)).await.unwrap();

@@ -13,6 +13,7 @@ use super::PgStore;
 use super::outbox::insert_outbox;
 use super::rows::{self, FINDING_COLUMNS, contract_columns, guarantee_columns, json};
 use crate::domain::Contract;
+use crate::domain::ack;
 use crate::domain::{Finding, StoredFinding};
 use crate::error::StoreResult;
 use crate::store::{
@@ -66,7 +67,13 @@ impl FindingStore for PgStore {
             Some(last) if contracts.len() == limit as usize => Some(last.id.clone()),
             _ => None,
         };
-        let facts = dossier_facts(&mut tx, after, up_to.as_deref()).await?;
+        let mut facts = dossier_facts(&mut tx, after, up_to.as_deref()).await?;
+        facts.classified =
+            sqlx::query_as::<_, (String, String)>("SELECT id_documento, kind FROM document_classifications")
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .collect();
         let sql = format!(
             "SELECT {FINDING_COLUMNS} FROM findings WHERE status = 'open' AND {}",
             range("contract_id", up_to.is_some())
@@ -128,19 +135,6 @@ impl FindingStore for PgStore {
         apply_findings(&self.pool, changes, events, on, at).await
     }
 
-    async fn finding_history(
-        &self,
-        finding_id: i64,
-    ) -> StoreResult<Vec<(String, String, NaiveDate)>> {
-        let found = sqlx::query(
-            "SELECT event, level, on_date FROM finding_events WHERE finding_id = $1 ORDER BY id",
-        )
-        .bind(finding_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(found.iter().map(|r| (r.get("event"), r.get("level"), r.get("on_date"))).collect())
-    }
-
     async fn findings_summary(&self) -> StoreResult<Vec<(String, String, u64)>> {
         let found = sqlx::query(
             "SELECT kind, level, COUNT(*) AS n FROM findings WHERE status = 'open' \
@@ -194,7 +188,7 @@ async fn dossier_facts(
         .iter()
         .map(rows::guarantee)
         .collect();
-    Ok(DossierFacts { documents, guarantees })
+    Ok(DossierFacts { documents, guarantees, ..Default::default() })
 }
 
 /// Rows per multi-row statement of [`apply_findings_batched`] (at most 9 values each).
@@ -216,7 +210,8 @@ async fn apply_findings(
     for chunk in changes.opened.chunks(FINDING_ROWS) {
         let mut q = QueryBuilder::<Postgres>::new(
             "INSERT INTO findings (contract_id, kind, stage, status, since, deadline, \
-             business_days_left, level, step, reasons, missing, evaluated_on, opened_on, updated_at) ",
+             business_days_left, level, step, reasons, missing, evaluated_on, opened_on, \
+             updated_at, facts) ",
         );
         q.push_values(chunk, |mut b, f| {
             b.push_bind(&f.contract_id)
@@ -232,7 +227,8 @@ async fn apply_findings(
                 .push_bind(json(&f.missing))
                 .push_bind(on)
                 .push_bind(on)
-                .push_bind(at);
+                .push_bind(at)
+                .push_bind(&f.facts);
         });
         // Another replica may have opened some first: those are skipped, and not recorded.
         q.push(
@@ -255,7 +251,7 @@ async fn apply_findings(
         let mut q = QueryBuilder::<Postgres>::new(
             "UPDATE findings AS f SET since = v.since, deadline = v.deadline, \
              business_days_left = v.days, level = v.level, step = v.step, reasons = v.reasons, \
-             missing = v.missing, evaluated_on = ",
+             missing = v.missing, facts = v.facts, evaluated_on = ",
         );
         q.push_bind(on).push(", updated_at = ").push_bind(at).push(" FROM (");
         q.push_values(chunk, |mut b, (id, f, _)| {
@@ -274,10 +270,12 @@ async fn apply_findings(
                 .push_bind(json(&f.reasons))
                 .push_unseparated("::text")
                 .push_bind(json(&f.missing))
+                .push_unseparated("::text")
+                .push_bind(&f.facts)
                 .push_unseparated("::text");
         });
         q.push(
-            ") AS v (id, since, deadline, days, level, step, reasons, missing) \
+            ") AS v (id, since, deadline, days, level, step, reasons, missing, facts) \
              WHERE f.id = v.id AND f.status = 'open' RETURNING f.id, f.level",
         );
         for row in q.build().fetch_all(&mut *tx).await? {
@@ -287,10 +285,14 @@ async fn apply_findings(
             }
         }
     }
+    // (answer id, why) of the answers that end: with their finding, or when it reopens.
+    let mut ended: Vec<(i64, String)> = Vec::new();
     for chunk in changes.resolved.chunks(FINDING_ROWS) {
         let rows = sqlx::query(
-            "UPDATE findings SET status = 'resolved', resolved_on = $1, updated_at = $2 \
-             WHERE id = ANY($3) AND status = 'open' RETURNING id, level",
+            "UPDATE findings AS f SET status = 'resolved', resolved_on = $1, updated_at = $2, \
+             ack_id = NULL, ack_state = NULL, ack_until = NULL, ack_level = NULL, ack_facts = NULL \
+             FROM findings AS old WHERE old.id = f.id AND f.id = ANY($3) AND f.status = 'open' \
+             RETURNING f.id, f.level, old.ack_id",
         )
         .bind(on)
         .bind(at)
@@ -300,7 +302,54 @@ async fn apply_findings(
         // Ids another replica resolved first are not returned.
         for row in rows {
             history.push((row.get(0), "resolved", row.get(1)));
+            if let Some(answer) = row.get::<Option<i64>, _>(2) {
+                ended.push((answer, ack::RESOLVED.to_string()));
+            }
         }
+    }
+    // (finding id, level, why) of the findings shown again.
+    let mut reopened: Vec<(i64, String, String)> = Vec::new();
+    for (id, ack, why) in &changes.reopened {
+        let level: Option<String> = sqlx::query_scalar(
+            "UPDATE findings SET ack_id = NULL, ack_state = NULL, ack_until = NULL, \
+             ack_level = NULL, ack_facts = NULL, updated_at = $3 \
+             WHERE id = $1 AND ack_id = $2 AND status = 'open' RETURNING level",
+        )
+        .bind(id)
+        .bind(ack)
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await?;
+        // None: answered again, or resolved, meanwhile.
+        if let Some(level) = level {
+            ended.push((*ack, why.clone()));
+            reopened.push((*id, level, why.clone()));
+        }
+    }
+    for (ack, why) in &ended {
+        sqlx::query(
+            "UPDATE acknowledgements SET ended_on = $1, ended_reason = $2, ended_at = $3 \
+             WHERE id = $4 AND ended_at IS NULL",
+        )
+        .bind(on)
+        .bind(why)
+        .bind(at)
+        .bind(ack)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for (id, level, why) in &reopened {
+        sqlx::query(
+            "INSERT INTO finding_events (finding_id, event, level, on_date, created_at, detail) \
+             VALUES ($1, 'reopened', $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(level)
+        .bind(on)
+        .bind(at)
+        .bind(why)
+        .execute(&mut *tx)
+        .await?;
     }
     let opened = history.iter().filter(|(_, e, _)| *e == "opened").count() as u64;
     for chunk in history.chunks(FINDING_ROWS) {

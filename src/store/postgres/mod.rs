@@ -3,6 +3,7 @@
 //! unique key. Every statement of this backend is in this folder: `sync.rs`, `findings.rs`,
 //! `outbox.rs`, `runs.rs`, one per stage trait; rows are mapped by column name in `rows.rs`.
 
+mod acks;
 mod digests;
 mod findings;
 mod outbox;

@@ -6,6 +6,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 
 use crate::domain::{Contract, Document, Flag, Guarantee};
+use crate::domain::ack::{AckInForce, Acknowledgement};
 use crate::domain::{Finding, StoredFinding};
 use crate::error::{StoreError, StoreResult};
 use crate::store::{Delivery, EndpointHealth, JobRun, OutboxItem};
@@ -22,7 +23,8 @@ pub(super) fn guarantee_columns() -> String {
 
 /// The finding columns the evaluation and the listings read, as [`finding`] maps them.
 pub(super) const FINDING_COLUMNS: &str = "id, opened_on, contract_id, kind, stage, since, \
-    deadline, business_days_left, level, step, reasons, missing";
+    deadline, business_days_left, level, step, reasons, missing, facts, ack_id, ack_state, \
+    ack_until, ack_level, ack_facts";
 
 /// A list stored as a JSON array of strings.
 pub(super) fn json(list: &[String]) -> String {
@@ -64,6 +66,7 @@ pub(super) fn contract(r: &PgRow) -> Contract {
         supplier_name: r.get("proveedor_adjudicado"),
         supplier_document: r.get("documento_proveedor"),
         changed_on: r.get::<Option<DateTime<Utc>>, _>("last_changed").map(|t| t.date_naive()),
+        content_hash: r.get("content_hash"),
     }
 }
 
@@ -91,6 +94,20 @@ pub(super) fn finding(r: &PgRow) -> StoreResult<StoredFinding> {
             step: r.get("step"),
             reasons: list("reasons")?,
             missing: list("missing")?,
+            facts: r.get::<Option<String>, _>("facts").unwrap_or_default(),
+        },
+        ack: match r.get::<Option<i64>, _>("ack_id") {
+            None => None,
+            Some(id) => Some(AckInForce {
+                id,
+                state: r
+                    .get::<String, _>("ack_state")
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("findings.ack_state: {e}")))?,
+                until: r.get("ack_until"),
+                level: r.get("ack_level"),
+                facts: r.get("ack_facts"),
+            }),
         },
     })
 }
@@ -184,4 +201,34 @@ pub(super) fn job_run(r: &PgRow) -> JobRun {
         error: r.get("error"),
         owner: r.get("owner"),
     }
+}
+
+/// An acknowledgement row joined with its finding's contract_id, kind and stage.
+pub(super) fn acknowledgement(r: &PgRow) -> StoreResult<Acknowledgement> {
+    let corrupt = |col: &str, e: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!("acknowledgements.{col}: {e}"))
+    };
+    let stage: String = r.get("stage");
+    Ok(Acknowledgement {
+        id: r.get("id"),
+        finding_id: r.get("finding_id"),
+        contract_id: r.get("contract_id"),
+        kind: r.get::<String, _>("kind").parse().map_err(|e| corrupt("kind", &e))?,
+        stage: (!stage.is_empty())
+            .then(|| stage.parse())
+            .transpose()
+            .map_err(|e| corrupt("stage", &e))?,
+        state: r.get::<String, _>("state").parse().map_err(|e| corrupt("state", &e))?,
+        until: r.get("until"),
+        level: r.get("level"),
+        document_id: r.get("document_id"),
+        document_kind: r.get("document_kind"),
+        author: r.get("author"),
+        reason: r.get("reason"),
+        note: r.get("note"),
+        on_date: r.get("on_date"),
+        created_at: r.get("created_at"),
+        ended_on: r.get("ended_on"),
+        ended_reason: r.get("ended_reason"),
+    })
 }

@@ -13,6 +13,7 @@ use super::SqliteStore;
 use super::outbox::insert_outbox;
 use super::rows::{self, Columns, Day, Ts, json};
 use crate::domain::StoredFinding;
+use crate::domain::ack;
 use crate::domain::{Contract, Document};
 use crate::error::StoreResult;
 use crate::store::{
@@ -74,22 +75,6 @@ impl FindingStore for SqliteStore {
     ) -> StoreResult<u64> {
         let (changes, events) = (changes.clone(), events.to_vec());
         self.with_bulk(move |conn| apply_findings(conn, &changes, &events, on, at)).await
-    }
-
-    async fn finding_history(
-        &self,
-        finding_id: i64,
-    ) -> StoreResult<Vec<(String, String, NaiveDate)>> {
-        self.with_conn(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT event, level, on_date FROM finding_events WHERE finding_id = ?1 ORDER BY id",
-            )?;
-            let rows = stmt.query_map([finding_id], |r| {
-                Ok((r.get("event")?, r.get("level")?, r.get::<_, Day>("on_date")?.0))
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
-        .await
     }
 
     async fn findings_summary(&self) -> StoreResult<Vec<(String, String, u64)>> {
@@ -206,6 +191,13 @@ fn evaluation_page(conn: &mut Connection, after: &str, limit: u32) -> StoreResul
             open.push(rows::finding(r, &cols)?);
         }
     }
+    {
+        let mut stmt = tx.prepare_cached("SELECT id_documento, kind FROM document_classifications")?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            facts.classified.insert(r.get(0)?, r.get(1)?);
+        }
+    }
     tx.commit()?;
     Ok(EvaluationPage { contracts, up_to, facts, open })
 }
@@ -266,8 +258,9 @@ fn apply_findings(
         // is the connection's last insert rowid.
         let mut insert = tx.prepare_cached(
             "INSERT INTO findings (contract_id, kind, stage, status, since, deadline, \
-             business_days_left, level, step, reasons, missing, evaluated_on, opened_on, updated_at) \
-             VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12) \
+             business_days_left, level, step, reasons, missing, evaluated_on, opened_on, \
+             updated_at, facts) \
+             VALUES (?1, ?2, ?3, 'open', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12, ?13) \
              ON CONFLICT (contract_id, kind, stage) WHERE status = 'open' DO NOTHING",
         )?;
         for f in &changes.opened {
@@ -283,7 +276,8 @@ fn apply_findings(
                 json(&f.reasons),
                 json(&f.missing),
                 on,
-                at
+                at,
+                f.facts
             ])?;
             // 0: another replica opened it first.
             if inserted == 1 {
@@ -294,8 +288,8 @@ fn apply_findings(
         }
         let mut update = tx.prepare_cached(
             "UPDATE findings SET since = ?1, deadline = ?2, business_days_left = ?3, level = ?4, \
-             step = ?5, reasons = ?6, missing = ?7, evaluated_on = ?8, updated_at = ?9 \
-             WHERE id = ?10 AND status = 'open'",
+             step = ?5, reasons = ?6, missing = ?7, evaluated_on = ?8, updated_at = ?9, \
+             facts = ?11 WHERE id = ?10 AND status = 'open'",
         )?;
         let updates = changes
             .relevelled
@@ -313,23 +307,52 @@ fn apply_findings(
                 json(&f.missing),
                 on,
                 at,
-                id
+                id,
+                f.facts
             ])?;
             // 0: another replica resolved it meanwhile; nothing to record.
             if let (Some(ev), 1) = (ev, updated) {
                 event.execute(params![id, ev, f.level, on, at])?;
             }
         }
+        // An answer ends with its finding, or when the finding reopens.
+        let mut end_ack = tx.prepare_cached(
+            "UPDATE acknowledgements SET ended_on = ?1, ended_reason = ?2, ended_at = ?3 \
+             WHERE id = ?4 AND ended_at IS NULL",
+        )?;
         let mut resolve = tx.prepare_cached(
-            "UPDATE findings SET status = 'resolved', resolved_on = ?1, updated_at = ?2 \
-             WHERE id = ?3 AND status = 'open' RETURNING level",
+            "UPDATE findings SET status = 'resolved', resolved_on = ?1, updated_at = ?2, \
+             ack_id = NULL, ack_state = NULL, ack_until = NULL, ack_level = NULL, ack_facts = NULL \
+             WHERE id = ?3 AND status = 'open' RETURNING level, \
+             (SELECT id FROM acknowledgements WHERE finding_id = ?3 AND ended_at IS NULL) AS ack",
         )?;
         for &id in &changes.resolved {
-            let level: Option<String> =
-                resolve.query_row(params![on, at, id], |r| r.get(0)).optional()?;
+            let row: Option<(String, Option<i64>)> =
+                resolve.query_row(params![on, at, id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
             // None: another replica resolved it first.
-            if let Some(level) = level {
+            if let Some((level, answer)) = row {
                 event.execute(params![id, "resolved", level, on, at])?;
+                if let Some(answer) = answer {
+                    end_ack.execute(params![on, ack::RESOLVED, at, answer])?;
+                }
+            }
+        }
+        let mut reopen = tx.prepare_cached(
+            "UPDATE findings SET ack_id = NULL, ack_state = NULL, ack_until = NULL, \
+             ack_level = NULL, ack_facts = NULL, updated_at = ?3 \
+             WHERE id = ?1 AND ack_id = ?2 AND status = 'open' RETURNING level",
+        )?;
+        let mut reopened = tx.prepare_cached(
+            "INSERT INTO finding_events (finding_id, event, level, on_date, created_at, detail) \
+             VALUES (?1, 'reopened', ?2, ?3, ?4, ?5)",
+        )?;
+        for (id, ack, why) in &changes.reopened {
+            let level: Option<String> =
+                reopen.query_row(params![id, ack, at], |r| r.get(0)).optional()?;
+            // None: answered again, or resolved, meanwhile.
+            if let Some(level) = level {
+                end_ack.execute(params![on, why, at, ack])?;
+                reopened.execute(params![id, level, on, at, why])?;
             }
         }
     }

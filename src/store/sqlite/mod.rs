@@ -5,6 +5,7 @@
 //! `sync.rs`, `findings.rs`, `outbox.rs`, `runs.rs`, one per stage trait; rows are mapped
 //! by column name in `rows.rs`.
 
+mod acks;
 mod digests;
 mod findings;
 mod migrate;

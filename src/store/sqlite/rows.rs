@@ -7,6 +7,7 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, 
 use rusqlite::{Row, Statement};
 
 use crate::domain::{Contract, Document, Flag, Guarantee};
+use crate::domain::ack::{AckInForce, Acknowledgement};
 use crate::domain::{Finding, StoredFinding};
 use crate::error::{StoreError, StoreResult};
 use crate::store::table;
@@ -113,11 +114,11 @@ impl<const N: usize> Columns<N> {
 }
 
 /// The contract columns the rules, routing and digests read.
-pub(super) const CONTRACT: [&str; 32] = table::CONTRACT_READ;
+pub(super) const CONTRACT: [&str; 33] = table::CONTRACT_READ;
 
 /// A contract row, its columns found by [`CONTRACT`]'s names (in the order of
 /// `table.rs`'s contract columns, which the bindings below follow).
-pub(super) fn contract(r: &Row, c: &Columns<32>) -> rusqlite::Result<Contract> {
+pub(super) fn contract(r: &Row, c: &Columns<33>) -> rusqlite::Result<Contract> {
     let [
         id,
         process,
@@ -151,6 +152,7 @@ pub(super) fn contract(r: &Row, c: &Columns<32>) -> rusqlite::Result<Contract> {
         supplier,
         supplier_document,
         last_changed,
+        content_hash,
     ] = c.0;
     let flag = |i: usize| -> rusqlite::Result<Flag> {
         Ok(Flag::from_db(r.get::<_, Option<String>>(i)?.as_deref()))
@@ -188,11 +190,12 @@ pub(super) fn contract(r: &Row, c: &Columns<32>) -> rusqlite::Result<Contract> {
         supplier_name: r.get(supplier)?,
         supplier_document: r.get(supplier_document)?,
         changed_on: r.get::<_, Option<String>>(last_changed)?.and_then(|t| utc_day(&t)),
+        content_hash: r.get(content_hash)?,
     })
 }
 
 /// The finding columns the evaluation and the listings read.
-pub(super) const FINDING: [&str; 12] = [
+pub(super) const FINDING: [&str; 18] = [
     "id",
     "opened_on",
     "contract_id",
@@ -205,10 +208,16 @@ pub(super) const FINDING: [&str; 12] = [
     "step",
     "reasons",
     "missing",
+    "facts",
+    "ack_id",
+    "ack_state",
+    "ack_until",
+    "ack_level",
+    "ack_facts",
 ];
 
 /// A finding row, its columns found by [`FINDING`]'s names.
-pub(super) fn finding(r: &Row, c: &Columns<12>) -> StoreResult<StoredFinding> {
+pub(super) fn finding(r: &Row, c: &Columns<18>) -> StoreResult<StoredFinding> {
     let [
         id,
         opened_on,
@@ -222,6 +231,12 @@ pub(super) fn finding(r: &Row, c: &Columns<12>) -> StoreResult<StoredFinding> {
         step,
         reasons,
         missing,
+        facts,
+        ack_id,
+        ack_state,
+        ack_until,
+        ack_level,
+        ack_facts,
     ] = c.0;
     let list = |i: usize, col: &str| -> StoreResult<Vec<String>> {
         let text: String = r.get(i)?;
@@ -246,6 +261,20 @@ pub(super) fn finding(r: &Row, c: &Columns<12>) -> StoreResult<StoredFinding> {
             step: r.get(step)?,
             reasons: list(reasons, "reasons")?,
             missing: list(missing, "missing")?,
+            facts: r.get::<_, Option<String>>(facts)?.unwrap_or_default(),
+        },
+        ack: match r.get::<_, Option<i64>>(ack_id)? {
+            None => None,
+            Some(id) => Some(AckInForce {
+                id,
+                state: r
+                    .get::<_, String>(ack_state)?
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("findings.ack_state: {e}")))?,
+                until: r.get::<_, Option<Day>>(ack_until)?.map(|d| d.0),
+                level: r.get(ack_level)?,
+                facts: r.get(ack_facts)?,
+            }),
         },
     })
 }
@@ -392,4 +421,34 @@ mod tests {
             assert_eq!(read.0, whole, "{text}");
         }
     }
+}
+
+/// An acknowledgement row joined with its finding's contract_id, kind and stage.
+pub(super) fn acknowledgement(r: &Row) -> StoreResult<Acknowledgement> {
+    let corrupt = |col: &str, e: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!("acknowledgements.{col}: {e}"))
+    };
+    let stage: String = r.get("stage")?;
+    Ok(Acknowledgement {
+        id: r.get("id")?,
+        finding_id: r.get("finding_id")?,
+        contract_id: r.get("contract_id")?,
+        kind: r.get::<_, String>("kind")?.parse().map_err(|e| corrupt("kind", &e))?,
+        stage: (!stage.is_empty())
+            .then(|| stage.parse())
+            .transpose()
+            .map_err(|e| corrupt("stage", &e))?,
+        state: r.get::<_, String>("state")?.parse().map_err(|e| corrupt("state", &e))?,
+        until: r.get::<_, Option<Day>>("until")?.map(|d| d.0),
+        level: r.get("level")?,
+        document_id: r.get("document_id")?,
+        document_kind: r.get("document_kind")?,
+        author: r.get("author")?,
+        reason: r.get("reason")?,
+        note: r.get("note")?,
+        on_date: r.get::<_, Day>("on_date")?.0,
+        created_at: r.get::<_, Ts>("created_at")?.0,
+        ended_on: r.get::<_, Option<Day>>("ended_on")?.map(|d| d.0),
+        ended_reason: r.get("ended_reason")?,
+    })
 }
