@@ -395,8 +395,10 @@ pub async fn execute<S: Store>(
             let eval = app.evaluate(Some(as_of)).await?;
             let mut w = output::FindingWriter::new(&mut out, format)?;
             let calendar = &app.settings.calendar;
-            crate::findings::for_each_open(&app.store, calendar, as_of, |f| Ok(w.write(f)?))
-                .await?;
+            crate::findings::for_each_open(&app.store, calendar, as_of, |f| {
+                Ok(w.write(&f.finding, f.ack.as_ref())?)
+            })
+            .await?;
             w.finish()?;
             let summary = output::summary(&eval);
             if format == Format::Table {
@@ -564,7 +566,8 @@ pub async fn execute<S: Store>(
             }
         }
         Command::Ack { contract, kind, stage, until, document, document_kind, why } => {
-            let state = if until.is_some() { AckState::EnTramite } else { AckState::DocumentoPublicado };
+            let state =
+                if until.is_some() { AckState::EnTramite } else { AckState::DocumentoPublicado };
             let answer = (contract, kind, stage, state, until, document, document_kind, why);
             return answer_finding(app, answer, out).await;
         }
@@ -591,13 +594,16 @@ pub async fn execute<S: Store>(
                     a.level,
                     a.author,
                     a.on_date,
-                    a.ended_reason.as_deref().map_or("-".to_string(), |r| format!("{} ({r})", day(a.ended_on))),
+                    a.ended_reason
+                        .as_deref()
+                        .map_or("-".to_string(), |r| format!("{} ({r})", day(a.ended_on))),
                     a.reason
                 )?;
             }
         }
         Command::History { finding } => {
-            let entries = crate::findings::acks::history(&app.store, &app.settings, finding).await?;
+            let entries =
+                crate::findings::acks::history(&app.store, &app.settings, finding).await?;
             if entries.is_empty() {
                 eprintln!("error: no finding {finding}");
                 return Ok(ExitCode::from(1));
@@ -680,8 +686,14 @@ async fn answer_finding<S: Store>(
         author: why.author,
     };
     let today = app.clock.today(app.settings.schedule.timezone);
-    match crate::findings::acks::acknowledge(&app.store, &app.settings, &ack, today, app.clock.now())
-        .await
+    match crate::findings::acks::acknowledge(
+        &app.store,
+        &app.settings,
+        &ack,
+        today,
+        app.clock.now(),
+    )
+    .await
     {
         Ok((_, a)) => {
             writeln!(out, "{}", a.id)?;
@@ -725,9 +737,7 @@ fn read_document_names(file: &str) -> anyhow::Result<Vec<(Option<String>, String
             names.push((id, record.get(column).unwrap_or("").to_string()));
         }
     } else {
-        names.extend(
-            text.lines().filter(|l| !l.trim().is_empty()).map(|l| (None, l.to_string())),
-        );
+        names.extend(text.lines().filter(|l| !l.trim().is_empty()).map(|l| (None, l.to_string())));
     }
     Ok(names)
 }

@@ -295,7 +295,8 @@ fn evaluate_page(
                                 "contract": contract_json(contract),
                             });
                             let id = format!("{c}|{k}|{s}|reopened|{}", ack.id);
-                            events.extend(outbox_items(&event("finding.reopened", id, data), hooks));
+                            events
+                                .extend(outbox_items(&event("finding.reopened", id, data), hooks));
                         }
                         changes.reopened.push((stored.id, ack.id, why));
                     }
@@ -359,7 +360,7 @@ pub async fn for_each_open<S: Store>(
     store: &S,
     calendar: &Calendar,
     as_of: NaiveDate,
-    mut each: impl FnMut(&Finding) -> anyhow::Result<()>,
+    mut each: impl FnMut(&StoredFinding) -> anyhow::Result<()>,
 ) -> anyhow::Result<usize> {
     const PAGE: u32 = 2_000;
     let mut n = 0;
@@ -371,7 +372,7 @@ pub async fn for_each_open<S: Store>(
         let hand_out = async {
             for mut f in page {
                 f.finding.count_days_from(calendar, as_of);
-                each(&f.finding)?;
+                each(&f)?;
                 n += 1;
             }
             anyhow::Ok(())
@@ -391,7 +392,7 @@ pub async fn open_sorted<S: Store>(
 ) -> anyhow::Result<Vec<Finding>> {
     let mut all = Vec::new();
     for_each_open(store, calendar, as_of, |f| {
-        all.push(f.clone());
+        all.push(f.finding.clone());
         Ok(())
     })
     .await?;

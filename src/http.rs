@@ -526,8 +526,7 @@ async fn acknowledge<S: Store + Clone + 'static>(
         }
     };
     let today = d.clock.today(settings.schedule.timezone);
-    match crate::findings::acks::acknowledge(&d.store, &settings, &ack, today, d.clock.now())
-        .await
+    match crate::findings::acks::acknowledge(&d.store, &settings, &ack, today, d.clock.now()).await
     {
         Ok((_, stored)) => (StatusCode::CREATED, Json(stored)).into_response(),
         Err(AckError::Invalid(errors)) => {
@@ -547,11 +546,10 @@ async fn finding_history<S: Store + Clone + 'static>(
     Path(id): Path<i64>,
 ) -> Response {
     match crate::findings::acks::history(&d.store, &d.settings(), id).await {
-        Ok(list) if list.is_empty() => (
-            StatusCode::NOT_FOUND,
-            Json(json!({ "error": format!("no finding {id}") })),
-        )
-            .into_response(),
+        Ok(list) if list.is_empty() => {
+            (StatusCode::NOT_FOUND, Json(json!({ "error": format!("no finding {id}") })))
+                .into_response()
+        }
         Ok(list) => Json(json!({ "items": list })).into_response(),
         Err(e) => internal(e),
     }

@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::app::RunReport;
 use crate::config::classify::Classifier;
+use crate::domain::ack::AckInForce;
 use crate::domain::{Dataset, Finding};
 use crate::findings::Evaluation;
 use crate::notify::Built;
@@ -33,7 +34,7 @@ pub enum FindingWriter<'a> {
     Table(&'a mut dyn Write),
 }
 
-const CSV_HEADER: [&str; 10] = [
+const CSV_HEADER: [&str; 11] = [
     "contract_id",
     "kind",
     "stage",
@@ -44,6 +45,7 @@ const CSV_HEADER: [&str; 10] = [
     "step",
     "missing",
     "reasons",
+    "acknowledgement",
 ];
 
 impl<'a> FindingWriter<'a> {
@@ -67,10 +69,18 @@ impl<'a> FindingWriter<'a> {
         })
     }
 
-    pub fn write(&mut self, f: &Finding) -> io::Result<()> {
+    /// Writes finding `f` with the office head's answer in force, if any (`acknowledgement`:
+    /// its state, and until when for `en_tramite`).
+    pub fn write(&mut self, f: &Finding, ack: Option<&AckInForce>) -> io::Result<()> {
+        let answered = ack.map(|a| match a.until {
+            Some(until) => format!("{} hasta {until}", a.state),
+            None => a.state.to_string(),
+        });
         match self {
             FindingWriter::Jsonl(out) => {
-                serde_json::to_writer(&mut **out, f)?;
+                let mut v = serde_json::to_value(f)?;
+                v["acknowledgement"] = serde_json::to_value(ack)?;
+                serde_json::to_writer(&mut **out, &v)?;
                 out.write_all(b"\n")
             }
             FindingWriter::Csv(w) => {
@@ -85,13 +95,17 @@ impl<'a> FindingWriter<'a> {
                     f.step.as_deref().unwrap_or(""),
                     &f.missing.join("; "),
                     &f.reasons.join(" | "),
+                    answered.as_deref().unwrap_or(""),
                 ])?;
                 Ok(())
             }
             FindingWriter::Table(out) => {
                 // The reason that says what triggered the finding (the second, after the rule).
-                let reason =
-                    f.reasons.get(1).or(f.reasons.first()).map(String::as_str).unwrap_or("");
+                let mut reason =
+                    f.reasons.get(1).or(f.reasons.first()).cloned().unwrap_or_default();
+                if let Some(answered) = answered {
+                    reason = format!("[{answered}] {reason}");
+                }
                 let kind = match &f.step {
                     Some(step) => format!("{}/{step}", f.kind),
                     None => f.kind.to_string(),
@@ -118,7 +132,7 @@ impl<'a> FindingWriter<'a> {
 pub fn write_findings(out: &mut dyn Write, findings: &[Finding], format: Format) -> io::Result<()> {
     let mut w = FindingWriter::new(out, format)?;
     for f in findings {
-        w.write(f)?;
+        w.write(f, None)?;
     }
     w.finish()
 }

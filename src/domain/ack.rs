@@ -235,7 +235,10 @@ pub fn facts_changed(before: &str, after: &str) -> Vec<&'static str> {
     if before.len() != 48 || after.len() != 48 {
         return if before == after { Vec::new() } else { vec![PARTS[0]] };
     }
-    (0..3).filter(|i| before[i * 16..(i + 1) * 16] != after[i * 16..(i + 1) * 16]).map(|i| PARTS[i]).collect()
+    (0..3)
+        .filter(|i| before[i * 16..(i + 1) * 16] != after[i * 16..(i + 1) * 16])
+        .map(|i| PARTS[i])
+        .collect()
 }
 
 #[cfg(test)]

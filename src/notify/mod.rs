@@ -22,10 +22,10 @@ use crate::config::templates::{
     Changes, Digest, DigestRow, KindSummary, LevelName, RowDates, Summary,
 };
 use crate::config::{AttachmentFormat, Person, Settings, routing};
+use crate::domain::ack::AckState;
 use crate::domain::spanish::{
     days_left, fecha, kind_guide, kind_label, level_label, pesos, step_label,
 };
-use crate::domain::ack::AckState;
 use crate::domain::{Contract, Kind};
 use crate::rules::urgency;
 use crate::store::{DigestFinding, NewOutboxItem, ResolvedCursor, Store};

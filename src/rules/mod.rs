@@ -229,11 +229,8 @@ impl Engine {
             .flat_map(|r| r.evaluate(d, &ctx))
             .map(|d| {
                 let left = self.calendar.business_days_between(as_of, d.deadline);
-                let facts = crate::domain::ack::facts(
-                    c.content_hash.as_deref(),
-                    docs(),
-                    d.step.as_deref(),
-                );
+                let facts =
+                    crate::domain::ack::facts(c.content_hash.as_deref(), docs(), d.step.as_deref());
                 Finding {
                     contract_id: c.id.clone(),
                     kind: d.kind,

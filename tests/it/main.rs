@@ -1,5 +1,6 @@
 //! Integration tests: one binary, one module per stage, a fresh store per test.
 
+mod acks;
 mod cli;
 mod config;
 mod daemon;

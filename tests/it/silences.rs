@@ -80,8 +80,7 @@ async fn a_silence_hides_exactly_what_it_matches_while_in_force_and_is_counted()
         assert!(expected > 0 && sena_has_other, "{day}");
         let (rows, text) = digest_of(&t, "jefa@sena.example", day);
         let shown_closable = rows.iter().filter(|(_, k)| k == closable).count();
-        let line =
-            format!("No se muestran: {expected} silenciado(s) por un administrador.");
+        let line = format!("No se muestran: {expected} silenciado(s) por un administrador.");
         if day == "2026-02-18" {
             assert_eq!(shown_closable, expected, "{day}: the silence ended");
             assert!(!text.contains("silenciado"), "{day}");

@@ -68,12 +68,13 @@ impl FindingStore for PgStore {
             _ => None,
         };
         let mut facts = dossier_facts(&mut tx, after, up_to.as_deref()).await?;
-        facts.classified =
-            sqlx::query_as::<_, (String, String)>("SELECT id_documento, kind FROM document_classifications")
-                .fetch_all(&mut *tx)
-                .await?
-                .into_iter()
-                .collect();
+        facts.classified = sqlx::query_as::<_, (String, String)>(
+            "SELECT id_documento, kind FROM document_classifications",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
         let sql = format!(
             "SELECT {FINDING_COLUMNS} FROM findings WHERE status = 'open' AND {}",
             range("contract_id", up_to.is_some())

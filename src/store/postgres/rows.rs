@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-use crate::domain::{Contract, Document, Flag, Guarantee};
 use crate::domain::ack::{AckInForce, Acknowledgement};
+use crate::domain::{Contract, Document, Flag, Guarantee};
 use crate::domain::{Finding, StoredFinding};
 use crate::error::{StoreError, StoreResult};
 use crate::store::{Delivery, EndpointHealth, JobRun, OutboxItem};

@@ -192,7 +192,8 @@ fn evaluation_page(conn: &mut Connection, after: &str, limit: u32) -> StoreResul
         }
     }
     {
-        let mut stmt = tx.prepare_cached("SELECT id_documento, kind FROM document_classifications")?;
+        let mut stmt =
+            tx.prepare_cached("SELECT id_documento, kind FROM document_classifications")?;
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             facts.classified.insert(r.get(0)?, r.get(1)?);
@@ -327,8 +328,9 @@ fn apply_findings(
              (SELECT id FROM acknowledgements WHERE finding_id = ?3 AND ended_at IS NULL) AS ack",
         )?;
         for &id in &changes.resolved {
-            let row: Option<(String, Option<i64>)> =
-                resolve.query_row(params![on, at, id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+            let row: Option<(String, Option<i64>)> = resolve
+                .query_row(params![on, at, id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
             // None: another replica resolved it first.
             if let Some((level, answer)) = row {
                 event.execute(params![id, "resolved", level, on, at])?;

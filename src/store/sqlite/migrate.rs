@@ -39,11 +39,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "retention", include_str!("../../../migrations/sqlite/0011_retention.sql")),
     (12, "digests", include_str!("../../../migrations/sqlite/0012_digests.sql")),
     (13, "silences", include_str!("../../../migrations/sqlite/0013_silences.sql")),
-    (
-        14,
-        "acknowledgements",
-        include_str!("../../../migrations/sqlite/0014_acknowledgements.sql"),
-    ),
+    (14, "acknowledgements", include_str!("../../../migrations/sqlite/0014_acknowledgements.sql")),
 ];
 
 /// Applies the migrations not yet applied. A migration applied with other text than this

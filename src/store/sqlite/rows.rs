@@ -6,8 +6,8 @@ use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Row, Statement};
 
-use crate::domain::{Contract, Document, Flag, Guarantee};
 use crate::domain::ack::{AckInForce, Acknowledgement};
+use crate::domain::{Contract, Document, Flag, Guarantee};
 use crate::domain::{Finding, StoredFinding};
 use crate::error::{StoreError, StoreResult};
 use crate::store::table;
