@@ -446,3 +446,36 @@ async fn two_replicas_answering_one_finding_at_once_leave_one_answer_in_force() 
         assert_eq!(answered.count(), total, "seed {seed}");
     }
 }
+
+#[tokio::test]
+async fn answers_and_reopenings_are_announced_to_webhooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "three.jsonl", THREE);
+    let mut t = spawn_app_with(&file, "2026-02-16", "").await;
+    t.app.settings.webhooks = vec![cierre::config::Webhook {
+        url: "http://127.0.0.1:9/hook".parse().unwrap(),
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string().into(),
+        events: vec!["finding.acknowledged".into(), "finding.reopened".into()],
+    }];
+    t.app.sync().await.unwrap();
+    t.app.evaluate(Some(date("2026-02-16"))).await.unwrap();
+    let a = answer("CO1.PCCNTR.902", AckState::EnTramite, Some("2026-02-18"), "acta en firma");
+    ack(&t, &a, "2026-02-16").await;
+    t.app.evaluate(Some(date("2026-02-17"))).await.unwrap();
+    t.app.evaluate(Some(date("2026-02-18"))).await.unwrap();
+    // Evaluated again the same day: nothing more to announce.
+    t.app.evaluate(Some(date("2026-02-18"))).await.unwrap();
+    let items = t.app.store.outbox_items(&cierre::store::OutboxPage::all()).await.unwrap();
+    let events: Vec<serde_json::Value> =
+        items.iter().rev().map(|i| serde_json::from_str(&i.payload).unwrap()).collect();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["finding.acknowledged", "finding.reopened"]);
+    let acked = &events[0]["data"];
+    assert_eq!(acked["finding"]["contract_id"], "CO1.PCCNTR.902");
+    assert_eq!(acked["acknowledgement"]["state"], "en_tramite");
+    assert_eq!(acked["acknowledgement"]["until"], "2026-02-18");
+    assert_eq!(acked["acknowledgement"]["author"], "jefa.sena");
+    assert_eq!(acked["contract"]["nit_entidad"], "899999034");
+    let reopened = &events[1]["data"];
+    assert!(reopened["reason"].as_str().unwrap().contains("terminó el plazo"), "{reopened}");
+}

@@ -479,6 +479,59 @@ fn the_daemon_serves_health_readiness_metrics_and_guards_its_triggers() {
         assert_eq!(!silenced.is_empty(), f["kind"] == "closable", "{f}");
     }
     assert!(sena.iter().any(|f| f["silenced_by"] == serde_json::json!([id])));
+    // Answers over the API: the token, every mistake at once, what is not there, then
+    // shown on the finding, counted, listed and in its history beside the silence.
+    let acks = format!("{}/api/acknowledgements", p.base);
+    let target = sena.iter().find(|f| f["kind"] == "closable").unwrap();
+    let (fid, contract) = (target["id"].as_i64().unwrap(), target["contract_id"].as_str().unwrap());
+    let until = (chrono::Utc::now().date_naive() + chrono::Days::new(30)).to_string();
+    let good = format!(
+        r#"{{"contract_id": "{contract}", "kind": "closable", "state": "en_tramite",
+        "until": "{until}", "reason": "acta en revisión jurídica", "author": "jefa"}}"#
+    );
+    assert_eq!(http_client::post_json(&acks, None, &good).0, 401);
+    let bad = format!(
+        r#"{{"contract_id": "{contract}", "kind": "closable", "state": "en_tramite", "reason": " ", "author": "jefa"}}"#
+    );
+    let (code, body) = http_client::post_json(&acks, Some("s3creto"), &bad);
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["errors"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2,
+        "{body}"
+    );
+    let missing = good.replace(contract, "CO1.PCCNTR.0");
+    assert_eq!(http_client::post_json(&acks, Some("s3creto"), &missing).0, 404);
+    let (code, body) = http_client::post_json(&acks, Some("s3creto"), &good);
+    assert_eq!(code, 201, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (answer["finding_id"].as_i64(), answer["state"].as_str()),
+        (Some(fid), Some("en_tramite"))
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&p.get("/api/acknowledgements").unwrap().1).unwrap();
+    assert_eq!(listed["items"][0]["id"], answer["id"]);
+    let shown = pages("office=sena", 1000).into_iter().find(|f| f["id"] == fid).unwrap();
+    assert_eq!(shown["acknowledgement"]["state"], "en_tramite", "{shown}");
+    assert_eq!(shown["acknowledgement"]["hidden"], true, "{shown}");
+    assert!(
+        p.get("/metrics")
+            .unwrap()
+            .1
+            .contains("cierre_findings_acknowledged{state=\"en_tramite\"} 1\n")
+    );
+    let history: serde_json::Value =
+        serde_json::from_str(&p.get(&format!("/api/findings/{fid}/history")).unwrap().1).unwrap();
+    let events: Vec<&str> =
+        history["items"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    for event in ["opened", "acknowledged", "silenced"] {
+        assert!(events.contains(&event), "{event}: {history}");
+    }
+    assert_eq!(p.get("/api/findings/999999999/history").unwrap().0, 404);
     let expire = format!("/api/silences/{id}/expire");
     assert_eq!(p.post(&expire, None).0, 401);
     assert_eq!(p.post(&expire, Some("s3creto")).0, 200);

@@ -383,6 +383,36 @@ pub(super) fn job_run(r: &Row) -> rusqlite::Result<JobRun> {
     })
 }
 
+/// An acknowledgement row joined with its finding's contract_id, kind and stage.
+pub(super) fn acknowledgement(r: &Row) -> StoreResult<Acknowledgement> {
+    let corrupt = |col: &str, e: &dyn std::fmt::Display| {
+        StoreError::Corrupt(format!("acknowledgements.{col}: {e}"))
+    };
+    let stage: String = r.get("stage")?;
+    Ok(Acknowledgement {
+        id: r.get("id")?,
+        finding_id: r.get("finding_id")?,
+        contract_id: r.get("contract_id")?,
+        kind: r.get::<_, String>("kind")?.parse().map_err(|e| corrupt("kind", &e))?,
+        stage: (!stage.is_empty())
+            .then(|| stage.parse())
+            .transpose()
+            .map_err(|e| corrupt("stage", &e))?,
+        state: r.get::<_, String>("state")?.parse().map_err(|e| corrupt("state", &e))?,
+        until: r.get::<_, Option<Day>>("until")?.map(|d| d.0),
+        level: r.get("level")?,
+        document_id: r.get("document_id")?,
+        document_kind: r.get("document_kind")?,
+        author: r.get("author")?,
+        reason: r.get("reason")?,
+        note: r.get("note")?,
+        on_date: r.get::<_, Day>("on_date")?.0,
+        created_at: r.get::<_, Ts>("created_at")?.0,
+        ended_on: r.get::<_, Option<Day>>("ended_on")?.map(|d| d.0),
+        ended_reason: r.get("ended_reason")?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,34 +451,4 @@ mod tests {
             assert_eq!(read.0, whole, "{text}");
         }
     }
-}
-
-/// An acknowledgement row joined with its finding's contract_id, kind and stage.
-pub(super) fn acknowledgement(r: &Row) -> StoreResult<Acknowledgement> {
-    let corrupt = |col: &str, e: &dyn std::fmt::Display| {
-        StoreError::Corrupt(format!("acknowledgements.{col}: {e}"))
-    };
-    let stage: String = r.get("stage")?;
-    Ok(Acknowledgement {
-        id: r.get("id")?,
-        finding_id: r.get("finding_id")?,
-        contract_id: r.get("contract_id")?,
-        kind: r.get::<_, String>("kind")?.parse().map_err(|e| corrupt("kind", &e))?,
-        stage: (!stage.is_empty())
-            .then(|| stage.parse())
-            .transpose()
-            .map_err(|e| corrupt("stage", &e))?,
-        state: r.get::<_, String>("state")?.parse().map_err(|e| corrupt("state", &e))?,
-        until: r.get::<_, Option<Day>>("until")?.map(|d| d.0),
-        level: r.get("level")?,
-        document_id: r.get("document_id")?,
-        document_kind: r.get("document_kind")?,
-        author: r.get("author")?,
-        reason: r.get("reason")?,
-        note: r.get("note")?,
-        on_date: r.get::<_, Day>("on_date")?.0,
-        created_at: r.get::<_, Ts>("created_at")?.0,
-        ended_on: r.get::<_, Option<Day>>("ended_on")?.map(|d| d.0),
-        ended_reason: r.get("ended_reason")?,
-    })
 }
