@@ -9,14 +9,15 @@
 # evaluation wrote, the findings and their history events, into a copy of the store as it
 # was before (INSERT ... SELECT in one transaction, the bulk connection's settings): no rules,
 # no reading of contracts, no output. A first evaluation cannot take less.
-# Usage: [FLOOR=1] benches/evaluate.sh [CONTRACTS]   (default 100000)
+# Usage: [FLOOR=1] [BIN=path/to/cierre] benches/evaluate.sh [CONTRACTS]   (default 100000;
+# BIN: time that build instead of building this checkout, to compare builds interleaved)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-100000}
-cargo build --release --quiet
+[[ -n ${BIN:-} ]] || cargo build --release --quiet
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-bin=$PWD/target/release/cierre
+bin=${BIN:-$PWD/target/release/cierre}
 export CIERRE__STORE__URL=sqlite://$work/bench.db
 export CIERRE__SOURCE__KIND=file CIERRE__SOURCE__CONTRACTS_PATH=$work/none.jsonl
 export CIERRE__EMAIL__TEMPLATES_DIR=$PWD/templates CIERRE_LOG=warn

@@ -29,7 +29,9 @@ fn rows() -> Vec<DigestRow> {
         .lines()
         .take(200)
         .map(|l| parse_contract(l).unwrap().value)
-        .map(|c| DigestRow {
+        .enumerate()
+        .map(|(i, c)| DigestRow {
+            finding_id: i as i64 + 1,
             contract_id: c.id.clone(),
             reference: c.reference.clone().unwrap_or_default(),
             entity: c.entity_name.clone().unwrap_or_default(),

@@ -38,6 +38,7 @@ pub fn router<S: Store + Clone + 'static>(daemon: Arc<Daemon<S>>) -> Router {
         .route("/api/silences/{id}/expire", post(expire_silence::<S>))
         .route("/api/acknowledgements", get(acknowledgements::<S>).post(acknowledge::<S>))
         .route("/api/findings/{id}/history", get(finding_history::<S>))
+        .merge(crate::web::routes::<S>())
         .layer(axum::middleware::map_response(secure))
         .with_state(daemon)
 }
@@ -52,14 +53,14 @@ async fn secure(mut response: Response) -> Response {
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::CACHE_CONTROL, "no-store"),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
-             frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-        ),
     ] {
         h.insert(name, axum::http::HeaderValue::from_static(value));
     }
+    // The web view's pages set their own, which lets their forms post here.
+    h.entry(header::CONTENT_SECURITY_POLICY).or_insert(axum::http::HeaderValue::from_static(
+        "default-src 'none'; style-src 'unsafe-inline'; img-src data:; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    ));
     response
 }
 

@@ -11,6 +11,7 @@
 //!
 //! beneath them all:  config (daemon.toml → Settings: routes, classifier, schedules, templates)
 //!                    calendar (holidays, business days)
+//!                    links (signed personal links to the web view)
 //!                    domain (contracts, findings, events, Spanish) · error · clock · tls
 //! ```
 
@@ -24,6 +25,7 @@ pub mod domain;
 pub mod error;
 pub mod findings;
 pub mod http;
+pub mod links;
 pub mod metrics;
 pub mod notify;
 pub mod output;
@@ -33,6 +35,7 @@ pub mod source;
 pub mod store;
 pub mod sync;
 pub mod tls;
+pub mod web;
 
 /// This process, as replicas sharing a store name each other: `host:pid`.
 pub fn replica_id() -> String {

@@ -11,13 +11,14 @@ use std::path::{Path, PathBuf};
 /// Each top-level module's place in the pipeline: a module may name modules of its rank or
 /// lower. Anything not listed (app, scheduler, http, daemon, metrics, output, cli, main)
 /// sits at the top.
-const RANKS: [(&str, u8); 11] = [
+const RANKS: [(&str, u8); 12] = [
     ("domain", 0),
     ("clock", 0),
     ("tls", 0),
     ("error", 0),
     ("calendar", 1),
     ("config", 2),
+    ("links", 2),
     ("source", 3),
     ("sync", 4),
     ("store", 5),

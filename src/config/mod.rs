@@ -374,6 +374,19 @@ pub struct HttpSettings {
     pub token: Option<SecretString>,
     /// `/readyz` fails when the last complete sync is older than this.
     pub ready_max_sync_age: std::time::Duration,
+    /// Where office heads reach the web view (the base of the links in digests), with the
+    /// secret the links are signed with; `None`: no links, no web view for office heads.
+    pub links: Option<LinkSettings>,
+}
+
+/// Personal links to "Mis hallazgos" (`http.public_url`, `http.link_secret`).
+#[derive(Debug, Clone)]
+pub struct LinkSettings {
+    /// The base URL, ending in `/`.
+    pub public_url: url::Url,
+    pub secret: SecretString,
+    /// How long a link in a digest stays valid.
+    pub valid_for: chrono::Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -157,6 +157,7 @@ history_days = 0
 [http]
 listen = "127.0.0.1:9464"
 ready_max_sync_age_hours = 36
+link_days = 45
 
 [log]
 format = "text"
@@ -462,6 +463,9 @@ pub struct RawHttp {
     pub listen: String,
     pub token: Option<SecretString>,
     pub ready_max_sync_age_hours: i64,
+    pub public_url: Option<String>,
+    pub link_secret: Option<SecretString>,
+    pub link_days: i64,
 }
 
 #[derive(Debug, Deserialize)]

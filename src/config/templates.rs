@@ -25,6 +25,8 @@ pub const TEMPLATES: [(&str, &str); 3] = [
 /// text fields are what templates show; the typed ones (not in templates) feed the workbook.
 #[derive(Debug, Clone, Serialize)]
 pub struct DigestRow {
+    /// The finding's id (its page in the web view).
+    pub finding_id: i64,
     pub contract_id: String,
     pub reference: String,
     pub entity: String,
@@ -132,6 +134,17 @@ pub struct Digest {
     pub in_progress: u64,
     /// Findings of this recipient answered `no_aplica` or `documento_publicado`.
     pub dismissed: u64,
+    /// The recipient's personal links to the web view, when `http.public_url` is set.
+    pub links: Option<DigestLinks>,
+}
+
+/// A recipient's personal links: "Mis hallazgos", and each finding's page as
+/// `finding_prefix` + id + `query`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DigestLinks {
+    pub list: String,
+    pub finding_prefix: String,
+    pub query: String,
 }
 
 /// A section of the rows shown: those of one level.
@@ -209,6 +222,7 @@ pub fn check_templates(dir: &Path, report: &mut dyn FnMut(String, String)) {
 /// A digest of one row, to check templates with.
 pub fn sample_digest() -> Digest {
     let row = DigestRow {
+        finding_id: 1,
         contract_id: "CO1.PCCNTR.1".into(),
         reference: "CD-001-2025".into(),
         entity: "Entidad".into(),
@@ -265,6 +279,11 @@ pub fn sample_digest() -> Digest {
         silenced: 1,
         in_progress: 1,
         dismissed: 1,
+        links: Some(DigestLinks {
+            list: "https://cierre.example.gov.co/mis-hallazgos?t=TOKEN".into(),
+            finding_prefix: "https://cierre.example.gov.co/mis-hallazgos/".into(),
+            query: "?t=TOKEN".into(),
+        }),
     }
 }
 
@@ -304,5 +323,6 @@ pub fn context(d: &Digest) -> minijinja::Value {
         silenced => d.silenced,
         in_progress => d.in_progress,
         dismissed => d.dismissed,
+        links => minijinja::Value::from(Serde(&d.links)),
     }
 }

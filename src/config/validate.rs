@@ -584,6 +584,44 @@ pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors>
         }
     };
 
+    let link_days = raw.http.link_days;
+    if !(1..=366).contains(&link_days) {
+        e.add("http.link_days", format!("{link_days} is not between 1 and 366"));
+    }
+    let links = match (&raw.http.public_url, &raw.http.link_secret) {
+        (None, _) => None,
+        (Some(url), secret) => {
+            let parsed = url::Url::parse(url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if parsed.is_none() {
+                e.add("http.public_url", format!("`{url}` is not an http(s) URL"));
+            }
+            let secret = secret.clone().filter(|s| s.expose_secret().len() >= 32);
+            if secret.is_none() {
+                e.add(
+                    "http.link_secret",
+                    "the links of http.public_url need a secret of at least 32 characters \
+                     (better: CIERRE__HTTP__LINK_SECRET)",
+                );
+            }
+            match (parsed, secret) {
+                (Some(mut public_url), Some(secret)) => {
+                    if !public_url.path().ends_with('/') {
+                        let path = format!("{}/", public_url.path());
+                        public_url.set_path(&path);
+                    }
+                    Some(LinkSettings {
+                        public_url,
+                        secret,
+                        valid_for: chrono::Duration::days(link_days.clamp(1, 366)),
+                    })
+                }
+                _ => None,
+            }
+        }
+    };
+
     // schedule
     let timezone = match raw.schedule.timezone.parse::<chrono_tz::Tz>() {
         Ok(tz) => Some(tz),
@@ -744,6 +782,7 @@ pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors>
             ready_max_sync_age: Duration::from_secs(
                 raw.http.ready_max_sync_age_hours as u64 * 3600,
             ),
+            links,
         },
         log_format,
         schedule: ScheduleSettings {

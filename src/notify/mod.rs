@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::config::templates::{
-    Changes, Digest, DigestRow, KindSummary, LevelName, RowDates, Summary,
+    Changes, Digest, DigestLinks, DigestRow, KindSummary, LevelName, RowDates, Summary,
 };
 use crate::config::{AttachmentFormat, Person, Settings, routing};
 use crate::domain::ack::AckState;
@@ -66,6 +66,7 @@ fn row(df: &DigestFinding, settings: &Settings, slot: NaiveDate) -> DigestRow {
     let dash = || "—".to_string();
     let pending = c.pending_payment.filter(|p| *p > 0);
     DigestRow {
+        finding_id: df.stored.id,
         contract_id: c.id.clone(),
         reference: c.reference.clone().unwrap_or_else(|| c.id.clone()),
         entity: c.entity_name.clone().unwrap_or_else(dash),
@@ -94,6 +95,35 @@ fn row(df: &DigestFinding, settings: &Settings, slot: NaiveDate) -> DigestRow {
         level: f.level,
         reasons: f.reasons,
     }
+}
+
+/// `person`'s links to the web view in the digest of `slot`, valid `http.link_days` from
+/// that day (the same for every build of that digest).
+pub fn personal_links(
+    settings: &Settings,
+    person: &Person,
+    slot: NaiveDate,
+) -> Option<DigestLinks> {
+    use secrecy::ExposeSecret;
+    let links = settings.http.links.as_ref()?;
+    let expires = slot.and_hms_opt(0, 0, 0)?.and_utc() + links.valid_for;
+    let token =
+        crate::links::sign(links.secret.expose_secret().as_bytes(), person.email.as_ref(), expires);
+    let base = links.public_url.join("mis-hallazgos").ok()?;
+    Some(DigestLinks {
+        list: format!("{base}?t={token}"),
+        finding_prefix: format!("{base}/"),
+        query: format!("?t={token}"),
+    })
+}
+
+/// Whether a finding at `level` of `contract` reaches `email` (lower case): one of the
+/// people its routes' offices notify at that level, or the fallback recipient when no route
+/// matches. What the web view lets an office head see and answer.
+pub fn reaches(settings: &Settings, level: &str, contract: &Contract, email: &str) -> bool {
+    let rank = urgency(&settings.levels, level);
+    let Some(level) = settings.levels.get(rank) else { return false };
+    people(settings, level, contract).0.iter().any(|p| p.email.to_string().to_lowercase() == email)
 }
 
 /// One recipient of a digest run, with the counts of their digest.
@@ -449,6 +479,7 @@ async fn build_one<S: Store>(
         silenced: r.hidden.silenced,
         in_progress: r.hidden.in_progress,
         dismissed: r.hidden.dismissed,
+        links: personal_links(settings, &r.person, slot),
     };
     let limit = settings.email.max_message_bytes;
     let total = entries.len() as u64;

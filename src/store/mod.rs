@@ -317,6 +317,13 @@ pub trait DigestStore: Send + Sync {
         after: i64,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<DigestFinding>>> + Send;
+    /// Open findings most urgent first (as [`FindingStore::open_findings_sorted`]), the page
+    /// after `after`, each with its contract.
+    fn urgent_page(
+        &self,
+        after: Option<&FindingCursor>,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<DigestFinding>>> + Send;
     /// The findings of `ids` (open or not), with their contracts, in id order.
     fn digest_findings(
         &self,

@@ -15,7 +15,7 @@ use crate::helpers::{Sheet, TestApp, TestStore, cierre, date, spawn_app_with};
 
 /// Three SENA services contracts, `terminado`, that ended on 30, 16 and 23 January 2026:
 /// closable, at `aviso`, `urgente` and `aviso` on Monday 16 February.
-const THREE: &str = r#"{"id_contrato":"CO1.PCCNTR.901","nit_entidad":"899999034","estado_contrato":"terminado","tipo_de_contrato":"Prestación de servicios","fecha_de_fin_del_contrato":"2026-01-30T00:00:00.000","liquidaci_n":"No"}
+pub(crate) const THREE: &str = r#"{"id_contrato":"CO1.PCCNTR.901","nit_entidad":"899999034","estado_contrato":"terminado","tipo_de_contrato":"Prestación de servicios","fecha_de_fin_del_contrato":"2026-01-30T00:00:00.000","liquidaci_n":"No"}
 {"id_contrato":"CO1.PCCNTR.902","nit_entidad":"899999034","estado_contrato":"terminado","tipo_de_contrato":"Prestación de servicios","fecha_de_fin_del_contrato":"2026-01-16T00:00:00.000","liquidaci_n":"No"}
 {"id_contrato":"CO1.PCCNTR.903","nit_entidad":"899999034","estado_contrato":"terminado","tipo_de_contrato":"Prestación de servicios","fecha_de_fin_del_contrato":"2026-01-23T00:00:00.000","liquidaci_n":"No"}
 "#;

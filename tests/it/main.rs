@@ -14,4 +14,5 @@ mod silences;
 mod smtp;
 mod soda;
 mod sync;
+mod web;
 mod webhooks;

@@ -9,7 +9,7 @@ use sqlx::postgres::PgRow;
 use super::PgStore;
 use super::rows::{self, FINDING_COLUMNS};
 use crate::error::StoreResult;
-use crate::store::{DigestFinding, DigestStore, ResolvedCursor};
+use crate::store::{DigestFinding, DigestStore, FindingCursor, ResolvedCursor};
 
 /// The columns of a digest finding: the finding's, its last escalation and resolution
 /// days, and its contract's.
@@ -37,6 +37,43 @@ fn digest_finding(r: &PgRow) -> StoreResult<DigestFinding> {
 }
 
 impl DigestStore for PgStore {
+    async fn urgent_page(
+        &self,
+        after: Option<&FindingCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<DigestFinding>> {
+        let found = match after {
+            None => {
+                let sql = format!(
+                    "{} WHERE f.status = 'open' \
+                     ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT $1",
+                    select()
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(limit as i64)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            Some(c) => {
+                let sql = format!(
+                    "{} WHERE f.status = 'open' \
+                     AND (f.deadline, f.contract_id, f.kind, f.stage) > ($1, $2, $3, $4) \
+                     ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT $5",
+                    select()
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(c.deadline)
+                    .bind(&c.contract_id)
+                    .bind(&c.kind)
+                    .bind(&c.stage)
+                    .bind(limit as i64)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        found.iter().map(digest_finding).collect()
+    }
+
     async fn digest_page(&self, after: i64, limit: u32) -> StoreResult<Vec<DigestFinding>> {
         let sql =
             format!("{} WHERE f.status = 'open' AND f.id > $1 ORDER BY f.id LIMIT $2", select());

@@ -8,7 +8,7 @@ use rusqlite::{Connection, params};
 use super::SqliteStore;
 use super::rows::{self, Columns, Day, Ts};
 use crate::error::StoreResult;
-use crate::store::{DigestFinding, DigestStore, ResolvedCursor};
+use crate::store::{DigestFinding, DigestStore, FindingCursor, ResolvedCursor};
 
 /// The columns of a digest finding: the finding's, its last escalation and resolution
 /// days, and its contract's.
@@ -47,6 +47,34 @@ fn query(
 }
 
 impl DigestStore for SqliteStore {
+    async fn urgent_page(
+        &self,
+        after: Option<&FindingCursor>,
+        limit: u32,
+    ) -> StoreResult<Vec<DigestFinding>> {
+        let after = after.cloned();
+        self.with_conn(move |conn| match after {
+            None => {
+                let sql = format!(
+                    "{} WHERE f.status = 'open' \
+                     ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT ?1",
+                    select()
+                );
+                query(conn, &sql, params![limit])
+            }
+            Some(c) => {
+                let sql = format!(
+                    "{} WHERE f.status = 'open' \
+                     AND (f.deadline, f.contract_id, f.kind, f.stage) > (?1, ?2, ?3, ?4) \
+                     ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT ?5",
+                    select()
+                );
+                query(conn, &sql, params![Day(c.deadline), c.contract_id, c.kind, c.stage, limit])
+            }
+        })
+        .await
+    }
+
     async fn digest_page(&self, after: i64, limit: u32) -> StoreResult<Vec<DigestFinding>> {
         self.with_conn(move |conn| {
             let sql = format!(
