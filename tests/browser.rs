@@ -1,5 +1,5 @@
-//! The HTML digest in a real browser: headless Chromium driven over WebDriver (Debian's
-//! `chromium` and `chromium-driver`, through fantoccini). The digest is built the real way —
+//! The HTML digest and the web view in a real browser: headless Chromium driven over
+//! WebDriver (Debian's `chromium` and `chromium-driver`, through fantoccini). The digest is built the real way —
 //! the bundled sample run through the `cierre` binary (`run --once`), then `cierre digest
 //! --format html` for the sample's fallback recipient (about 500 contracts) — and loaded at
 //! 600 and 360 CSS pixels wide. At each width: nothing overflows horizontally, every row's
@@ -551,4 +551,275 @@ impl Drop for Chromedriver {
             self.child.wait().ok();
         }
     }
+}
+
+/// SENA's three services contracts that ended in January 2026 (closable, overdue by the
+/// slots below) and an ICBF one.
+const WEB_CONTRACTS: &str = r#"{"id_contrato":"CO1.PCCNTR.901","nit_entidad":"899999034","nombre_entidad":"SERVICIO NACIONAL DE APRENDIZAJE SENA","estado_contrato":"terminado","tipo_de_contrato":"Prestación de servicios","fecha_de_fin_del_contrato":"2026-01-30T00:00:00.000","liquidaci_n":"No"}
+{"id_contrato":"CO1.PCCNTR.902","nit_entidad":"899999034","nombre_entidad":"SERVICIO NACIONAL DE APRENDIZAJE SENA","estado_contrato":"terminado","tipo_de_contrato":"Prestación de servicios","fecha_de_fin_del_contrato":"2026-01-16T00:00:00.000","liquidaci_n":"No"}
+{"id_contrato":"CO1.PCCNTR.903","nit_entidad":"899999034","nombre_entidad":"SERVICIO NACIONAL DE APRENDIZAJE SENA","estado_contrato":"terminado","tipo_de_contrato":"Prestación de servicios","fecha_de_fin_del_contrato":"2026-01-23T00:00:00.000","liquidaci_n":"No"}
+{"id_contrato":"CO1.PCCNTR.904","nit_entidad":"899999239","estado_contrato":"terminado","tipo_de_contrato":"Prestación de servicios","fecha_de_fin_del_contrato":"2026-01-16T00:00:00.000","liquidaci_n":"No"}
+"#;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed when dropped (also while a panic unwinds).
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if self.0.kill().is_ok() {
+            self.0.wait().ok();
+        }
+    }
+}
+
+/// An office head's round trip, all real: a digest arrives at an SMTP server on loopback
+/// (aiosmtpd), its link opens "Mis hallazgos" in headless Chromium, the head puts a finding
+/// "en trámite" through the form, the finding's page shows it in its history, and the next
+/// digest leaves it out and says so. At 1280 and 390 px the pages do not overflow.
+/// `CIERRE_SCREENSHOTS=DIR` also writes `mis-hallazgos-{1280,390}.png` and
+/// `hallazgo-{1280,390}.png`.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_office_head_answers_a_finding_from_the_link_of_a_digest() {
+    for (what, path) in [("chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER)] {
+        assert!(Path::new(path).is_file(), "{what} is missing ({path}); install: {INSTALL}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (smtp_port, http_port) = (free_port(), free_port());
+    let mail = dir.path().join("mail");
+    std::fs::create_dir_all(&mail).unwrap();
+    let mut smtp = Killed(
+        Command::new("python3")
+            .arg(repo.join("tests/support/smtp_server.py"))
+            .args(["--port", &smtp_port.to_string(), "--out", mail.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with aiosmtpd"),
+    );
+    let mut ready = [0u8; 5];
+    smtp.0.stdout.as_mut().unwrap().read_exact(&mut ready).unwrap();
+    assert_eq!(&ready, b"ready", "the SMTP server did not start");
+    std::fs::write(dir.path().join("contracts.jsonl"), WEB_CONTRACTS).unwrap();
+    let base = format!("http://127.0.0.1:{http_port}");
+    let config = dir.path().join("daemon.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[store]
+url = "sqlite://{db}"
+[source]
+kind = "file"
+contracts_path = "{contracts}"
+[[offices]]
+id = "sena"
+name = "Contratación SENA"
+head = {{ name = "Jefa SENA", email = "jefa@sena.example" }}
+chain = [
+  {{ role = "director", name = "Director SENA", email = "director@sena.example" }},
+  {{ role = "control_interno", name = "Control Interno SENA", email = "ci@sena.example" }},
+]
+[[offices]]
+id = "icbf"
+name = "Contratación ICBF"
+head = {{ name = "Jefe ICBF", email = "jefe@icbf.example" }}
+chain = [
+  {{ role = "director", name = "Director ICBF", email = "director@icbf.example" }},
+  {{ role = "control_interno", name = "Control Interno ICBF", email = "ci@icbf.example" }},
+]
+[[routes]]
+office = "sena"
+match = {{ nit_entidad = "899999034" }}
+[[routes]]
+office = "icbf"
+match = {{ nit_entidad = "899999239" }}
+[email]
+from = "cierre <cierre@example.gov.co>"
+templates_dir = "{templates}"
+[email.smtp]
+host = "127.0.0.1"
+port = {smtp_port}
+tls = "none"
+[http]
+listen = "127.0.0.1:{http_port}"
+public_url = "{base}/"
+link_secret = "browser-test-secret-0123456789abcdef"
+[schedule]
+sync = "0 0 3 1 1 *"
+notify = "0 0 3 1 1 *"
+deliver = "0 0 3 1 1 *"
+resync = "0 0 3 1 1 *"
+purge = "0 0 3 1 1 *"
+"#,
+            db = dir.path().join("cierre.db").display(),
+            contracts = dir.path().join("contracts.jsonl").display(),
+            templates = repo.join("templates").display(),
+        ),
+    )
+    .unwrap();
+    let cierre = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cierre"));
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("CIERRE") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.arg("--config").arg(&config).args(args).env("CIERRE_LOG", "warn");
+        cmd
+    };
+    let run = |args: &[&str]| {
+        let out = cierre(args).stdin(Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "cierre {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    // Two business days of the last ten days (the daemon serving the links runs on the real
+    // clock, and a link is valid from its digest's day): every finding overdue by then, so
+    // in both digests (daily).
+    let business: Vec<String> = (1..=10)
+        .rev()
+        .map(|back| (chrono::Utc::now().date_naive() - chrono::Days::new(back)).to_string())
+        .filter(|day| {
+            let prev =
+                (day.parse::<chrono::NaiveDate>().unwrap() - chrono::Days::new(1)).to_string();
+            let out = cierre(&["calendar", "business-days", &prev, day]).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim() == "1"
+        })
+        .collect();
+    let (first, second) =
+        (business[business.len() - 2].clone(), business[business.len() - 1].clone());
+    let slot = |day: &str| {
+        run(&["evaluate", "--as-of", day]);
+        run(&["notify", "--as-of", day]);
+        run(&["deliver"]);
+    };
+    let digest_text = |day: &str| -> String {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&mail)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .filter_map(|p| {
+                let raw = std::fs::read(p).unwrap();
+                let m = mail_parser::MessageParser::default().parse(&raw[..])?;
+                let to = m.to()?.first()?.address()?.to_string();
+                let id = m.message_id()?.to_string();
+                (to == "jefa@sena.example" && id.contains(day))
+                    .then(|| m.body_text(0).unwrap_or_default().into_owned())
+            })
+            .next_back()
+            .unwrap_or_else(|| panic!("no digest for jefa@sena.example on {day}"))
+    };
+    run(&["sync"]);
+    slot(&first);
+    let text = digest_text(&first);
+    let line = text.lines().find(|l| l.contains("/mis-hallazgos?t=")).expect("a personal link");
+    let link = line[line.find("http").unwrap()..].trim().to_string();
+    assert!(text.contains("CO1.PCCNTR.902"), "{text}");
+
+    // The daemon serves the web view.
+    let daemon = Killed(
+        cierre(&["run"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+        assert!(Instant::now() < deadline, "the daemon did not listen on {http_port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let screenshots = std::env::var_os("CIERRE_SCREENSHOTS").map(PathBuf::from);
+    let driver = Chromedriver::start(dir.path());
+    let checks = async {
+        let client = driver.connect(dir.path()).await;
+        let mut failures = Vec::new();
+        set_viewport(&client, 1280, HEIGHT).await;
+        client.goto(&link).await.unwrap();
+        let url = client.current_url().await.unwrap();
+        assert_eq!(url.as_str(), format!("{base}/mis-hallazgos"), "the token leaves the address");
+        let rows = js(
+            &client,
+            "return [...document.querySelectorAll('tr[data-finding] a')].map(a => a.textContent)",
+        )
+        .await;
+        let rows: Vec<&str> =
+            rows.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(rows.len(), 3, "SENA's three findings, not ICBF's: {rows:?}");
+        assert!(!rows.contains(&"CO1.PCCNTR.904"), "{rows:?}");
+        for width in [1280, 390] {
+            set_viewport(&client, width, HEIGHT).await;
+            failures.extend(overflow(&client, width).await);
+            if let Some(d) = &screenshots {
+                std::fs::create_dir_all(d).unwrap();
+                full_page_screenshot(&client, width, &d.join(format!("mis-hallazgos-{width}.png")))
+                    .await;
+            }
+        }
+        set_viewport(&client, 1280, HEIGHT).await;
+        // The finding's page, then the "en trámite" form: a date (set as the date picker
+        // would), a reason, submit.
+        client
+            .find(fantoccini::Locator::LinkText("CO1.PCCNTR.902"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let until = (chrono::Utc::now().date_naive() + chrono::Days::new(20)).to_string();
+        js(&client, &format!("document.getElementById('until').value = '{until}'; return true"))
+            .await;
+        client
+            .find(fantoccini::Locator::Id("reason-t"))
+            .await
+            .unwrap()
+            .send_keys("Acta de cierre en firma del ordenador del gasto")
+            .await
+            .unwrap();
+        client
+            .find(fantoccini::Locator::Css("form:first-of-type button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let body =
+            client.find(fantoccini::Locator::Css("main")).await.unwrap().text().await.unwrap();
+        assert!(body.contains("Su respuesta quedó registrada."), "{body}");
+        assert!(body.contains(&format!("En trámite hasta el {until}: Acta de cierre")), "{body}");
+        for width in [1280, 390] {
+            set_viewport(&client, width, HEIGHT).await;
+            failures.extend(overflow(&client, width).await);
+            if let Some(d) = &screenshots {
+                full_page_screenshot(&client, width, &d.join(format!("hallazgo-{width}.png")))
+                    .await;
+            }
+        }
+        client.close().await.unwrap();
+        failures
+    };
+    let failures = tokio::time::timeout(Duration::from_secs(180), checks)
+        .await
+        .unwrap_or_else(|_| panic!("the browser checks took over 180 s{}", driver.log_tail()));
+    drop(driver);
+    drop(daemon);
+
+    // The next digest leaves the answered finding out and counts it.
+    slot(&second);
+    let next = digest_text(&second);
+    assert!(!next.contains("CO1.PCCNTR.902"), "{next}");
+    assert!(
+        next.contains("CO1.PCCNTR.901") && next.contains("No se muestran: 1 en trámite."),
+        "{next}"
+    );
+    drop(smtp);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
