@@ -197,6 +197,14 @@ fn parse_cursor(s: &str) -> Option<FindingCursor> {
     })
 }
 
+/// An answer as the pages show it: "en trámite hasta el 18 de diciembre de 2026".
+fn answer_label(a: &crate::domain::ack::AckInForce) -> String {
+    match a.until {
+        Some(u) => format!("{} hasta el {}", a.state.label(), fecha(u)),
+        None => a.state.label().to_string(),
+    }
+}
+
 /// A finding as a row of the list.
 fn row_json(
     df: &DigestFinding,
@@ -217,10 +225,7 @@ fn row_json(
         "days": days_left(f.business_days_left),
         "overdue": f.business_days_left < 0,
         "deadline": fecha(f.deadline),
-        "answer": df.stored.ack.as_ref().filter(|a| a.hides_on(today)).map(|a| match a.until {
-            Some(u) => format!("{} hasta el {}", a.state.label(), fecha(u)),
-            None => a.state.label().to_string(),
-        }),
+        "answer": df.stored.ack.as_ref().filter(|a| a.hides_on(today)).map(answer_label),
     })
 }
 
@@ -379,10 +384,7 @@ async fn page_context<S: Store + Clone + 'static>(
     };
     let secret = settings.http.links.as_ref().map(|l| l.secret.expose_secret().to_string());
     let csrf = secret.map(|k| crate::links::form_token(k.as_bytes(), &s.token)).unwrap_or_default();
-    let answer = stored.ack.as_ref().map(|a| match a.until {
-        Some(u) => format!("{} hasta el {}", a.state.label(), fecha(u)),
-        None => a.state.label().to_string(),
-    });
+    let answer = stored.ack.as_ref().map(answer_label);
     let missing: Vec<_> = f
         .missing
         .iter()
