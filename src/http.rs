@@ -432,6 +432,23 @@ async fn silences<S: Store + Clone + 'static>(
     }
 }
 
+/// The JSON body of a request that changes state: 401 without the bearer token, 400 (as
+/// `{"errors": [..]}`) when it is not the JSON expected.
+fn admin_json<T: serde::de::DeserializeOwned>(
+    settings: &crate::config::Settings,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, Box<Response>> {
+    if !authorised(headers, settings.http.token.as_ref()) {
+        return Err(Box::new(unauthorised()));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(
+            (StatusCode::BAD_REQUEST, Json(json!({ "errors": [e.to_string()] }))).into_response(),
+        )
+    })
+}
+
 /// `POST /api/silences` (bearer token), a JSON silence: `{"matchers": {"kinds": [...],
 /// "levels": [...], "offices": [...], "fields": [{"field", "value", "regex"}]}, "starts_on",
 /// "ends_on", "webhooks", "author", "comment"}`. 201 with its id, or 400 with every error.
@@ -441,15 +458,9 @@ async fn add_silence<S: Store + Clone + 'static>(
     body: axum::body::Bytes,
 ) -> Response {
     let settings = d.settings();
-    if !authorised(&headers, settings.http.token.as_ref()) {
-        return unauthorised();
-    }
-    let new: crate::domain::silence::NewSilence = match serde_json::from_slice(&body) {
+    let new: crate::domain::silence::NewSilence = match admin_json(&settings, &headers, &body) {
         Ok(s) => s,
-        Err(e) => {
-            return (StatusCode::BAD_REQUEST, Json(json!({ "errors": [e.to_string()] })))
-                .into_response();
-        }
+        Err(r) => return *r,
     };
     let today = d.clock.today(settings.schedule.timezone);
     if let Err(errors) = crate::findings::silences::check(&new, &settings, today) {
@@ -516,15 +527,9 @@ async fn acknowledge<S: Store + Clone + 'static>(
 ) -> Response {
     use crate::findings::acks::AckError;
     let settings = d.settings();
-    if !authorised(&headers, settings.http.token.as_ref()) {
-        return unauthorised();
-    }
-    let ack: crate::domain::ack::NewAck = match serde_json::from_slice(&body) {
+    let ack: crate::domain::ack::NewAck = match admin_json(&settings, &headers, &body) {
         Ok(a) => a,
-        Err(e) => {
-            return (StatusCode::BAD_REQUEST, Json(json!({ "errors": [e.to_string()] })))
-                .into_response();
-        }
+        Err(r) => return *r,
     };
     let today = d.clock.today(settings.schedule.timezone);
     match crate::findings::acks::acknowledge(&d.store, &settings, &ack, today, d.clock.now()).await
