@@ -537,7 +537,7 @@ pub async fn execute<S: Store>(
                     writeln!(out, "{id}")?;
                 }
                 SilenceCommand::List { all } => {
-                    for s in app.store.silences(today, all).await? {
+                    for s in app.store.silences(today, all, crate::store::IdPage::ALL).await? {
                         let state = match (s.expired_at, s.active_on(today)) {
                             (_, true) => "active",
                             (Some(_), false) => "expired",
@@ -576,7 +576,7 @@ pub async fn execute<S: Store>(
             return answer_finding(app, answer, out).await;
         }
         Command::Acks { all, contract } => {
-            for a in app.store.acknowledgements(None, all).await? {
+            for a in app.store.acknowledgements(None, all, crate::store::IdPage::ALL).await? {
                 if contract.as_ref().is_some_and(|c| *c != a.contract_id) {
                     continue;
                 }

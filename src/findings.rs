@@ -20,7 +20,7 @@ use crate::config::{Settings, Webhook, routing};
 use crate::domain::{Contract, Event, Finding, Guarantee, Kind, Stage, StoredFinding};
 use crate::rules::{DataQuality, DocumentFact, Dossier, Engine, urgency};
 use crate::store::{
-    DossierFacts, EvaluationPage, FindingChanges, FindingCursor, NewOutboxItem, Store,
+    DossierFacts, EvaluationPage, FindingChanges, FindingCursor, IdPage, NewOutboxItem, Store,
 };
 
 /// What an evaluation found and changed: counts only, so that memory does not grow with the
@@ -81,7 +81,7 @@ pub async fn evaluate<S: Store>(
     let muted: Vec<silences::Compiled> = if settings.webhooks.is_empty() {
         Vec::new()
     } else {
-        let stored = store.silences(as_of, false).await.context("reading silences")?;
+        let stored = store.silences(as_of, false, IdPage::ALL).await.context("reading silences")?;
         silences::in_force(&stored, as_of, settings).into_iter().filter(|s| s.webhooks).collect()
     };
     let now = clock.now();

@@ -13,12 +13,12 @@ use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use crate::app::App;
+use crate::admin::PreviewError;
 use crate::config::routing;
 use crate::config::schedule::Job;
 use crate::domain::Dataset;
 use crate::scheduler::Daemon;
-use crate::store::{OutboxPage, Store};
+use crate::store::{IdPage, OutboxPage, Store};
 
 /// The routes, on the daemon's state.
 pub fn router<S: Store + Clone + 'static>(daemon: Arc<Daemon<S>>) -> Router {
@@ -39,6 +39,7 @@ pub fn router<S: Store + Clone + 'static>(daemon: Arc<Daemon<S>>) -> Router {
         .route("/api/acknowledgements", get(acknowledgements::<S>).post(acknowledge::<S>))
         .route("/api/findings/{id}/history", get(finding_history::<S>))
         .merge(crate::web::routes::<S>())
+        .merge(crate::admin::routes::<S>())
         .layer(axum::middleware::map_response(secure))
         .with_state(daemon)
 }
@@ -219,7 +220,7 @@ async fn findings<S: Store + Clone + 'static>(
     };
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
     let today = d.clock.today(settings.schedule.timezone);
-    let silences = match d.store.silences(today, false).await {
+    let silences = match d.store.silences(today, false, IdPage::ALL).await {
         Ok(s) => crate::findings::silences::in_force(&s, today, &settings),
         Err(e) => return internal(e),
     };
@@ -341,29 +342,28 @@ struct DigestQuery {
     as_of: Option<String>,
 }
 
+/// `GET /api/digest?to=&as_of=`: the digest `to` would receive, as HTML, without personal
+/// links; one preview is built at a time (503 with `Retry-After` meanwhile).
 async fn digest_preview<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
     Query(q): Query<DigestQuery>,
 ) -> Response {
-    let app =
-        App { settings: (*d.settings()).clone(), store: d.store.clone(), clock: d.clock.clone() };
-    let as_of = match q.as_of.as_deref().map(|s| {
-        let today = d.clock.today(app.settings.schedule.timezone);
-        crate::domain::parse_iso_date(s).and_then(|day| app.settings.dates.check(day, today))
-    }) {
-        None => None,
-        Some(Ok(day)) => Some(day),
-        Some(Err(e)) => {
-            return (StatusCode::BAD_REQUEST, Json(json!({ "error": format!("as_of: {e}") })))
-                .into_response();
-        }
-    };
-    match app.digest(&q.to, as_of, None).await {
-        Ok(Some(built)) => Html(built.rendered.html).into_response(),
+    match crate::admin::digest_preview(&d, &q.to, q.as_of.as_deref()).await {
+        Ok(Some(html)) => Html(html).into_response(),
         Ok(None) => {
             (StatusCode::NOT_FOUND, format!("no digest for {} that day\n", q.to)).into_response()
         }
-        Err(e) => internal(e),
+        Err(PreviewError::Date(e)) => {
+            (StatusCode::BAD_REQUEST, Json(json!({ "error": format!("as_of: {e}") })))
+                .into_response()
+        }
+        Err(PreviewError::Busy) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "5")],
+            Json(json!({ "error": "another digest preview is being built; try again" })),
+        )
+            .into_response(),
+        Err(PreviewError::Failed(e)) => internal(format!("{e:#}")),
     }
 }
 
@@ -380,8 +380,17 @@ fn authorised(headers: &HeaderMap, token: Option<&secrecy::SecretString>) -> boo
     bool::from(given.as_bytes().ct_eq(token.expose_secret().as_bytes()))
 }
 
-/// The answer to a request that changes state without the bearer token.
+/// The answer to a request that changes state without the bearer token: 401, or 429 once
+/// too many wrong tokens were given this minute.
 fn unauthorised() -> Response {
+    if !crate::web::bad_token_allowed() {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "60")],
+            "too many invalid tokens; try again in a minute\n",
+        )
+            .into_response();
+    }
     (
         StatusCode::UNAUTHORIZED,
         [(header::WWW_AUTHENTICATE, "Bearer")],
@@ -418,16 +427,24 @@ struct SilencesQuery {
     /// Ended silences too.
     #[serde(default)]
     all: bool,
+    limit: Option<u32>,
+    /// The `next_after` of the previous page.
+    after: Option<i64>,
 }
 
-/// `GET /api/silences[?all=true]`: the silences in force or to come (or every one), by id.
+/// `GET /api/silences[?all=true][&limit=&after=]`: the silences in force or to come (or
+/// every one), oldest first, paginated: `{"items": […], "next_after": N}` (`null`: the last).
 async fn silences<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
     Query(q): Query<SilencesQuery>,
 ) -> Response {
     let today = d.clock.today(d.settings().schedule.timezone);
-    match d.store.silences(today, q.all).await {
-        Ok(list) => Json(json!({ "items": list })).into_response(),
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    match d.store.silences(today, q.all, IdPage { from: q.after, limit }).await {
+        Ok(list) => {
+            let next = (list.len() == limit as usize).then(|| list.last().map(|s| s.id)).flatten();
+            Json(json!({ "items": list, "next_after": next })).into_response()
+        }
         Err(e) => internal(e),
     }
 }
@@ -502,16 +519,19 @@ struct AcknowledgementsQuery {
     all: bool,
     /// Only the answers of this finding.
     finding: Option<i64>,
+    limit: Option<u32>,
+    before: Option<i64>,
 }
 
-/// `GET /api/acknowledgements[?all=true][&finding=ID]`: office heads' answers in force (or
-/// every one), newest first.
+/// `GET /api/acknowledgements[?all=true][&finding=ID][&limit=&before=]`: office heads'
+/// answers in force (or every one), newest first, paginated like the run history.
 async fn acknowledgements<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
     Query(q): Query<AcknowledgementsQuery>,
 ) -> Response {
-    match d.store.acknowledgements(q.finding, q.all).await {
-        Ok(list) => Json(json!({ "items": list })).into_response(),
+    let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE);
+    match d.store.acknowledgements(q.finding, q.all, IdPage { from: q.before, limit }).await {
+        Ok(list) => page(list, limit, |a| a.id),
         Err(e) => internal(e),
     }
 }
@@ -578,13 +598,8 @@ async fn trigger<S: Store + Clone + 'static>(
         )
             .into_response();
     };
-    // A manual run is its own slot: the millisecond it was asked for (an operator who
-    // confirms a held sync right after it failed asks again within the same second).
-    let now = d.clock.now();
-    let slot = chrono::DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now);
-    let daemon = d.clone();
     let options = crate::scheduler::RunOptions { accept_vanishing: q.accept_vanishing };
-    tokio::spawn(async move { daemon.run_job_with(job, slot, options).await });
+    let slot = crate::admin::start_job(&d, job, options);
     (
         StatusCode::ACCEPTED,
         Json(json!({ "job": job, "slot": slot, "accept_vanishing": q.accept_vanishing })),

@@ -15,6 +15,7 @@
 //!                    domain (contracts, findings, events, Spanish) · error · clock · tls
 //! ```
 
+pub mod admin;
 pub mod app;
 pub mod calendar;
 pub mod cli;

@@ -30,28 +30,44 @@ fn mac(secret: &[u8], purpose: &str, payload: &str) -> hmac::Hmac<Sha256> {
 
 /// A token for `email` (compared in lower case) valid until `expires`.
 pub fn sign(secret: &[u8], email: &str, expires: DateTime<Utc>) -> String {
-    let payload = format!("1.{}.{}", expires.timestamp(), email.to_lowercase());
-    let sig = mac(secret, "link", &payload).finalize().into_bytes();
-    format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(sig))
+    sign_as(secret, "link", &email.to_lowercase(), expires)
 }
 
 /// The recipient a token names, if it is signed with `secret` and not expired at `now`.
-/// The signature is compared in constant time.
 pub fn verify(secret: &[u8], token: &str, now: DateTime<Utc>) -> Result<String, LinkError> {
+    verify_as(secret, "link", token, now)
+}
+
+/// A token naming `subject` for one `purpose` (a personal link, an admin session), valid
+/// until `expires`: a token signed for one purpose is refused for any other.
+pub fn sign_as(secret: &[u8], purpose: &str, subject: &str, expires: DateTime<Utc>) -> String {
+    let payload = format!("1.{}.{}", expires.timestamp(), subject);
+    let sig = mac(secret, purpose, &payload).finalize().into_bytes();
+    format!("{}.{}", URL_SAFE_NO_PAD.encode(&payload), URL_SAFE_NO_PAD.encode(sig))
+}
+
+/// The subject of a token signed with `secret` for `purpose`, if it has not expired at `now`.
+pub fn verify_as(
+    secret: &[u8],
+    purpose: &str,
+    token: &str,
+    now: DateTime<Utc>,
+) -> Result<String, LinkError> {
     let (payload, sig) = token.split_once('.').ok_or(LinkError::Malformed)?;
     let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| LinkError::Malformed)?;
     let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| LinkError::Malformed)?;
     let payload = String::from_utf8(payload).map_err(|_| LinkError::Malformed)?;
-    mac(secret, "link", &payload).verify_slice(&sig).map_err(|_| LinkError::Forged)?;
+    mac(secret, purpose, &payload).verify_slice(&sig).map_err(|_| LinkError::Forged)?;
     let mut parts = payload.splitn(3, '.');
-    let (Some("1"), Some(expires), Some(email)) = (parts.next(), parts.next(), parts.next()) else {
+    let (Some("1"), Some(expires), Some(subject)) = (parts.next(), parts.next(), parts.next())
+    else {
         return Err(LinkError::Malformed);
     };
     let expires: i64 = expires.parse().map_err(|_| LinkError::Malformed)?;
     if now.timestamp() >= expires {
         return Err(LinkError::Expired);
     }
-    Ok(email.to_string())
+    Ok(subject.to_string())
 }
 
 /// The form token of a session (CSRF): derived from its link token, so a page can only post
@@ -87,6 +103,10 @@ mod tests {
             format!("{}.{}", other.split_once('.').unwrap().0, token.split_once('.').unwrap().1);
         assert_eq!(verify(KEY, &forged, now), Err(LinkError::Forged));
         assert_eq!(verify(KEY, "nonsense", now), Err(LinkError::Malformed));
+        // A token signed for another purpose (an admin session) is not a link.
+        let admin = sign_as(KEY, "admin", "jefa@sena.example", now + chrono::Duration::days(1));
+        assert_eq!(verify(KEY, &admin, now), Err(LinkError::Forged));
+        assert_eq!(verify_as(KEY, "admin", &admin, now), Ok("jefa@sena.example".into()));
         let form = form_token(KEY, &token);
         assert!(check_form_token(KEY, &token, &form));
         assert!(!check_form_token(KEY, &other, &form));

@@ -163,7 +163,7 @@ impl Metrics {
         for (kind, level, n) in store.findings_summary().await? {
             self.findings_open.get_or_create(&FindingLabels { kind, level }).set(n as i64);
         }
-        let silences = store.silences(today, false).await?;
+        let silences = store.silences(today, false, crate::store::IdPage::ALL).await?;
         self.silences_active.set(silences.iter().filter(|s| s.active_on(today)).count() as i64);
         self.acknowledged.clear();
         for state in crate::domain::ack::AckState::ALL {

@@ -48,10 +48,20 @@ const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:;
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     for (name, text) in [
+        ("style.html", include_str!("../templates/web/style.html")),
         ("base.html", include_str!("../templates/web/base.html")),
         ("findings.html", include_str!("../templates/web/findings.html")),
         ("finding.html", include_str!("../templates/web/finding.html")),
         ("refused.html", include_str!("../templates/web/refused.html")),
+        ("admin/base.html", include_str!("../templates/admin/base.html")),
+        ("admin/login.html", include_str!("../templates/admin/login.html")),
+        ("admin/message.html", include_str!("../templates/admin/message.html")),
+        ("admin/overview.html", include_str!("../templates/admin/overview.html")),
+        ("admin/runs.html", include_str!("../templates/admin/runs.html")),
+        ("admin/outbox.html", include_str!("../templates/admin/outbox.html")),
+        ("admin/silences.html", include_str!("../templates/admin/silences.html")),
+        ("admin/config.html", include_str!("../templates/admin/config.html")),
+        ("admin/preview.html", include_str!("../templates/admin/preview.html")),
     ] {
         env.add_template(name, text).expect("the embedded web templates parse");
     }
@@ -66,7 +76,8 @@ pub fn routes<S: Store + Clone + 'static>() -> Router<Arc<Daemon<S>>> {
         .route("/mis-hallazgos/{id}/respuesta", post(answer::<S>))
 }
 
-fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
+/// A page of the web view or the admin console, with the pages' security policy.
+pub(crate) fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> Response {
     let body = TEMPLATES.get_template(name).and_then(|t| t.render(ctx)).unwrap_or_else(|e| {
         tracing::error!(error = %e, template = name, "a web page could not be rendered");
         "<!doctype html><title>Error</title><p>Error interno.</p>".into()
@@ -80,8 +91,9 @@ fn refused(status: StatusCode, message: &str) -> Response {
     render(status, "refused.html", minijinja::context! { message => message })
 }
 
-/// Counts a refused token; false once too many were refused this minute.
-fn count_bad_token() -> bool {
+/// Counts a refused token (a link, an admin session or sign-in, a bearer token); false once
+/// too many were refused this minute, from anyone: guessing is slowed for everyone alike.
+pub(crate) fn bad_token_allowed() -> bool {
     static WINDOW: Mutex<Option<(Instant, u32)>> = Mutex::new(None);
     let mut w = WINDOW.lock().expect("not poisoned");
     let now = Instant::now();
@@ -103,11 +115,12 @@ struct Session {
     token: String,
 }
 
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
+/// The value of cookie `name` in a request.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|v| {
         v.split(';').find_map(|c| {
-            let (name, value) = c.trim().split_once('=')?;
-            (name == COOKIE).then(|| value.to_string())
+            let (n, value) = c.trim().split_once('=')?;
+            (n == name).then(|| value.to_string())
         })
     })
 }
@@ -129,7 +142,7 @@ fn session<S: Store + Clone + 'static>(
     };
     let secret = links.secret.expose_secret().as_bytes();
     let from_link = link.is_some();
-    let Some(token) = link.map(str::to_string).or_else(|| cookie_token(headers)) else {
+    let Some(token) = link.map(str::to_string).or_else(|| cookie(headers, COOKIE)) else {
         return Err(Box::new(refused(
             StatusCode::UNAUTHORIZED,
             "Abra esta página desde el enlace de su último resumen de hallazgos.",
@@ -155,7 +168,7 @@ fn session<S: Store + Clone + 'static>(
         }
         Ok(email) => Ok(Session { email, token }),
         Err(e) => {
-            if !count_bad_token() {
+            if !bad_token_allowed() {
                 return Err(Box::new(refused(
                     StatusCode::TOO_MANY_REQUESTS,
                     "Demasiados enlaces no válidos. Intente de nuevo en un minuto.",

@@ -13,7 +13,7 @@ use crate::domain::spanish::{fecha, level_label};
 use crate::domain::{Event, Finding, Kind, StoredFinding};
 use crate::error::StoreError;
 use crate::rules::urgency;
-use crate::store::Store;
+use crate::store::{IdPage, Store};
 
 /// Why answer `ack` no longer holds for `found`, the finding as concluded on `as_of`, in
 /// Spanish; `None` while it holds.
@@ -216,7 +216,7 @@ pub async fn acknowledge<S: Store>(
         )));
     };
     let stored = store
-        .acknowledgements(Some(finding.id), true)
+        .acknowledgements(Some(finding.id), true, IdPage::ALL)
         .await?
         .into_iter()
         .find(|a| a.id == id)
@@ -236,7 +236,7 @@ pub async fn history<S: Store>(
     let mut entries = store.finding_history(finding_id).await?;
     let contract = store.contract(&stored.finding.contract_id).await?.unwrap_or_default();
     let offices = routing::route(&settings.routes, &contract);
-    for s in store.silences(stored.opened_on, true).await? {
+    for s in store.silences(stored.opened_on, true, IdPage::ALL).await? {
         let n = &s.silence;
         if n.ends_on <= stored.opened_on
             || !super::silences::Compiled::new(&s, settings).matches(

@@ -28,7 +28,7 @@ use crate::domain::spanish::{
 };
 use crate::domain::{Contract, Kind};
 use crate::rules::urgency;
-use crate::store::{DigestFinding, NewOutboxItem, ResolvedCursor, Store};
+use crate::store::{DigestFinding, IdPage, NewOutboxItem, ResolvedCursor, Store};
 use attachments::Files;
 use digest::Rendered;
 use spool::{Entry, Spool};
@@ -219,7 +219,7 @@ impl Digests {
             .context("reading previous digests")?
             .into_iter()
             .collect();
-        let stored = store.silences(slot, false).await.context("reading silences")?;
+        let stored = store.silences(slot, false, IdPage::ALL).await.context("reading silences")?;
         let silences = crate::findings::silences::in_force(&stored, slot, settings);
         let mut hidden: HashMap<String, Hidden> = HashMap::new();
         let mut index: HashMap<String, u32> = HashMap::new();

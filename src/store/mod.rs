@@ -355,6 +355,19 @@ pub trait DigestStore: Send + Sync {
     fn purge_digests(&self, before: NaiveDate) -> impl Future<Output = StoreResult<u64>> + Send;
 }
 
+/// A page of a list in id order: at most `limit` rows past id `from` (below it for a list
+/// newest first, above it for one oldest first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdPage {
+    pub from: Option<i64>,
+    pub limit: u32,
+}
+
+impl IdPage {
+    /// The whole list, for the jobs that need every row (the silences in force).
+    pub const ALL: IdPage = IdPage { from: None, limit: u32::MAX };
+}
+
 /// Silences: created, listed and expired by administrators; read by digests and the
 /// evaluation's webhook events.
 pub trait SilenceStore: Send + Sync {
@@ -363,11 +376,13 @@ pub trait SilenceStore: Send + Sync {
         silence: &NewSilence,
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<i64>> + Send;
-    /// Every silence (ended ones too when `all`), or those in force or to come on `day`, by id.
+    /// Every silence (ended ones too when `all`), or those in force or to come on `day`, by
+    /// id, oldest first: the page after `page.from`.
     fn silences(
         &self,
         day: NaiveDate,
         all: bool,
+        page: IdPage,
     ) -> impl Future<Output = StoreResult<Vec<Silence>>> + Send;
     /// Ends silence `id` on `day` (it is no longer in force from then) unless it has ended
     /// by then; true when it was in force or to come.
@@ -402,11 +417,12 @@ pub trait AckStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<Option<i64>>> + Send;
     /// Answers, newest first: those in force (every one when `all`), of one finding when
-    /// given.
+    /// given; the page below `page.from`.
     fn acknowledgements(
         &self,
         finding_id: Option<i64>,
         all: bool,
+        page: IdPage,
     ) -> impl Future<Output = StoreResult<Vec<Acknowledgement>>> + Send;
     /// Open findings with an answer in force, counted by state.
     fn acknowledgement_counts(
@@ -616,7 +632,7 @@ pub trait Store:
 /// `use cierre::store::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        AckStore, DigestStore, FindingStore, OutboxStore, RunStore, SilenceStore, Store,
+        AckStore, DigestStore, FindingStore, IdPage, OutboxStore, RunStore, SilenceStore, Store,
     };
     pub use crate::sync::SyncStore;
 }

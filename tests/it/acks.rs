@@ -161,7 +161,7 @@ async fn en_tramite_hides_a_finding_until_its_day_or_until_it_escalates() {
         let acked = &h[1];
         assert_eq!(acked.author.as_deref(), Some("jefa.sena"));
         assert!(acked.detail.as_deref().unwrap().contains("radicado 2026-123"), "{acked:?}");
-        let answers = t.app.store.acknowledgements(Some(f.id), true).await.unwrap();
+        let answers = t.app.store.acknowledgements(Some(f.id), true, IdPage::ALL).await.unwrap();
         assert_eq!(answers.len(), 1);
         assert!(answers[0].ended_reason.as_deref().unwrap().contains(why));
     }
@@ -229,7 +229,7 @@ async fn no_aplica_holds_while_the_facts_are_the_same_and_reopens_when_the_contr
         Some("Cambiaron los datos del contrato en SECOP II"),
         "{h:?}"
     );
-    let answers = t.app.store.acknowledgements(Some(f.id), true).await.unwrap();
+    let answers = t.app.store.acknowledgements(Some(f.id), true, IdPage::ALL).await.unwrap();
     assert_eq!((answers[0].id, answers[0].ended_on), (id, Some(date("2026-03-04"))));
 }
 
@@ -299,7 +299,7 @@ async fn documento_publicado_classifies_the_document_and_resolves_the_finding() 
     let e = t.app.evaluate(Some(date("2026-02-17"))).await.unwrap();
     assert_eq!(e.resolved, 1);
     assert!(t.app.store.open_findings_of("CO1.PCCNTR.950").await.unwrap().is_empty());
-    let answers = t.app.store.acknowledgements(None, true).await.unwrap();
+    let answers = t.app.store.acknowledgements(None, true, IdPage::ALL).await.unwrap();
     assert_eq!(answers[0].document_kind.as_deref(), Some("certificado_idoneidad"));
     assert_eq!(answers[0].ended_reason.as_deref(), Some("el hallazgo se resolvió"));
     // The classifier uses it from then on, and classify says so beside the patterns.
@@ -346,7 +346,7 @@ async fn answers_are_checked_and_every_problem_is_said() {
         matches!(try_ack(none).await, AckError::NotFound(e) if e == "contract CO1.PCCNTR.902 has no open liquidation_due finding")
     );
     // Nothing was recorded.
-    assert!(t.app.store.acknowledgements(None, true).await.unwrap().is_empty());
+    assert!(t.app.store.acknowledgements(None, true, IdPage::ALL).await.unwrap().is_empty());
 
     // The command line: exit 2 with every problem, 1 for what is not there, the id on success.
     let config = t.dir.path().join("daemon.toml");
@@ -427,11 +427,11 @@ async fn two_replicas_answering_one_finding_at_once_leave_one_answer_in_force() 
             total += 1;
         }
         let f = &t.app.store.open_findings_of("CO1.PCCNTR.902").await.unwrap()[0];
-        let in_force = t.app.store.acknowledgements(Some(f.id), false).await.unwrap();
+        let in_force = t.app.store.acknowledgements(Some(f.id), false, IdPage::ALL).await.unwrap();
         assert_eq!(in_force.len(), 1, "seed {seed}: one answer in force");
         assert_eq!(f.ack.as_ref().map(|a| a.id), Some(in_force[0].id), "seed {seed}");
         assert_eq!(f.ack.as_ref().map(|a| a.state), Some(in_force[0].state), "seed {seed}");
-        let all = t.app.store.acknowledgements(Some(f.id), true).await.unwrap();
+        let all = t.app.store.acknowledgements(Some(f.id), true, IdPage::ALL).await.unwrap();
         assert_eq!(all.len(), total, "seed {seed}");
         // The newest is in force; every other ended because it was answered again.
         assert_eq!(all[0].id, in_force[0].id, "seed {seed}");

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per stage, a fresh store per test.
 
 mod acks;
+mod admin;
 mod cli;
 mod config;
 mod daemon;

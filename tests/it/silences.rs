@@ -95,11 +95,11 @@ async fn a_silence_hides_exactly_what_it_matches_while_in_force_and_is_counted()
         assert_eq!(outdated_shown, day != "2026-02-16", "{day}");
     }
     // Both are kept: the listing of every silence shows them, the expired one with its day.
-    let all = t.app.store.silences(date("2026-03-02"), true).await.unwrap();
+    let all = t.app.store.silences(date("2026-03-02"), true, IdPage::ALL).await.unwrap();
     assert_eq!(all.iter().map(|s| s.id).collect::<Vec<_>>(), [id, other]);
     assert_eq!(all[1].silence.ends_on, date("2026-02-17"));
     assert!(all[1].expired_at.is_some() && all[0].expired_at.is_none());
-    assert!(t.app.store.silences(date("2026-03-02"), false).await.unwrap().is_empty());
+    assert!(t.app.store.silences(date("2026-03-02"), false, IdPage::ALL).await.unwrap().is_empty());
 }
 
 #[test]

@@ -11,10 +11,10 @@ use cierre::store::prelude::*;
 
 use crate::helpers::{TestApp, date, spawn_app_with};
 
-const SECRET: &str = "0123456789abcdef0123456789abcdef-links";
+pub(crate) const SECRET: &str = "0123456789abcdef0123456789abcdef-links";
 
 /// SENA's three closable contracts of the acknowledgement tests, and one of ICBF's.
-fn contracts(dir: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn contracts(dir: &std::path::Path) -> std::path::PathBuf {
     let text = format!(
         "{}{}\n",
         crate::acks::THREE,
@@ -162,7 +162,7 @@ async fn a_digest_link_opens_only_its_recipients_findings_and_an_answer_posted_t
     let (status, _, _) =
         post(&c, &format!("{base}/mis-hallazgos/{sena}/respuesta"), &cookie, &forged).await;
     assert_eq!(status, 403);
-    assert!(t.app.store.acknowledgements(None, true).await.unwrap().is_empty());
+    assert!(t.app.store.acknowledgements(None, true, IdPage::ALL).await.unwrap().is_empty());
     // A mistake is said in Spanish, and nothing recorded.
     let mut late = answer;
     late[2] = ("until", "2026-02-10");
@@ -170,14 +170,14 @@ async fn a_digest_link_opens_only_its_recipients_findings_and_an_answer_posted_t
         post(&c, &format!("{base}/mis-hallazgos/{sena}/respuesta"), &cookie, &late).await;
     assert_eq!(status, 400);
     assert!(body.contains("debe ser posterior a hoy"), "{body}");
-    assert!(t.app.store.acknowledgements(None, true).await.unwrap().is_empty());
+    assert!(t.app.store.acknowledgements(None, true, IdPage::ALL).await.unwrap().is_empty());
 
     // The answer through the form: recorded with her as the author, shown on the page.
     let (status, _, h) =
         post(&c, &format!("{base}/mis-hallazgos/{sena}/respuesta"), &cookie, &answer).await;
     assert_eq!(status, 303);
     assert_eq!(h["location"], format!("/mis-hallazgos/{sena}?hecho=1").as_str());
-    let acks = t.app.store.acknowledgements(Some(sena), false).await.unwrap();
+    let acks = t.app.store.acknowledgements(Some(sena), false, IdPage::ALL).await.unwrap();
     assert_eq!(acks.len(), 1);
     assert_eq!(acks[0].author, "jefa@sena.example");
     let (_, page, _) =

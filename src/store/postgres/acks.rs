@@ -13,7 +13,7 @@ use crate::domain::ack::{
     self, AckState, Acknowledgement, HistoryEntry, ManualClassification, NewAck,
 };
 use crate::error::StoreResult;
-use crate::store::{AckStore, NewOutboxItem};
+use crate::store::{AckStore, IdPage, NewOutboxItem};
 
 impl AckStore for PgStore {
     async fn finding(&self, id: i64) -> StoreResult<Option<StoredFinding>> {
@@ -138,15 +138,18 @@ impl AckStore for PgStore {
         &self,
         finding_id: Option<i64>,
         all: bool,
+        page: IdPage,
     ) -> StoreResult<Vec<Acknowledgement>> {
         sqlx::query(
             "SELECT a.*, f.contract_id, f.kind, f.stage FROM acknowledgements a \
              JOIN findings f ON f.id = a.finding_id \
              WHERE ($1::bigint IS NULL OR a.finding_id = $1) AND ($2 OR a.ended_at IS NULL) \
-             ORDER BY a.id DESC",
+             AND ($3::bigint IS NULL OR a.id < $3) ORDER BY a.id DESC LIMIT $4",
         )
         .bind(finding_id)
         .bind(all)
+        .bind(page.from)
+        .bind(i64::from(page.limit))
         .fetch_all(&self.pool)
         .await?
         .iter()

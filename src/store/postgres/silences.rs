@@ -7,7 +7,7 @@ use sqlx::postgres::PgRow;
 use super::PgStore;
 use crate::domain::silence::{NewSilence, Silence};
 use crate::error::{StoreError, StoreResult};
-use crate::store::SilenceStore;
+use crate::store::{IdPage, SilenceStore};
 
 fn silence(r: &PgRow) -> StoreResult<Silence> {
     Ok(Silence {
@@ -45,12 +45,17 @@ impl SilenceStore for PgStore {
         Ok(row.get("id"))
     }
 
-    async fn silences(&self, day: NaiveDate, all: bool) -> StoreResult<Vec<Silence>> {
-        let found = sqlx::query("SELECT * FROM silences WHERE $2 OR ends_on > $1 ORDER BY id")
-            .bind(day)
-            .bind(all)
-            .fetch_all(&self.pool)
-            .await?;
+    async fn silences(&self, day: NaiveDate, all: bool, page: IdPage) -> StoreResult<Vec<Silence>> {
+        let found = sqlx::query(
+            "SELECT * FROM silences WHERE ($2 OR ends_on > $1) AND ($3::bigint IS NULL OR id > $3) \
+             ORDER BY id LIMIT $4",
+        )
+        .bind(day)
+        .bind(all)
+        .bind(page.from)
+        .bind(i64::from(page.limit))
+        .fetch_all(&self.pool)
+        .await?;
         found.iter().map(silence).collect()
     }
 

@@ -13,7 +13,7 @@ use crate::domain::ack::{
     self, AckState, Acknowledgement, HistoryEntry, ManualClassification, NewAck,
 };
 use crate::error::StoreResult;
-use crate::store::{AckStore, NewOutboxItem};
+use crate::store::{AckStore, IdPage, NewOutboxItem};
 
 impl AckStore for SqliteStore {
     async fn finding(&self, id: i64) -> StoreResult<Option<StoredFinding>> {
@@ -67,15 +67,16 @@ impl AckStore for SqliteStore {
         &self,
         finding_id: Option<i64>,
         all: bool,
+        page: IdPage,
     ) -> StoreResult<Vec<Acknowledgement>> {
         self.with_conn(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT a.*, f.contract_id, f.kind, f.stage FROM acknowledgements a \
                  JOIN findings f ON f.id = a.finding_id \
                  WHERE (?1 IS NULL OR a.finding_id = ?1) AND (?2 OR a.ended_at IS NULL) \
-                 ORDER BY a.id DESC",
+                 AND (?3 IS NULL OR a.id < ?3) ORDER BY a.id DESC LIMIT ?4",
             )?;
-            let mut found = stmt.query(params![finding_id, all])?;
+            let mut found = stmt.query(params![finding_id, all, page.from, page.limit])?;
             let mut out = Vec::new();
             while let Some(r) = found.next()? {
                 out.push(rows::acknowledgement(r)?);

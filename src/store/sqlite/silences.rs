@@ -7,7 +7,7 @@ use super::SqliteStore;
 use super::rows::{Day, Ts};
 use crate::domain::silence::{NewSilence, Silence};
 use crate::error::{StoreError, StoreResult};
-use crate::store::SilenceStore;
+use crate::store::{IdPage, SilenceStore};
 
 fn silence(r: &Row) -> StoreResult<Silence> {
     let matchers: String = r.get("matchers")?;
@@ -50,11 +50,13 @@ impl SilenceStore for SqliteStore {
         .await
     }
 
-    async fn silences(&self, day: NaiveDate, all: bool) -> StoreResult<Vec<Silence>> {
+    async fn silences(&self, day: NaiveDate, all: bool, page: IdPage) -> StoreResult<Vec<Silence>> {
         self.with_conn(move |conn| {
-            let mut stmt =
-                conn.prepare_cached("SELECT * FROM silences WHERE ?2 OR ends_on > ?1 ORDER BY id")?;
-            let mut found = stmt.query(params![Day(day), all])?;
+            let mut stmt = conn.prepare_cached(
+                "SELECT * FROM silences WHERE (?2 OR ends_on > ?1) AND (?3 IS NULL OR id > ?3) \
+                 ORDER BY id LIMIT ?4",
+            )?;
+            let mut found = stmt.query(params![Day(day), all, page.from, page.limit])?;
             let mut out = Vec::new();
             while let Some(r) = found.next()? {
                 out.push(silence(r)?);
