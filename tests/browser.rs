@@ -579,7 +579,8 @@ impl Drop for Killed {
 /// An office head's round trip, all real: a digest arrives at an SMTP server on loopback
 /// (aiosmtpd), its link opens "Mis hallazgos" in headless Chromium, the head puts a finding
 /// "en trámite" through the form, the finding's page shows it in its history, and the next
-/// digest leaves it out and says so. At 1280 and 390 px the pages do not overflow.
+/// digest leaves it out and says so. At 1280 and 390 px the pages do not overflow. An
+/// administrator then signs in to the console with the keyboard and creates a silence.
 /// `CIERRE_SCREENSHOTS=DIR` also writes `mis-hallazgos-{1280,390}.png` and
 /// `hallazgo-{1280,390}.png`.
 #[tokio::test(flavor = "multi_thread")]
@@ -648,6 +649,7 @@ tls = "none"
 listen = "127.0.0.1:{http_port}"
 public_url = "{base}/"
 link_secret = "browser-test-secret-0123456789abcdef"
+token = "browser-admin-token-0123456789"
 [schedule]
 sync = "0 0 3 1 1 *"
 notify = "0 0 3 1 1 *"
@@ -803,6 +805,7 @@ purge = "0 0 3 1 1 *"
                     .await;
             }
         }
+        failures.extend(admin_console(&client, &base, screenshots.as_deref()).await);
         client.close().await.unwrap();
         failures
     };
@@ -822,4 +825,93 @@ purge = "0 0 3 1 1 *"
     );
     drop(smtp);
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The admin console in the browser: the sign-in form typed and sent with the keyboard, the
+/// overview, a silence created from its form (for ICBF, so SENA's next digest is not
+/// touched), the outbox and the runs; at 1280 and 390 px nothing overflows.
+/// `CIERRE_SCREENSHOTS=DIR` writes `admin-{page}-{1280,390}.png`.
+async fn admin_console(client: &Client, base: &str, screenshots: Option<&Path>) -> Vec<String> {
+    use fantoccini::Locator;
+    let mut failures = Vec::new();
+    set_viewport(client, 1280, HEIGHT).await;
+    client.goto(&format!("{base}/admin")).await.unwrap();
+    let token = client.find(Locator::Id("token")).await.unwrap();
+    token.send_keys("browser-admin-token-0123456789").await.unwrap();
+    // Enter submits the form, as a keyboard user would.
+    token.send_keys("\u{E007}").await.unwrap();
+    arrive(client, |u| u.path() == "/admin").await;
+    let main = client.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(main.contains("Resumen") && main.contains("Tareas"), "{main}");
+    let shoot = async |name: &str, failures: &mut Vec<String>| {
+        for width in [1280, 390] {
+            set_viewport(client, width, HEIGHT).await;
+            failures.extend(overflow(client, width).await);
+            if let Some(d) = screenshots {
+                full_page_screenshot(client, width, &d.join(format!("admin-{name}-{width}.png")))
+                    .await;
+            }
+        }
+        set_viewport(client, 1280, HEIGHT).await;
+    };
+    shoot("resumen", &mut failures).await;
+
+    client.find(Locator::LinkText("Silencios")).await.unwrap().click().await.unwrap();
+    arrive(client, |u| u.path() == "/admin/silencios").await;
+    client.find(Locator::Id("office")).await.unwrap().send_keys("icbf").await.unwrap();
+    let ends = (chrono::Utc::now().date_naive() + chrono::Days::new(14)).to_string();
+    js(client, &format!("document.getElementById('ends_on').value = '{ends}'; return true")).await;
+    client
+        .find(Locator::Id("author"))
+        .await
+        .unwrap()
+        .send_keys("admin@entidad.gov.co")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("comment"))
+        .await
+        .unwrap()
+        .send_keys("Auditoría de la Contraloría")
+        .await
+        .unwrap();
+    client
+        .find(Locator::XPath("//button[text()='Crear silencio']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    arrive(client, |u| u.query().is_some_and(|q| q.starts_with("creado="))).await;
+    let main = client.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(main.contains("creado."), "{main}");
+    assert!(
+        main.contains("oficina icbf") && main.contains("Auditoría de la Contraloría"),
+        "{main}"
+    );
+    shoot("silencios", &mut failures).await;
+
+    client.find(Locator::LinkText("Envíos")).await.unwrap().click().await.unwrap();
+    arrive(client, |u| u.path() == "/admin/envios").await;
+    let main = client.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(main.contains("jefa@sena.example") && main.contains("enviado"), "{main}");
+    shoot("envios", &mut failures).await;
+    client.find(Locator::LinkText("Ejecuciones")).await.unwrap().click().await.unwrap();
+    arrive(client, |u| u.path() == "/admin/ejecuciones").await;
+    shoot("ejecuciones", &mut failures).await;
+    failures
+}
+
+/// Waits until the browser has loaded a page whose address satisfies `at` (after a click or
+/// a form sent): the navigation is the browser's, so its end is polled for, up to 10 s.
+async fn arrive(client: &Client, at: impl Fn(&url::Url) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = client.current_url().await.unwrap();
+        if at(&url) && js(client, "return document.readyState").await == "complete" {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the browser stayed at {url}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
