@@ -493,6 +493,7 @@ async fn outbox<S: Store + Clone + 'static>(
         target: target.clone(),
         before: q.antes,
         limit: ROWS,
+        payload: false,
     };
     let items = match d.store.outbox_items(&page).await {
         Ok(i) => i,

@@ -18,7 +18,7 @@ use crate::config::routing;
 use crate::config::schedule::Job;
 use crate::domain::Dataset;
 use crate::scheduler::Daemon;
-use crate::store::{IdPage, OutboxPage, Store};
+use crate::store::{FindingFilter, IdPage, OutboxPage, Store};
 
 /// The routes, on the daemon's state.
 pub fn router<S: Store + Clone + 'static>(daemon: Arc<Daemon<S>>) -> Router {
@@ -219,30 +219,31 @@ async fn findings<S: Store + Clone + 'static>(
         None => None,
     };
     let limit = q.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize;
+    let _turn = crate::web::scan_turn().await;
     let today = d.clock.today(settings.schedule.timezone);
     let silences = match d.store.silences(today, false, IdPage::ALL).await {
         Ok(s) => crate::findings::silences::in_force(&s, today, &settings),
         Err(e) => return internal(e),
     };
+    // Kind, level and entity are kept by the store's query; the office, by routing here.
+    let filter =
+        FindingFilter { kind: q.kind.clone(), level: q.level.clone(), entity: q.entity.clone() };
     let (mut items, mut after, mut scanned) = (Vec::new(), q.after.unwrap_or(0), 0);
     let mut done = false;
     'pages: while items.len() < limit && scanned < FINDINGS_SCAN {
-        let page = match d.store.digest_page(after, MAX_PAGE).await {
+        let page = match d.store.digest_page(after, &filter, crate::web::READ).await {
             Ok(p) => p,
             Err(e) => return internal(e),
         };
-        let whole = page.len() < MAX_PAGE as usize;
+        let whole = page.len() < crate::web::READ as usize;
         for df in page {
             after = df.stored.id;
             scanned += 1;
             let mut f = df.stored.finding;
             f.count_days_from(&settings.calendar, today);
             let c = &df.contract;
-            let wanted = q.kind.as_ref().is_none_or(|k| *k == f.kind.as_str())
-                && q.level.as_ref().is_none_or(|l| *l == f.level)
-                && q.entity.as_ref().is_none_or(|e| c.entity_nit.as_ref() == Some(e));
-            let offices = if wanted { routing::route(&settings.routes, c) } else { Vec::new() };
-            if wanted && office.is_none_or(|o| offices.contains(&o)) {
+            let offices = routing::route(&settings.routes, c);
+            if office.is_none_or(|o| offices.contains(&o)) {
                 let mut v = serde_json::to_value(&f).unwrap_or_default();
                 v["id"] = json!(df.stored.id);
                 // The silences in force today that keep it out of digests.
@@ -291,6 +292,7 @@ impl OutboxQuery {
             target: self.target,
             before: self.before,
             limit: self.limit.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE),
+            payload: false,
         }
     }
 }

@@ -62,6 +62,8 @@ pub struct Metrics {
     acknowledged: Family<StateLabel, Gauge>,
     outbox: Family<StateLabel, Gauge>,
     delivery_failures: Family<ChannelLabel, Counter>,
+    /// The last scrape's text and when its reading began: one reading at a time.
+    last: tokio::sync::Mutex<Option<(std::time::Instant, String)>>,
 }
 
 impl Default for Metrics {
@@ -85,6 +87,7 @@ impl Metrics {
             outbox: Family::default(),
             delivery_failures: Family::default(),
             registry: Registry::default(),
+            last: tokio::sync::Mutex::new(None),
         };
         registry.register(
             "job_runs",
@@ -151,12 +154,29 @@ impl Metrics {
     }
 
     /// Reads the store's current state (as of `today`) into the gauges, then encodes
-    /// everything.
+    /// everything. One reading at a time: a scrape that arrives while another reads waits,
+    /// and answers with the next reading begun after it arrived, shared with every scrape
+    /// waiting then (many scrapes at once cost two readings, never one each, and never
+    /// interleave their updates of the gauges).
     pub async fn render<S: Store>(
         &self,
         store: &S,
         today: chrono::NaiveDate,
     ) -> anyhow::Result<String> {
+        let arrived = std::time::Instant::now();
+        let mut last = self.last.lock().await;
+        if let Some((began, text)) = &*last
+            && *began >= arrived
+        {
+            return Ok(text.clone());
+        }
+        let began = std::time::Instant::now();
+        let text = self.read(store, today).await?;
+        *last = Some((began, text.clone()));
+        Ok(text)
+    }
+
+    async fn read<S: Store>(&self, store: &S, today: chrono::NaiveDate) -> anyhow::Result<String> {
         let contracts = store.count_rows(crate::domain::Dataset::Contracts, false).await?;
         self.contracts_stored.set(contracts as i64);
         self.findings_open.clear();

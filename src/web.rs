@@ -27,7 +27,7 @@ use crate::domain::{Dataset, Kind};
 use crate::findings::acks::{self, AckError};
 use crate::notify::reaches;
 use crate::scheduler::Daemon;
-use crate::store::{DigestFinding, FindingCursor, Store};
+use crate::store::{DigestFinding, FindingCursor, FindingFilter, Store};
 
 /// The session cookie: the link token itself.
 const COOKIE: &str = "cierre_enlace";
@@ -36,8 +36,8 @@ const PAGE_ROWS: usize = 50;
 /// Findings one page reads at most, reaching the recipient or not (bounded time and memory
 /// whatever the store's size; the page then links to where it stopped).
 const SCAN: usize = 10_000;
-/// Findings read per query while scanning.
-const READ: u32 = 1_000;
+/// Findings read per query while scanning: what one request holds at a time.
+pub(crate) const READ: u32 = 250;
 /// Refused link tokens allowed per minute, from anyone (then 429 until the minute ends).
 const BAD_TOKENS_PER_MINUTE: u32 = 30;
 
@@ -89,6 +89,17 @@ pub(crate) fn render(status: StatusCode, name: &str, ctx: minijinja::Value) -> R
 
 fn refused(status: StatusCode, message: &str) -> Response {
     render(status, "refused.html", minijinja::context! { message => message })
+}
+
+/// Requests that read findings (the lists of the web view and of the API, a finding's page)
+/// at once; the others wait their turn holding nothing, so memory stays bounded (a page of
+/// findings each) however many arrive, and the store's pool is not swamped.
+const SCANS_AT_ONCE: usize = 4;
+
+/// A turn to scan findings (see [`SCANS_AT_ONCE`]), held for the whole request.
+pub(crate) async fn scan_turn() -> tokio::sync::SemaphorePermit<'static> {
+    static SCANS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(SCANS_AT_ONCE);
+    SCANS.acquire().await.expect("the semaphore is never closed")
 }
 
 /// Counts a refused token (a link, an admin session or sign-in, a bearer token); false once
@@ -252,14 +263,16 @@ async fn list<S: Store + Clone + 'static>(
         Ok(s) => s,
         Err(r) => return *r,
     };
+    let _turn = scan_turn().await;
     let settings = d.settings();
     let today = d.clock.today(settings.schedule.timezone);
     let empty = |v: &Option<String>| v.clone().filter(|x| !x.trim().is_empty());
     let (kind, level, entity) = (empty(&q.kind), empty(&q.level), empty(&q.entidad));
+    let filter = FindingFilter { kind: kind.clone(), level: level.clone(), entity: entity.clone() };
     let mut after = q.desde.as_deref().and_then(parse_cursor);
     let (mut rows, mut scanned, mut done) = (Vec::new(), 0, false);
     'scan: while rows.len() < PAGE_ROWS && scanned < SCAN {
-        let page = match d.store.urgent_page(after.as_ref(), READ).await {
+        let page = match d.store.urgent_page(after.as_ref(), &filter, READ).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "reading findings for the web view");
@@ -270,11 +283,7 @@ async fn list<S: Store + Clone + 'static>(
         for df in &page {
             after = Some(FindingCursor::of(&df.stored.finding));
             scanned += 1;
-            let f = &df.stored.finding;
-            let wanted = kind.as_ref().is_none_or(|k| k == f.kind.as_str())
-                && level.as_ref().is_none_or(|l| *l == f.level)
-                && entity.as_ref().is_none_or(|e| df.contract.entity_nit.as_ref() == Some(e));
-            if wanted && reaches(&settings, &f.level, &df.contract, &s.email) {
+            if reaches(&settings, &df.stored.finding.level, &df.contract, &s.email) {
                 rows.push(row_json(df, today, &settings));
             }
             if rows.len() == PAGE_ROWS || scanned == SCAN {
@@ -467,6 +476,7 @@ async fn page<S: Store + Clone + 'static>(
         Ok(s) => s,
         Err(r) => return *r,
     };
+    let _turn = scan_turn().await;
     let (stored, contract) = match finding_for(&d, &s, id).await {
         Ok(x) => x,
         Err(r) => return *r,

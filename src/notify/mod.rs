@@ -228,7 +228,10 @@ impl Digests {
         let mut unrouted = 0;
         let mut after = 0;
         loop {
-            let page = store.digest_page(after, PAGE).await.context("reading open findings")?;
+            let page = store
+                .digest_page(after, &Default::default(), PAGE)
+                .await
+                .context("reading open findings")?;
             let Some(last) = page.last() else { break };
             after = last.stored.id;
             for df in &page {

@@ -141,12 +141,16 @@ pub struct OutboxPage {
     pub before: Option<i64>,
     /// At most this many.
     pub limit: u32,
+    /// With each item's payload; lists shown to people leave it out (`""`): a digest with
+    /// its workbook weighs up to megabytes, and a page of them would too.
+    #[serde(default)]
+    pub payload: bool,
 }
 
 impl OutboxPage {
-    /// Every item, newest first.
+    /// Every item, newest first, with its payload.
     pub fn all() -> OutboxPage {
-        OutboxPage { limit: u32::MAX, ..OutboxPage::default() }
+        OutboxPage { limit: u32::MAX, payload: true, ..OutboxPage::default() }
     }
 }
 
@@ -300,6 +304,16 @@ pub struct DigestFinding {
     pub contract: Contract,
 }
 
+/// What a list of findings keeps (each `None`: any), applied by the store's query so the rows
+/// left out are never read whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FindingFilter {
+    pub kind: Option<String>,
+    pub level: Option<String>,
+    /// The contract's `nit_entidad`.
+    pub entity: Option<String>,
+}
+
 /// Where a page of [`DigestStore::resolved_page`] ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResolvedCursor {
@@ -310,18 +324,20 @@ pub struct ResolvedCursor {
 /// What digests read: findings in pages with their contracts, and each recipient's
 /// previous digest (what changed is counted since then).
 pub trait DigestStore: Send + Sync {
-    /// Open findings after finding id `after`, in id order, each with its contract (a
-    /// finding whose contract is not stored is left out).
+    /// Open findings after finding id `after` that pass `filter`, in id order, each with
+    /// its contract (a finding whose contract is not stored is left out).
     fn digest_page(
         &self,
         after: i64,
+        filter: &FindingFilter,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<DigestFinding>>> + Send;
-    /// Open findings most urgent first (as [`FindingStore::open_findings_sorted`]), the page
-    /// after `after`, each with its contract.
+    /// Open findings most urgent first (as [`FindingStore::open_findings_sorted`]) that
+    /// pass `filter`, the page after `after`, each with its contract.
     fn urgent_page(
         &self,
         after: Option<&FindingCursor>,
+        filter: &FindingFilter,
         limit: u32,
     ) -> impl Future<Output = StoreResult<Vec<DigestFinding>>> + Send;
     /// The findings of `ids` (open or not), with their contracts, in id order.

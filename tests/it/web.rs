@@ -40,6 +40,7 @@ async fn serve(contracts: &std::path::Path, today: &str) -> (TestApp, String) {
 }
 
 fn client() -> reqwest::Client {
+    cierre::tls::install_crypto_provider();
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
@@ -231,7 +232,7 @@ async fn mis_hallazgos_comes_in_pages_of_every_finding_that_reaches_its_recipien
     let mut expected = Vec::new();
     let mut after = None;
     loop {
-        let page = t.app.store.urgent_page(after.as_ref(), 500).await.unwrap();
+        let page = t.app.store.urgent_page(after.as_ref(), &Default::default(), 500).await.unwrap();
         let Some(last) = page.last() else { break };
         after = Some(cierre::store::FindingCursor::of(&last.stored.finding));
         for df in &page {
@@ -249,9 +250,60 @@ async fn mis_hallazgos_comes_in_pages_of_every_finding_that_reaches_its_recipien
     );
     let c = client();
     let cookie = format!("cierre_enlace={token}");
-    let (mut seen, mut url, mut pages) = (Vec::new(), format!("{base}/mis-hallazgos"), 0);
+    let (seen, pages) = walk(&c, &base, "/mis-hallazgos", &cookie).await;
+    assert_eq!(seen, expected, "every one once, most urgent first, over {pages} pages");
+    assert!(pages > 2);
+
+    // Filtered by kind and level (in the store's query), and by entity: the same list with
+    // only those.
+    for (query, keep) in [
+        (
+            "kind=state_outdated",
+            &(|df: &cierre::store::DigestFinding| {
+                df.stored.finding.kind.as_str() == "state_outdated"
+            }) as &dyn Fn(&cierre::store::DigestFinding) -> bool,
+        ),
+        ("level=urgente", &|df: &cierre::store::DigestFinding| {
+            df.stored.finding.level == "urgente"
+        }),
+        ("entidad=890399011&kind=closable", &|df: &cierre::store::DigestFinding| {
+            df.contract.entity_nit.as_deref() == Some("890399011")
+                && df.stored.finding.kind.as_str() == "closable"
+        }),
+    ] {
+        let mut expected = Vec::new();
+        let mut after = None;
+        loop {
+            let page =
+                t.app.store.urgent_page(after.as_ref(), &Default::default(), 500).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(cierre::store::FindingCursor::of(&last.stored.finding));
+            expected.extend(
+                page.iter()
+                    .filter(|df| {
+                        keep(df)
+                            && cierre::notify::reaches(
+                                &t.app.settings,
+                                &df.stored.finding.level,
+                                &df.contract,
+                                to,
+                            )
+                    })
+                    .map(|df| df.stored.id),
+            );
+        }
+        assert!(!expected.is_empty(), "{query}");
+        let (seen, _) = walk(&c, &base, &format!("/mis-hallazgos?{query}"), &cookie).await;
+        assert_eq!(seen, expected, "{query}");
+    }
+}
+
+/// Every row of a list of "Mis hallazgos", following its "next" links: the finding ids in
+/// order, and how many pages.
+async fn walk(c: &reqwest::Client, base: &str, first: &str, cookie: &str) -> (Vec<i64>, usize) {
+    let (mut seen, mut url, mut pages) = (Vec::new(), format!("{base}{first}"), 0);
     loop {
-        let (status, body, _) = get(&c, &url, Some(&cookie)).await;
+        let (status, body, _) = get(c, &url, Some(cookie)).await;
         assert_eq!(status, 200, "{body}");
         pages += 1;
         let rows: Vec<i64> = body
@@ -275,6 +327,5 @@ async fn mis_hallazgos_comes_in_pages_of_every_finding_that_reaches_its_recipien
             None => break,
         }
     }
-    assert_eq!(seen, expected, "every one once, most urgent first, over {pages} pages");
-    assert!(pages > 2);
+    (seen, pages)
 }

@@ -9,7 +9,7 @@ use sqlx::postgres::PgRow;
 use super::PgStore;
 use super::rows::{self, FINDING_COLUMNS};
 use crate::error::StoreResult;
-use crate::store::{DigestFinding, DigestStore, FindingCursor, ResolvedCursor};
+use crate::store::{DigestFinding, DigestStore, FindingCursor, FindingFilter, ResolvedCursor};
 
 /// The columns of a digest finding: the finding's, its last escalation and resolution
 /// days, and its contract's.
@@ -40,17 +40,28 @@ impl DigestStore for PgStore {
     async fn urgent_page(
         &self,
         after: Option<&FindingCursor>,
+        filter: &FindingFilter,
         limit: u32,
     ) -> StoreResult<Vec<DigestFinding>> {
+        let wanted = "($6::TEXT IS NULL OR f.kind = $6) AND ($7::TEXT IS NULL OR f.level = $7) \
+                      AND ($8::TEXT IS NULL OR c.nit_entidad = $8)";
         let found = match after {
             None => {
                 let sql = format!(
-                    "{} WHERE f.status = 'open' \
-                     ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT $1",
+                    "{} WHERE f.status = 'open' AND $1::DATE IS NULL AND $2::TEXT IS NULL \
+                     AND $3::TEXT IS NULL AND $4::TEXT IS NULL AND {wanted} \
+                     ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT $5",
                     select()
                 );
                 sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(None::<chrono::NaiveDate>)
+                    .bind(None::<String>)
+                    .bind(None::<String>)
+                    .bind(None::<String>)
                     .bind(limit as i64)
+                    .bind(&filter.kind)
+                    .bind(&filter.level)
+                    .bind(&filter.entity)
                     .fetch_all(&self.pool)
                     .await?
             }
@@ -58,6 +69,7 @@ impl DigestStore for PgStore {
                 let sql = format!(
                     "{} WHERE f.status = 'open' \
                      AND (f.deadline, f.contract_id, f.kind, f.stage) > ($1, $2, $3, $4) \
+                     AND {wanted} \
                      ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT $5",
                     select()
                 );
@@ -67,6 +79,9 @@ impl DigestStore for PgStore {
                     .bind(&c.kind)
                     .bind(&c.stage)
                     .bind(limit as i64)
+                    .bind(&filter.kind)
+                    .bind(&filter.level)
+                    .bind(&filter.entity)
                     .fetch_all(&self.pool)
                     .await?
             }
@@ -74,12 +89,24 @@ impl DigestStore for PgStore {
         found.iter().map(digest_finding).collect()
     }
 
-    async fn digest_page(&self, after: i64, limit: u32) -> StoreResult<Vec<DigestFinding>> {
-        let sql =
-            format!("{} WHERE f.status = 'open' AND f.id > $1 ORDER BY f.id LIMIT $2", select());
+    async fn digest_page(
+        &self,
+        after: i64,
+        filter: &FindingFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<DigestFinding>> {
+        let sql = format!(
+            "{} WHERE f.status = 'open' AND f.id > $1 AND ($3::TEXT IS NULL OR f.kind = $3) \
+             AND ($4::TEXT IS NULL OR f.level = $4) AND ($5::TEXT IS NULL OR c.nit_entidad = $5) \
+             ORDER BY f.id LIMIT $2",
+            select()
+        );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(after)
             .bind(limit as i64)
+            .bind(&filter.kind)
+            .bind(&filter.level)
+            .bind(&filter.entity)
             .fetch_all(&self.pool)
             .await?;
         found.iter().map(digest_finding).collect()

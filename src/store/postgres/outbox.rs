@@ -321,7 +321,10 @@ impl OutboxStore for PgStore {
 
     async fn outbox_items(&self, page: &OutboxPage) -> StoreResult<Vec<OutboxItem>> {
         let found = sqlx::query(
-            "SELECT * FROM outbox WHERE ($1::TEXT IS NULL OR status = $1) \
+            "SELECT id, idempotency_key, channel, target, subject, message_id, \
+             CASE WHEN $6 THEN payload ELSE '' END AS payload, status, attempts, \
+             next_attempt_at, last_error, claimed_by, claim_token, created_at, finished_at \
+             FROM outbox WHERE ($1::TEXT IS NULL OR status = $1) \
              AND ($2::TEXT IS NULL OR channel = $2) AND ($3::TEXT IS NULL OR target = $3) \
              AND ($4::BIGINT IS NULL OR id < $4) ORDER BY id DESC LIMIT $5",
         )
@@ -330,6 +333,7 @@ impl OutboxStore for PgStore {
         .bind(&page.target)
         .bind(page.before)
         .bind(page.limit as i64)
+        .bind(page.payload)
         .fetch_all(&self.pool)
         .await?;
         Ok(found.iter().map(rows::outbox_item).collect())

@@ -8,7 +8,7 @@ use rusqlite::{Connection, params};
 use super::SqliteStore;
 use super::rows::{self, Columns, Day, Ts};
 use crate::error::StoreResult;
-use crate::store::{DigestFinding, DigestStore, FindingCursor, ResolvedCursor};
+use crate::store::{DigestFinding, DigestStore, FindingCursor, FindingFilter, ResolvedCursor};
 
 /// The columns of a digest finding: the finding's, its last escalation and resolution
 /// days, and its contract's.
@@ -50,38 +50,72 @@ impl DigestStore for SqliteStore {
     async fn urgent_page(
         &self,
         after: Option<&FindingCursor>,
+        filter: &FindingFilter,
         limit: u32,
     ) -> StoreResult<Vec<DigestFinding>> {
         let after = after.cloned();
-        self.with_conn(move |conn| match after {
-            None => {
-                let sql = format!(
-                    "{} WHERE f.status = 'open' \
-                     ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT ?1",
-                    select()
-                );
-                query(conn, &sql, params![limit])
-            }
-            Some(c) => {
-                let sql = format!(
-                    "{} WHERE f.status = 'open' \
-                     AND (f.deadline, f.contract_id, f.kind, f.stage) > (?1, ?2, ?3, ?4) \
-                     ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT ?5",
-                    select()
-                );
-                query(conn, &sql, params![Day(c.deadline), c.contract_id, c.kind, c.stage, limit])
+        let f = filter.clone();
+        self.with_conn(move |conn| {
+            let wanted = "(?6 IS NULL OR f.kind = ?6) AND (?7 IS NULL OR f.level = ?7) \
+                          AND (?8 IS NULL OR c.nit_entidad = ?8)";
+            match after {
+                None => {
+                    let sql = format!(
+                        "{} WHERE f.status = 'open' AND ?1 IS NULL AND ?2 IS NULL AND ?3 IS NULL \
+                         AND ?4 IS NULL AND {wanted} \
+                         ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT ?5",
+                        select()
+                    );
+                    let none: Option<String> = None;
+                    query(
+                        conn,
+                        &sql,
+                        params![none, none, none, none, limit, f.kind, f.level, f.entity],
+                    )
+                }
+                Some(c) => {
+                    let sql = format!(
+                        "{} WHERE f.status = 'open' \
+                         AND (f.deadline, f.contract_id, f.kind, f.stage) > (?1, ?2, ?3, ?4) \
+                         AND {wanted} \
+                         ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT ?5",
+                        select()
+                    );
+                    query(
+                        conn,
+                        &sql,
+                        params![
+                            Day(c.deadline),
+                            c.contract_id,
+                            c.kind,
+                            c.stage,
+                            limit,
+                            f.kind,
+                            f.level,
+                            f.entity
+                        ],
+                    )
+                }
             }
         })
         .await
     }
 
-    async fn digest_page(&self, after: i64, limit: u32) -> StoreResult<Vec<DigestFinding>> {
+    async fn digest_page(
+        &self,
+        after: i64,
+        filter: &FindingFilter,
+        limit: u32,
+    ) -> StoreResult<Vec<DigestFinding>> {
+        let f = filter.clone();
         self.with_conn(move |conn| {
             let sql = format!(
-                "{} WHERE f.status = 'open' AND f.id > ?1 ORDER BY f.id LIMIT ?2",
+                "{} WHERE f.status = 'open' AND f.id > ?1 AND (?3 IS NULL OR f.kind = ?3) \
+                 AND (?4 IS NULL OR f.level = ?4) AND (?5 IS NULL OR c.nit_entidad = ?5) \
+                 ORDER BY f.id LIMIT ?2",
                 select()
             );
-            query(conn, &sql, params![after, limit])
+            query(conn, &sql, params![after, limit, f.kind, f.level, f.entity])
         })
         .await
     }

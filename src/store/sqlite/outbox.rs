@@ -308,12 +308,22 @@ impl OutboxStore for SqliteStore {
         let page = page.clone();
         self.with_conn(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT * FROM outbox WHERE (?1 IS NULL OR status = ?1) \
+                "SELECT id, idempotency_key, channel, target, subject, message_id, \
+                 CASE WHEN ?6 THEN payload ELSE '' END AS payload, status, attempts, \
+                 next_attempt_at, last_error, claimed_by, claim_token, created_at, finished_at \
+                 FROM outbox WHERE (?1 IS NULL OR status = ?1) \
                  AND (?2 IS NULL OR channel = ?2) AND (?3 IS NULL OR target = ?3) \
                  AND (?4 IS NULL OR id < ?4) ORDER BY id DESC LIMIT ?5",
             )?;
             let found = stmt.query_map(
-                params![page.status, page.channel, page.target, page.before, page.limit],
+                params![
+                    page.status,
+                    page.channel,
+                    page.target,
+                    page.before,
+                    page.limit,
+                    page.payload
+                ],
                 rows::outbox_item,
             )?;
             Ok(found.collect::<rusqlite::Result<_>>()?)
