@@ -35,10 +35,16 @@ const POOL_SIZE: u32 = 4;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: r2d2::Pool<Connector>,
+    /// One per connection of the pool: a query waits for its turn here, not on a blocking
+    /// thread of its own (hundreds of requests at once would each hold a thread, and the
+    /// memory its allocations leave behind).
+    turns: Arc<tokio::sync::Semaphore>,
     location: Location,
     /// The bulk connection, opened at its first job (after migrations). A std Mutex: it is
     /// only locked on blocking threads, never across an await.
     bulk: Arc<Mutex<Option<Connection>>>,
+    /// Its one turn, waited for before taking a blocking thread (as `turns`).
+    bulk_turn: Arc<tokio::sync::Semaphore>,
     /// How much of the file the bulk connection maps into memory (`PRAGMA mmap_size`,
     /// `store.sqlite_mmap_mib`; 0: none). Takes effect when that connection opens.
     mmap_bytes: u64,
@@ -160,7 +166,14 @@ impl SqliteStore {
             .max_lifetime(None)
             .connection_timeout(Duration::from_secs(30))
             .build_unchecked(connector);
-        Ok(SqliteStore { pool, location, bulk: Arc::default(), mmap_bytes: DEFAULT_MMAP_BYTES })
+        Ok(SqliteStore {
+            pool,
+            turns: Arc::new(tokio::sync::Semaphore::new(POOL_SIZE as usize)),
+            location,
+            bulk: Arc::default(),
+            bulk_turn: Arc::new(tokio::sync::Semaphore::new(1)),
+            mmap_bytes: DEFAULT_MMAP_BYTES,
+        })
     }
 
     /// Runs `job` on a connection of the pool, on a blocking thread.
@@ -169,7 +182,9 @@ impl SqliteStore {
         job: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let pool = self.pool.clone();
+        let turn = self.turns.clone().acquire_owned().await.expect("the semaphore is never closed");
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let mut conn = pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
             job(&mut conn)
         })
@@ -184,7 +199,10 @@ impl SqliteStore {
     ) -> StoreResult<T> {
         let (bulk, mmap_bytes) = (self.bulk.clone(), self.mmap_bytes);
         let location = self.location.clone();
+        let turn =
+            self.bulk_turn.clone().acquire_owned().await.expect("the semaphore is never closed");
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             // A panic mid-job rolled its transaction back: the connection is still usable.
             let mut guard = bulk.lock().unwrap_or_else(|p| p.into_inner());
             let conn = match guard.as_mut() {
