@@ -11,8 +11,9 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -129,6 +130,21 @@ fn admin<S: Store + Clone + 'static>(
     }
 }
 
+/// Every page of the console but the sign-in takes its administrator this way: the
+/// rejection is the answer [`admin`] gives (the sign-in form, 404, 429).
+impl<S: Store + Clone + 'static> FromRequestParts<Arc<Daemon<S>>> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, d: &Arc<Daemon<S>>) -> Result<Admin, Response> {
+        // A form sent without a session signs in to the console's first page.
+        let back = match parts.method {
+            Method::GET => parts.uri.path_and_query().map_or("/admin", |p| p.as_str()),
+            _ => "/admin",
+        };
+        admin(d, &parts.headers, back).map_err(|r| *r)
+    }
+}
+
 fn too_many() -> Response {
     message(
         StatusCode::TOO_MANY_REQUESTS,
@@ -147,13 +163,12 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
     form.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
 }
 
-/// The administrator of a form's request, if its CSRF token is the session's (403 if not).
-fn admin_form<S: Store + Clone + 'static>(
+/// Whether a form's CSRF token is the session's (403 if not).
+fn checked<S: Store + Clone + 'static>(
     d: &Daemon<S>,
-    headers: &HeaderMap,
+    a: &Admin,
     fields: &[(String, String)],
-) -> Result<Admin, Box<Response>> {
-    let a = admin(d, headers, "/admin")?;
+) -> Result<(), Box<Response>> {
     let key = secret(d).unwrap_or_default();
     let given = field(fields, "csrf").unwrap_or_default();
     if !crate::links::check_form_token(key.as_bytes(), &a.session, given) {
@@ -164,7 +179,7 @@ fn admin_form<S: Store + Clone + 'static>(
             Some("/admin"),
         )));
     }
-    Ok(a)
+    Ok(())
 }
 
 fn see_other(location: &str) -> Response {
@@ -268,10 +283,10 @@ async fn login<S: Store + Clone + 'static>(
 /// the token changes).
 async fn logout<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
-    headers: HeaderMap,
+    a: Admin,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = admin_form(&d, &headers, &form(&body)) {
+    if let Err(r) = checked(&d, &a, &form(&body)) {
         return *r;
     }
     let mut r = see_other("/admin/entrar");
@@ -287,12 +302,8 @@ async fn logout<S: Store + Clone + 'static>(
 /// `GET /admin`: the outbox by state, failing endpoints, the jobs and the last syncs.
 async fn overview<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
-    headers: HeaderMap,
+    a: Admin,
 ) -> Response {
-    let a = match admin(&d, &headers, "/admin") {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
     let tz = d.settings().schedule.timezone;
     let (jobs, counts, endpoints, syncs) = match (
         d.job_status().await,
@@ -363,11 +374,11 @@ async fn overview<S: Store + Clone + 'static>(
 async fn run_job<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
     Path(job): Path<String>,
-    headers: HeaderMap,
+    a: Admin,
     body: axum::body::Bytes,
 ) -> Response {
     let fields = form(&body);
-    if let Err(r) = admin_form(&d, &headers, &fields) {
+    if let Err(r) = checked(&d, &a, &fields) {
         return *r;
     }
     let Some(job) = Job::SCHEDULED.into_iter().find(|j| j.as_str() == job) else {
@@ -417,13 +428,9 @@ struct RunsQuery {
 /// `GET /admin/ejecuciones?antes=`: the run history, newest first.
 async fn runs<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
-    headers: HeaderMap,
+    a: Admin,
     Query(q): Query<RunsQuery>,
 ) -> Response {
-    let a = match admin(&d, &headers, "/admin/ejecuciones") {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
     let tz = d.settings().schedule.timezone;
     let list = match d.store.runs(q.antes, ROWS).await {
         Ok(l) => l,
@@ -477,13 +484,9 @@ fn status_label(status: &str) -> &str {
 /// they failed; dead ones can be queued again.
 async fn outbox<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
-    headers: HeaderMap,
+    a: Admin,
     Query(q): Query<OutboxQuery>,
 ) -> Response {
-    let a = match admin(&d, &headers, "/admin/envios") {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
     let tz = d.settings().schedule.timezone;
     let some = |v: &Option<String>| v.clone().filter(|x| !x.trim().is_empty());
     let (status, channel, target) = (some(&q.estado), some(&q.canal), some(&q.destino));
@@ -547,11 +550,11 @@ async fn outbox<S: Store + Clone + 'static>(
 /// the channel and target given; audited as the console's.
 async fn requeue<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
-    headers: HeaderMap,
+    a: Admin,
     body: axum::body::Bytes,
 ) -> Response {
     let fields = form(&body);
-    if let Err(r) = admin_form(&d, &headers, &fields) {
+    if let Err(r) = checked(&d, &a, &fields) {
         return *r;
     }
     let id = match field(&fields, "id").map(str::parse::<i64>) {
@@ -683,26 +686,22 @@ async fn silences_page<S: Store + Clone + 'static>(
 /// form to create one.
 async fn silences<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
-    headers: HeaderMap,
+    a: Admin,
     Query(q): Query<SilencesQuery>,
 ) -> Response {
-    match admin(&d, &headers, "/admin/silencios") {
-        Ok(a) => silences_page(&d, &a, &q, StatusCode::OK, vec![], json!({})).await,
-        Err(r) => *r,
-    }
+    silences_page(&d, &a, &q, StatusCode::OK, vec![], json!({})).await
 }
 
 /// `POST /admin/silencios`: creates a silence from the form, checked as the API checks one.
 async fn add_silence<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
-    headers: HeaderMap,
+    a: Admin,
     body: axum::body::Bytes,
 ) -> Response {
     let fields = form(&body);
-    let a = match admin_form(&d, &headers, &fields) {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
+    if let Err(r) = checked(&d, &a, &fields) {
+        return *r;
+    }
     let settings = d.settings();
     let today = d.clock.today(settings.schedule.timezone);
     let all = |name: &str| -> Vec<String> {
@@ -796,10 +795,10 @@ async fn add_silence<S: Store + Clone + 'static>(
 async fn expire_silence<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
     Path(id): Path<i64>,
-    headers: HeaderMap,
+    a: Admin,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = admin_form(&d, &headers, &form(&body)) {
+    if let Err(r) = checked(&d, &a, &form(&body)) {
         return *r;
     }
     let today = d.clock.today(d.settings().schedule.timezone);
@@ -820,14 +819,7 @@ async fn expire_silence<S: Store + Clone + 'static>(
 
 /// `GET /admin/configuracion`: the configuration file checked now (with the environment),
 /// every error with its location, and the main settings in force.
-async fn config<S: Store + Clone + 'static>(
-    State(d): State<Arc<Daemon<S>>>,
-    headers: HeaderMap,
-) -> Response {
-    let a = match admin(&d, &headers, "/admin/configuracion") {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
+async fn config<S: Store + Clone + 'static>(State(d): State<Arc<Daemon<S>>>, a: Admin) -> Response {
     let settings = d.settings();
     let path = settings.config_path.clone();
     let errors = match path.clone() {
@@ -881,13 +873,9 @@ struct PreviewQuery {
 /// the people who receive their digests.
 async fn preview_page<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
-    headers: HeaderMap,
+    a: Admin,
     Query(q): Query<PreviewQuery>,
 ) -> Response {
-    let a = match admin(&d, &headers, "/admin/resumen") {
-        Ok(a) => a,
-        Err(r) => return *r,
-    };
     let settings = d.settings();
     let today = d.clock.today(settings.schedule.timezone).to_string();
     let search = q.buscar.as_deref().map(str::trim).filter(|s| !s.is_empty());
@@ -974,14 +962,9 @@ pub(crate) async fn digest_preview<S: Store + Clone + 'static>(
 /// `GET /admin/resumen/ver?para=&fecha=`: the digest itself, as its recipient would see it.
 async fn preview<S: Store + Clone + 'static>(
     State(d): State<Arc<Daemon<S>>>,
-    headers: HeaderMap,
+    _: Admin,
     Query(q): Query<PreviewQuery>,
 ) -> Response {
-    let path =
-        query_url("/admin/resumen/ver", &[("para", q.para.clone()), ("fecha", q.fecha.clone())]);
-    if let Err(r) = admin(&d, &headers, &path) {
-        return *r;
-    }
     let Some(to) = q.para.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
         return see_other("/admin/resumen");
     };

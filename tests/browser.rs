@@ -776,6 +776,7 @@ purge = "0 0 3 1 1 *"
             .click()
             .await
             .unwrap();
+        arrive(&client, |u| u.path().starts_with("/mis-hallazgos/")).await;
         let until = (chrono::Utc::now().date_naive() + chrono::Days::new(20)).to_string();
         js(&client, &format!("document.getElementById('until').value = '{until}'; return true"))
             .await;
@@ -793,6 +794,7 @@ purge = "0 0 3 1 1 *"
             .click()
             .await
             .unwrap();
+        arrive(&client, |u| u.query() == Some("hecho=1")).await;
         let body =
             client.find(fantoccini::Locator::Css("main")).await.unwrap().text().await.unwrap();
         assert!(body.contains("Su respuesta quedó registrada."), "{body}");
