@@ -84,6 +84,7 @@ impl<S: Store> App<S> {
     pub fn sync_options(&self) -> SyncOptions {
         SyncOptions {
             max_vanished_share: self.settings.source.max_vanished_share,
+            lookback: self.settings.source.lookback,
             ..SyncOptions::default()
         }
     }
@@ -132,7 +133,7 @@ impl<S: Store> App<S> {
         options: SyncOptions,
     ) -> anyhow::Result<SyncReport> {
         let s = &self.settings.source;
-        let scope = Scope { entities: s.entities.clone() };
+        let scope = Scope { entities: s.entities.clone(), filtered: s.where_.is_some() };
         match s.kind {
             SourceKind::File => {
                 let source = FileSource {

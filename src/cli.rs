@@ -76,6 +76,10 @@ pub enum Command {
         /// of it, is missing.
         #[arg(long)]
         accept_vanishing: bool,
+        /// Read documents and guarantees whole, as the weekly resync does, instead of only
+        /// what changed since the last complete pass (and mark what is gone vanished).
+        #[arg(long)]
+        full: bool,
     },
     /// Evaluate the rules and print the current findings.
     Evaluate {
@@ -380,9 +384,10 @@ pub async fn execute<S: Store>(
             let mailer = crate::notify::email::Mailer::from_settings(&app.settings.email)?;
             output::write_run(out, &r, &mailer.describe())?;
         }
-        Command::Sync { accept_vanishing } => {
+        Command::Sync { accept_vanishing, full } => {
             use std::io::IsTerminal;
-            let options = crate::sync::SyncOptions { accept_vanishing, ..app.sync_options() };
+            let options =
+                crate::sync::SyncOptions { accept_vanishing, fresh: full, ..app.sync_options() };
             let r = if std::io::stderr().is_terminal() {
                 app.sync_with(&TerminalProgress::default(), options).await?
             } else {

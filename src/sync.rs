@@ -5,7 +5,7 @@
 //! pass resumes after its last committed page while the source is unchanged.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -15,12 +15,12 @@ use serde::Serialize;
 use crate::clock::Clock;
 use crate::domain::{Contract, Dataset, Document, Guarantee, Parsed};
 use crate::source::record::{parse_contract, parse_document, parse_guarantee, storable};
-use crate::source::{Page, Source};
+use crate::source::{Page, PassPlan, Source};
 
 mod pages;
 pub use pages::{
     Committed, PageCounts, PageRecords, PageWrite, PassEnd, QuarantinedRow, Rejected, SyncCounts,
-    SyncRunSummary, SyncState, SyncStore,
+    SyncRunSummary, SyncState, SyncStore, Vouches,
 };
 
 /// What one dataset's sync did.
@@ -100,9 +100,17 @@ impl SyncReport {
 pub struct Scope {
     /// `nit_entidad` values; empty = all.
     pub entities: Vec<String>,
+    /// Contracts are also filtered by the administrator's `source.where`.
+    pub filtered: bool,
 }
 
 impl Scope {
+    /// Whether only some contracts are synced: their guarantees are then asked for by
+    /// contract instead of reading the national dataset.
+    fn restricted(&self) -> bool {
+        !self.entities.is_empty() || self.filtered
+    }
+
     fn contains(&self, nit: Option<&str>) -> bool {
         self.entities.is_empty() || nit.is_some_and(|n| self.entities.iter().any(|e| e == n))
     }
@@ -153,13 +161,22 @@ pub struct SyncOptions {
     /// The operator confirmed the drop (`cierre sync --accept-vanishing`): an empty pass, or
     /// any share vanished, is accepted.
     pub accept_vanishing: bool,
-    /// Start a new pass even where one was interrupted (the periodic `resync`).
+    /// Start a new full pass even where one was interrupted or only changes would be read
+    /// (the periodic `resync`, `cierre sync --full`).
     pub fresh: bool,
+    /// How far before the last complete pass's start an incremental pass reads again
+    /// (`source.lookback_hours`): rows written late, clocks that disagree.
+    pub lookback: chrono::Duration,
 }
 
 impl Default for SyncOptions {
     fn default() -> Self {
-        SyncOptions { max_vanished_share: 0.05, accept_vanishing: false, fresh: false }
+        SyncOptions {
+            max_vanished_share: 0.05,
+            accept_vanishing: false,
+            fresh: false,
+            lookback: chrono::Duration::hours(48),
+        }
     }
 }
 
@@ -369,6 +386,47 @@ fn parse_stage(
 
 /// Syncs one dataset: resumes an interrupted pass or starts a new one, applies each page
 /// atomically, and marks vanished rows once the pass is complete.
+/// What the next pass over `dataset` reads, what that read would be called
+/// ([`Source::fingerprint`]), and the pass in progress, if any.
+///
+/// Documents and guarantees are written incrementally by SECOP II: after a complete pass, a
+/// pass reads only the rows updated since it started (less the look-back), and the weekly
+/// resync reads them all again. Contracts are rebuilt every night: always read whole.
+/// Guarantees carry no entity: when the contracts are scoped, only theirs are asked for. An
+/// interrupted full pass is resumed as one.
+async fn plan_pass<S: SyncStore, R: Source>(
+    store: &S,
+    source: &R,
+    dataset: Dataset,
+    scope: &Scope,
+    options: SyncOptions,
+) -> anyhow::Result<(PassPlan, String, Option<SyncState>)> {
+    let selective = source.selective() && dataset != Dataset::Contracts;
+    let contracts = if selective && dataset == Dataset::Guarantees && scope.restricted() {
+        Some(Arc::new(store.live_contract_ids(&scope.entities).await?))
+    } else {
+        None
+    };
+    let full = PassPlan { since: None, contracts };
+    let since = match store.watermark(dataset).await? {
+        Some(w) if selective && !options.fresh => Some(w - options.lookback),
+        _ => None,
+    };
+    let plan = PassPlan { since, ..full.clone() };
+    let fingerprint = source.fingerprint(dataset, &plan).await.context("looking at the source")?;
+    let state = store.sync_state(dataset).await?;
+    if let Some(st) = &state
+        && plan.since.is_some()
+        && st.fingerprint.as_deref() != Some(fingerprint.as_str())
+    {
+        let whole = source.fingerprint(dataset, &full).await.context("looking at the source")?;
+        if st.fingerprint.as_deref() == Some(whole.as_str()) {
+            return Ok((full, whole, state));
+        }
+    }
+    Ok((plan, fingerprint, state))
+}
+
 pub async fn sync_dataset<S: SyncStore, R: Source>(
     store: &S,
     source: &R,
@@ -380,8 +438,14 @@ pub async fn sync_dataset<S: SyncStore, R: Source>(
 ) -> anyhow::Result<DatasetReport> {
     let started = Instant::now();
     let now = clock.now();
-    let fingerprint = source.fingerprint(dataset).await.context("looking at the source")?;
-    let (pass, resume) = match store.sync_state(dataset).await? {
+    let (plan, fingerprint, state) = plan_pass(store, source, dataset, scope, options).await?;
+    tracing::info!(
+        dataset = dataset.name(),
+        since = ?plan.since,
+        contracts = plan.contracts.as_ref().map(|c| c.len()),
+        "pass planned"
+    );
+    let (pass, resume) = match state {
         Some(state)
             if !options.fresh && state.fingerprint.as_deref() == Some(fingerprint.as_str()) =>
         {
@@ -405,7 +469,8 @@ pub async fn sync_dataset<S: SyncStore, R: Source>(
     let mut rejected_rows = Vec::new();
     let pass_run = PassRun { dataset, pass, seen_at: now, run_id };
     let result =
-        run_pass(store, source, scope, &pass_run, resume, &mut rejected_rows, progress).await;
+        run_pass(store, source, scope, &pass_run, &plan, resume, &mut rejected_rows, progress)
+            .await;
     let mut counts = match result {
         Ok(c) => c,
         Err((counts, e)) => {
@@ -414,18 +479,22 @@ pub async fn sync_dataset<S: SyncStore, R: Source>(
             return Err(e);
         }
     };
-    // A pass that read nothing at all may not vanish anything: an empty export, or a
+    // A full pass that read nothing at all may not vanish anything: an empty export, or a
     // filter that matches nothing, says more about the download than about the contracts.
-    let empty = fresh_pass && counts.read == 0;
+    // (An incremental pass that finds nothing changed is the usual day.)
+    let empty = fresh_pass && counts.read == 0 && plan.since.is_none();
+    let entities = scope.entities.clone();
+    let vouches = match (&plan.since, &plan.contracts) {
+        (Some(_), _) => Vouches::Nothing,
+        (None, Some(_)) => Vouches::GuaranteesOfContracts { entities },
+        (None, None) => Vouches::Rows { entities },
+    };
     let max_share = match (options.accept_vanishing, empty) {
         (true, _) => None,
         (false, true) => Some(0.0),
         (false, false) => Some(options.max_vanished_share),
     };
-    let held = match store
-        .finish_pass(dataset, pass, &scope.entities, max_share, clock.now())
-        .await?
-    {
+    let held = match store.finish_pass(dataset, pass, &vouches, max_share, clock.now()).await? {
         PassEnd::Ended { vanished } => {
             counts.vanished = vanished;
             None
@@ -482,17 +551,20 @@ struct PassRun {
     run_id: i64,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_pass<S: SyncStore, R: Source>(
     store: &S,
     source: &R,
     scope: &Scope,
     run: &PassRun,
+    plan: &PassPlan,
     resume: Option<String>,
     rejected_rows: &mut Vec<(String, String)>,
     progress: &dyn Progress,
 ) -> Result<SyncCounts, (SyncCounts, anyhow::Error)> {
     let dataset = run.dataset;
-    let mut parsed_pages = parse_stage(dataset, source.pages(dataset, resume), scope.clone());
+    let pages = source.pages(dataset, plan, resume);
+    let mut parsed_pages = parse_stage(dataset, pages, scope.clone());
     // The counts so far, and what each page handed to the writer but not yet committed
     // counted when parsed: counts follow commits, so they say what is in the store.
     let tally: Mutex<(SyncCounts, VecDeque<SyncCounts>)> = Mutex::default();

@@ -132,6 +132,9 @@ pub struct SourceSettings {
     /// The largest share of the scope's live rows a sync may mark vanished without an
     /// operator's confirmation (`cierre sync --accept-vanishing`).
     pub max_vanished_share: f64,
+    /// How far before the last complete pass's start an incremental pass over documents
+    /// and guarantees reads again (`source.lookback_hours`).
+    pub lookback: chrono::Duration,
     pub contracts_path: Option<PathBuf>,
     pub documents_path: Option<PathBuf>,
     pub guarantees_path: Option<PathBuf>,

@@ -22,6 +22,7 @@ request_timeout_secs = 60
 max_retries = 8
 retry_base_ms = 1000
 max_vanished_share = 0.05
+lookback_hours = 48
 
 [datasets]
 contracts = "jbjy-vk9h"
@@ -224,6 +225,7 @@ pub struct RawSource {
     pub max_retries: i64,
     pub retry_base_ms: i64,
     pub max_vanished_share: f64,
+    pub lookback_hours: i64,
     pub contracts_path: Option<PathBuf>,
     pub documents_path: Option<PathBuf>,
     pub guarantees_path: Option<PathBuf>,

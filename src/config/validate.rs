@@ -84,6 +84,7 @@ pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors>
         ("source.request_timeout_secs", raw.source.request_timeout_secs, 1..=3600),
         ("source.max_retries", raw.source.max_retries, 0..=100),
         ("source.retry_base_ms", raw.source.retry_base_ms, 1..=600_000),
+        ("source.lookback_hours", raw.source.lookback_hours, 0..=2_160),
     ] {
         if !range.contains(&value) {
             e.add(key, format!("{value} is not between {} and {}", range.start(), range.end()));
@@ -700,6 +701,7 @@ pub(crate) fn validate(raw: Raw, at: &Locator) -> Result<Settings, ConfigErrors>
             max_retries: raw.source.max_retries.max(0) as u32,
             retry_base_delay: Duration::from_millis(raw.source.retry_base_ms.max(1) as u64),
             max_vanished_share: raw.source.max_vanished_share,
+            lookback: chrono::Duration::hours(raw.source.lookback_hours.clamp(0, 2_160)),
             contracts_path: raw.source.contracts_path,
             documents_path: raw.source.documents_path,
             guarantees_path: raw.source.guarantees_path,

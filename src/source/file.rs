@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use super::portal_csv::PortalCsvReader;
-use super::{Page, RawRecord, Source, SourceError};
+use super::{Page, PassPlan, RawRecord, Source, SourceError};
 use crate::domain::Dataset;
 
 /// Reads exports from the paths in `source.*_path`.
@@ -42,7 +42,12 @@ impl Source for FileSource {
         self.path(dataset).is_some()
     }
 
-    async fn fingerprint(&self, dataset: Dataset) -> Result<String, SourceError> {
+    /// An export is read whole: every pass is a full one.
+    fn selective(&self) -> bool {
+        false
+    }
+
+    async fn fingerprint(&self, dataset: Dataset, _plan: &PassPlan) -> Result<String, SourceError> {
         let Some(path) = self.path(dataset).cloned() else {
             return Err(SourceError::NotConfigured { dataset: dataset.name() });
         };
@@ -54,6 +59,7 @@ impl Source for FileSource {
     fn pages(
         &self,
         dataset: Dataset,
+        _plan: &PassPlan,
         resume_after: Option<String>,
     ) -> mpsc::Receiver<Result<Page, SourceError>> {
         // Two pages in flight: one being written, one read ahead.
@@ -323,7 +329,7 @@ mod tests {
     use super::*;
 
     async fn collect(source: &FileSource, resume: Option<String>) -> Vec<Page> {
-        let mut rx = source.pages(Dataset::Contracts, resume);
+        let mut rx = source.pages(Dataset::Contracts, &PassPlan::full(), resume);
         let mut pages = Vec::new();
         while let Some(p) = rx.recv().await {
             pages.push(p.unwrap());

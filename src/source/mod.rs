@@ -62,6 +62,25 @@ impl SourceError {
     }
 }
 
+/// What one pass reads: everything in scope (a full pass), or only what changed; for
+/// guarantees, only those of some contracts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassPlan {
+    /// Only rows updated after this moment (SODA's `:updated_at`): an incremental pass, which
+    /// says nothing of rows it does not read. `None`: every row.
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only the guarantees of these contracts (sorted), asked for in chunks. `None`: every
+    /// guarantee of the dataset.
+    pub contracts: Option<std::sync::Arc<Vec<String>>>,
+}
+
+impl PassPlan {
+    /// A full pass: every row in scope.
+    pub fn full() -> PassPlan {
+        PassPlan::default()
+    }
+}
+
 /// A source of SECOP II records. Pages arrive on a bounded channel: the source reads ahead
 /// while the sync writes, and stops reading when the sync stops taking pages.
 pub trait Source: Send + Sync {
@@ -71,18 +90,24 @@ pub trait Source: Send + Sync {
     /// Whether this source has the dataset at all (a file source may have no guarantees).
     fn has(&self, dataset: Dataset) -> bool;
 
+    /// Whether it can read only what changed and only some contracts' guarantees
+    /// ([`PassPlan`]); a source that cannot reads every row on every pass.
+    fn selective(&self) -> bool;
+
     /// What a pass over `dataset` would read now (a file's size, modification time and
     /// content; a query and the dataset's last rebuild): an interrupted pass resumes only
     /// while this is unchanged, so a resumed pass never mixes two versions of the data.
     fn fingerprint(
         &self,
         dataset: Dataset,
+        plan: &PassPlan,
     ) -> impl std::future::Future<Output = Result<String, SourceError>> + Send;
 
-    /// Starts a complete pass over `dataset`, or resumes one after `resume_after`.
+    /// Starts a pass over `dataset` as `plan` says, or resumes one after `resume_after`.
     fn pages(
         &self,
         dataset: Dataset,
+        plan: &PassPlan,
         resume_after: Option<String>,
     ) -> mpsc::Receiver<Result<Page, SourceError>>;
 }

@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::mpsc;
 
-use super::{Page, RawRecord, Source, SourceError};
+use super::{Page, PassPlan, RawRecord, Source, SourceError};
 use crate::config::Settings;
 use crate::domain::Dataset;
 
@@ -73,26 +73,47 @@ impl SocrataSource {
     }
 
     /// The `$where` of a page after `cursor`: keyset, entity scope (contracts and
-    /// documents carry `nit_entidad`), and the administrator's filter (contracts only: it
-    /// names contract fields).
-    pub fn where_clause(&self, dataset: Dataset, cursor: Option<&str>) -> Option<String> {
+    /// documents carry `nit_entidad`), the administrator's filter (contracts only: it names
+    /// contract fields), and what `plan` asks of documents and guarantees — rows updated
+    /// since a moment, the guarantees of a chunk of contracts.
+    pub fn where_clause(
+        &self,
+        dataset: Dataset,
+        plan: &PassPlan,
+        chunk: Option<&[String]>,
+        cursor: Option<&str>,
+    ) -> Option<String> {
+        let quoted = |v: &str| format!("'{}'", v.replace('\'', "''"));
         let mut parts = Vec::new();
         if let Some(c) = cursor {
-            parts.push(format!(":id > '{}'", c.replace('\'', "''")));
+            parts.push(format!(":id > {}", quoted(c)));
         }
         if !self.entities.is_empty() && dataset != Dataset::Guarantees {
-            let list: Vec<String> =
-                self.entities.iter().map(|e| format!("'{}'", e.replace('\'', "''"))).collect();
+            let list: Vec<String> = self.entities.iter().map(|e| quoted(e)).collect();
             parts.push(format!("nit_entidad in ({})", list.join(", ")));
         }
         if let (Some(w), Dataset::Contracts) = (&self.where_, dataset) {
             parts.push(format!("({w})"));
         }
+        if let (Some(since), false) = (plan.since, dataset == Dataset::Contracts) {
+            let at = since.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            parts.push(format!(":updated_at > {}", quoted(&at)));
+        }
+        if let (Some(ids), Dataset::Guarantees) = (chunk, dataset) {
+            let list: Vec<String> = ids.iter().map(|i| quoted(i)).collect();
+            parts.push(format!("id_contrato in ({})", list.join(", ")));
+        }
         (!parts.is_empty()).then(|| parts.join(" AND "))
     }
 
     /// The URL of the page after `cursor` (without the token, which goes in a header).
-    pub fn page_url(&self, dataset: Dataset, cursor: Option<&str>) -> url::Url {
+    pub fn page_url(
+        &self,
+        dataset: Dataset,
+        plan: &PassPlan,
+        chunk: Option<&[String]>,
+        cursor: Option<&str>,
+    ) -> url::Url {
         let mut url = self.base_url.clone();
         url.set_path(&format!("/resource/{}.json", self.dataset_id(dataset)));
         {
@@ -100,7 +121,7 @@ impl SocrataSource {
             q.append_pair("$select", ":*,*");
             q.append_pair("$order", ":id");
             q.append_pair("$limit", &self.page_size.to_string());
-            if let Some(w) = self.where_clause(dataset, cursor) {
+            if let Some(w) = self.where_clause(dataset, plan, chunk, cursor) {
                 q.append_pair("$where", &w);
             }
         }
@@ -121,23 +142,75 @@ impl SocrataSource {
         meta.get("rowsUpdatedAt")?.as_i64()
     }
 
-    /// Reads a pass (or the rest of one, after `cursor`) into `tx`: one request per API
-    /// page, each body streamed and cut into batches of [`BATCH_ROWS`] as it arrives.
-    /// A fault a retry can fix is retried from the last batch handed over.
+    /// Reads a pass (or the rest of one, after `resume`) into `tx`. The guarantees of a
+    /// list of contracts are asked for [`CONTRACTS_PER_QUERY`] contracts at a time, and the
+    /// cursor then names the chunk too (`chunk|:id`).
     async fn read_pass(
         &self,
         dataset: Dataset,
-        mut cursor: Option<String>,
+        plan: &PassPlan,
+        resume: Option<String>,
         tx: &mpsc::Sender<Result<Page, SourceError>>,
     ) -> Result<(), SourceError> {
+        let Some(contracts) = plan.contracts.as_ref().filter(|_| dataset == Dataset::Guarantees)
+        else {
+            let part = Part { chunk: None, prefix: String::new(), final_part: true };
+            return self.read_part(dataset, plan, &part, resume, tx).await.map(|_| ());
+        };
+        let chunks: Vec<&[String]> = contracts.chunks(CONTRACTS_PER_QUERY).collect();
+        let (first, mut cursor) = match resume.as_deref().and_then(|r| r.split_once('|')) {
+            Some((n, id)) => {
+                (n.parse::<usize>().unwrap_or(0), (!id.is_empty()).then(|| id.to_string()))
+            }
+            None => (0, None),
+        };
+        if chunks.is_empty() {
+            // No contract in scope: the pass is complete at once, with nothing read.
+            let page = Page { records: vec![], cursor: String::new(), last: true, retries: 0 };
+            tx.send(Ok(page)).await.ok();
+            return Ok(());
+        }
+        for (n, chunk) in chunks.iter().enumerate().skip(first) {
+            let part = Part {
+                chunk: Some(chunk),
+                prefix: format!("{n}|"),
+                final_part: n + 1 == chunks.len(),
+            };
+            if !self.read_part(dataset, plan, &part, cursor.take(), tx).await? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one query's rows (or the rest of them, after `cursor`) into `tx`: one request
+    /// per API page, each body streamed and cut into batches of [`BATCH_ROWS`] as it
+    /// arrives. A fault a retry can fix is retried from the last batch handed over. False
+    /// when the sync stopped taking pages.
+    async fn read_part(
+        &self,
+        dataset: Dataset,
+        plan: &PassPlan,
+        part: &Part<'_>,
+        mut cursor: Option<String>,
+        tx: &mpsc::Sender<Result<Page, SourceError>>,
+    ) -> Result<bool, SourceError> {
         let mut failures = 0u32;
         let mut retries = 0u32;
         loop {
-            let url = self.page_url(dataset, cursor.as_deref());
-            let mut stream =
-                PageStream { dataset, cursor: &mut cursor, retries: &mut retries, sent: 0, tx };
+            let url = self.page_url(dataset, plan, part.chunk, cursor.as_deref());
+            let mut stream = PageStream {
+                dataset,
+                cursor: &mut cursor,
+                retries: &mut retries,
+                sent: 0,
+                tx,
+                prefix: &part.prefix,
+                final_part: part.final_part,
+            };
             let (message, retry_after) = match self.stream_page(&url, &mut stream).await {
-                Ok(Streamed::Last | Streamed::Stopped) => return Ok(()),
+                Ok(Streamed::Last) => return Ok(true),
+                Ok(Streamed::Stopped) => return Ok(false),
                 Ok(Streamed::More) => {
                     failures = 0;
                     continue;
@@ -252,6 +325,18 @@ impl SocrataSource {
     }
 }
 
+/// Contracts whose guarantees one query asks for (`id_contrato in (…)`): ~2 KB of query.
+pub const CONTRACTS_PER_QUERY: usize = 100;
+
+/// One query of a pass: the whole pass, or the guarantees of one chunk of contracts.
+struct Part<'a> {
+    chunk: Option<&'a [String]>,
+    /// Put before each page's cursor (`chunk|`), so a resumed pass finds its chunk.
+    prefix: String,
+    /// The pass ends with this query.
+    final_part: bool,
+}
+
 /// Rows per page handed to the sync. An API page of up to 50,000 rows (~200 MB of JSON) is
 /// cut into batches of this many as its body streams in: memory holds a few batches, never
 /// a whole response.
@@ -276,6 +361,9 @@ struct PageStream<'a> {
     /// Batches handed over by the current request.
     sent: usize,
     tx: &'a mpsc::Sender<Result<Page, SourceError>>,
+    prefix: &'a str,
+    /// The pass ends with this query's last page.
+    final_part: bool,
 }
 
 impl PageStream<'_> {
@@ -294,8 +382,8 @@ impl PageStream<'_> {
         }
         let page = Page {
             records,
-            cursor: self.cursor.clone().unwrap_or_default(),
-            last,
+            cursor: format!("{}{}", self.prefix, self.cursor.as_deref().unwrap_or_default()),
+            last: last && self.final_part,
             retries: std::mem::take(self.retries),
         };
         self.sent += 1;
@@ -472,15 +560,28 @@ impl Source for SocrataSource {
         true
     }
 
+    fn selective(&self) -> bool {
+        true
+    }
+
     /// The query (dataset, scope and filter) and, when the dataset's metadata says it, when
     /// its rows were last rebuilt: the nightly rebuild renumbers `:id`, so a pass cut before
     /// it cannot be resumed after it.
-    async fn fingerprint(&self, dataset: Dataset) -> Result<String, SourceError> {
+    async fn fingerprint(&self, dataset: Dataset, plan: &PassPlan) -> Result<String, SourceError> {
         let id = self.dataset_id(dataset);
-        let query = self.where_clause(dataset, None).unwrap_or_default();
+        let query = self.where_clause(dataset, plan, None, None).unwrap_or_default();
+        // The contracts whose guarantees are asked for: a pass resumes over the same ones.
+        let contracts = plan.contracts.as_ref().map_or_else(String::new, |c| {
+            let mut h = xxhash_rust::xxh3::Xxh3::new();
+            for id in c.iter() {
+                h.update(id.as_bytes());
+                h.update(b"\n");
+            }
+            format!(" contracts={}:{:016x}", c.len(), h.digest())
+        });
         let rebuilt = self.rows_updated_at(dataset).await;
         Ok(format!(
-            "socrata {}resource/{id} where={query} rebuilt={}",
+            "socrata {}resource/{id} where={query}{contracts} rebuilt={}",
             self.base_url,
             rebuilt.map_or_else(|| "unknown".to_string(), |t| t.to_string())
         ))
@@ -489,13 +590,15 @@ impl Source for SocrataSource {
     fn pages(
         &self,
         dataset: Dataset,
+        plan: &PassPlan,
         resume_after: Option<String>,
     ) -> mpsc::Receiver<Result<Page, SourceError>> {
         // Two pages in flight: the next is fetched while the sync writes the current one.
         let (tx, rx) = mpsc::channel(2);
         let source = self.clone();
+        let plan = plan.clone();
         tokio::spawn(async move {
-            if let Err(e) = source.read_pass(dataset, resume_after, &tx).await {
+            if let Err(e) = source.read_pass(dataset, &plan, resume_after, &tx).await {
                 tx.send(Err(e)).await.ok();
             }
         });
@@ -535,7 +638,8 @@ mod tests {
             &["899999034", "899999239"],
             Some("fecha_de_firma >= '2023-01-01T00:00:00.000'"),
         );
-        let url = s.page_url(Dataset::Contracts, Some("row-abc"));
+        let full = PassPlan::full();
+        let url = s.page_url(Dataset::Contracts, &full, None, Some("row-abc"));
         assert_eq!(url.path(), "/resource/jbjy-vk9h.json");
         let q: std::collections::HashMap<_, _> = url.query_pairs().collect();
         assert_eq!(q["$select"], ":*,*");
@@ -546,10 +650,31 @@ mod tests {
             ":id > 'row-abc' AND nit_entidad in ('899999034', '899999239') AND (fecha_de_firma >= '2023-01-01T00:00:00.000')"
         );
         // Guarantees carry no entity; the extra filter names contract fields.
-        assert_eq!(s.where_clause(Dataset::Guarantees, None), None);
+        assert_eq!(s.where_clause(Dataset::Guarantees, &full, None, None), None);
         assert_eq!(
-            s.where_clause(Dataset::Documents, None).unwrap(),
+            s.where_clause(Dataset::Documents, &full, None, None).unwrap(),
             "nit_entidad in ('899999034', '899999239')"
+        );
+    }
+
+    #[test]
+    fn an_incremental_pass_asks_for_rows_updated_since_and_guarantees_by_contract() {
+        let s = source(&["899999034"], None);
+        let since = chrono::DateTime::parse_from_rfc3339("2026-11-20T04:30:00Z").unwrap().to_utc();
+        let plan = PassPlan { since: Some(since), contracts: None };
+        assert_eq!(
+            s.where_clause(Dataset::Documents, &plan, None, Some("row-9")).unwrap(),
+            ":id > 'row-9' AND nit_entidad in ('899999034') AND :updated_at > '2026-11-20T04:30:00.000Z'"
+        );
+        // Contracts are rebuilt every night: always read whole.
+        assert_eq!(
+            s.where_clause(Dataset::Contracts, &plan, None, None).unwrap(),
+            "nit_entidad in ('899999034')"
+        );
+        let ids = vec!["CO1.PCCNTR.1".to_string(), "CO1.PCCNTR.'2".to_string()];
+        assert_eq!(
+            s.where_clause(Dataset::Guarantees, &plan, Some(&ids), None).unwrap(),
+            ":updated_at > '2026-11-20T04:30:00.000Z' AND id_contrato in ('CO1.PCCNTR.1', 'CO1.PCCNTR.''2')"
         );
     }
 
@@ -606,6 +731,9 @@ mod tests {
     #[test]
     fn quotes_in_cursors_are_escaped() {
         let s = source(&[], None);
-        assert_eq!(s.where_clause(Dataset::Contracts, Some("a'b")).unwrap(), ":id > 'a''b'");
+        assert_eq!(
+            s.where_clause(Dataset::Contracts, &PassPlan::full(), None, Some("a'b")).unwrap(),
+            ":id > 'a''b'"
+        );
     }
 }

@@ -22,6 +22,20 @@ pub struct SyncState {
     pub fingerprint: Option<String>,
 }
 
+/// Which stored rows a complete pass read, so that those of them it did not see have
+/// vanished from the source ([`SyncStore::finish_pass`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vouches {
+    /// Every row of the dataset — of these entities when any (contracts and documents carry
+    /// `nit_entidad`; guarantees do not, and are then vouched for whole).
+    Rows { entities: Vec<String> },
+    /// The guarantees of the live contracts of these entities (every live contract when
+    /// none): the pass asked for those contracts' guarantees only.
+    GuaranteesOfContracts { entities: Vec<String> },
+    /// Nothing: the pass read only what changed since the last one; no row vanishes.
+    Nothing,
+}
+
 /// How a pass ended ([`SyncStore::finish_pass`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PassEnd {
@@ -180,6 +194,18 @@ pub trait SyncStore: Send + Sync {
         &self,
         dataset: Dataset,
     ) -> impl Future<Output = StoreResult<Option<SyncState>>> + Send;
+    /// When the last complete pass over `dataset` started: the next one may read only the
+    /// rows updated since (less a look-back). `None` before the first complete pass.
+    fn watermark(
+        &self,
+        dataset: Dataset,
+    ) -> impl Future<Output = StoreResult<Option<DateTime<Utc>>>> + Send;
+    /// The `id_contrato` of every stored live contract of `entities` (every one when
+    /// empty), sorted: the contracts whose guarantees a pass asks for.
+    fn live_contract_ids(
+        &self,
+        entities: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
     /// Starts a new pass over the source `fingerprint` names (forgetting any cursor) and
     /// returns its number.
     fn begin_pass(
@@ -197,16 +223,17 @@ pub trait SyncStore: Send + Sync {
         pages: tokio::sync::mpsc::Receiver<PageWrite>,
         committed: tokio::sync::mpsc::UnboundedSender<Committed>,
     ) -> impl Future<Output = StoreResult<()>> + Send;
-    /// Ends a complete pass: rows of the scope not seen in it are marked vanished (never
-    /// deleted), and the cursor is cleared. `entities` empty = the whole table. When more
-    /// than `max_share` of the scope's live rows would vanish, none is marked and the pass
-    /// is closed ([`PassEnd::Held`]); `None` accepts any share. A pass that is no longer the
-    /// open one (another sync ended or replaced it meanwhile) ends nothing.
+    /// Ends a complete pass: the rows it [`Vouches`] for that it did not see are marked
+    /// vanished (never deleted), the cursor is cleared, and the watermark becomes the
+    /// pass's start. When more than `max_share` of the vouched live rows would vanish, none
+    /// is marked and the pass is closed ([`PassEnd::Held`]); `None` accepts any share. A
+    /// pass that is no longer the open one (another sync ended or replaced it meanwhile)
+    /// ends nothing.
     fn finish_pass(
         &self,
         dataset: Dataset,
         pass: i64,
-        entities: &[String],
+        vouches: &Vouches,
         max_share: Option<f64>,
         at: DateTime<Utc>,
     ) -> impl Future<Output = StoreResult<PassEnd>> + Send;

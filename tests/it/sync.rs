@@ -106,6 +106,7 @@ async fn rows_outside_the_configured_entities_are_skipped() {
 #[tokio::test]
 async fn a_pass_ended_or_replaced_meanwhile_marks_no_row_vanished() {
     use cierre::sync::PassEnd::{self, NotOpen};
+    let all = cierre::sync::Vouches::Rows { entities: vec![] };
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("contracts.jsonl");
     write(&file, &sample_lines());
@@ -118,16 +119,16 @@ async fn a_pass_ended_or_replaced_meanwhile_marks_no_row_vanished() {
 
     // A second sync that had resumed pass 2 ends after the first did: its keys are gone,
     // and ending the pass again would take every unchanged row for vanished.
-    assert_eq!(store.finish_pass(Dataset::Contracts, 2, &[], None, at).await.unwrap(), NotOpen);
+    assert_eq!(store.finish_pass(Dataset::Contracts, 2, &all, None, at).await.unwrap(), NotOpen);
     assert_eq!(store.count_rows(Dataset::Contracts, false).await.unwrap(), 1000);
 
     // A pass replaced by a newer one (begun meanwhile) ends nothing either; the newer one,
     // having seen nothing, would: held by the guard, then confirmed.
     let third = store.begin_pass(Dataset::Contracts, at, "f").await.unwrap();
-    let end = store.finish_pass(Dataset::Contracts, third - 1, &[], None, at).await.unwrap();
+    let end = store.finish_pass(Dataset::Contracts, third - 1, &all, None, at).await.unwrap();
     assert_eq!(end, NotOpen);
     assert_eq!(store.count_rows(Dataset::Contracts, false).await.unwrap(), 1000);
-    let end = store.finish_pass(Dataset::Contracts, third, &[], Some(0.05), at).await.unwrap();
+    let end = store.finish_pass(Dataset::Contracts, third, &all, Some(0.05), at).await.unwrap();
     assert_eq!(end, PassEnd::Held { would_vanish: 1000, live: 1000 });
     assert_eq!(store.count_rows(Dataset::Contracts, false).await.unwrap(), 1000);
     assert_eq!(
@@ -136,7 +137,7 @@ async fn a_pass_ended_or_replaced_meanwhile_marks_no_row_vanished() {
         "the held pass is closed"
     );
     let fourth = store.begin_pass(Dataset::Contracts, at, "f").await.unwrap();
-    let end = store.finish_pass(Dataset::Contracts, fourth, &[], None, at).await.unwrap();
+    let end = store.finish_pass(Dataset::Contracts, fourth, &all, None, at).await.unwrap();
     assert_eq!(end, PassEnd::Ended { vanished: 1000 });
 }
 

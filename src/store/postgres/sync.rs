@@ -15,10 +15,35 @@ use crate::store::report_commit;
 use crate::store::table::{self, Col, TableRow};
 use crate::sync::{
     Committed, PageCounts, PageRecords, PageWrite, PassEnd, QuarantinedRow, SyncCounts,
-    SyncRunSummary, SyncState, SyncStore,
+    SyncRunSummary, SyncState, SyncStore, Vouches,
 };
 
+/// Ends the open pass: the watermark becomes its start (whatever changed after it is read
+/// again), and the cursor is cleared.
+const END_PASS: &str = "UPDATE sync_state SET watermark = pass_started_at, cursor = NULL, \
+     pass_started_at = NULL, updated_at = $1 \
+     WHERE dataset = $2 AND pass = $3 AND pass_started_at IS NOT NULL";
+
 impl SyncStore for PgStore {
+    async fn watermark(&self, dataset: Dataset) -> StoreResult<Option<DateTime<Utc>>> {
+        let w: Option<Option<DateTime<Utc>>> =
+            sqlx::query_scalar("SELECT watermark FROM sync_state WHERE dataset = $1")
+                .bind(dataset.name())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(w.flatten())
+    }
+
+    async fn live_contract_ids(&self, entities: &[String]) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id_contrato FROM contracts WHERE vanished_at IS NULL \
+             AND (cardinality($1::TEXT[]) = 0 OR nit_entidad = ANY($1)) ORDER BY id_contrato",
+        )
+        .bind(entities)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn sync_state(&self, dataset: Dataset) -> StoreResult<Option<SyncState>> {
         let row = sqlx::query(
             "SELECT pass, pass_started_at, cursor, source_fingerprint FROM sync_state \
@@ -84,11 +109,14 @@ impl SyncStore for PgStore {
         &self,
         dataset: Dataset,
         pass: i64,
-        entities: &[String],
+        vouches: &Vouches,
         max_share: Option<f64>,
         at: DateTime<Utc>,
     ) -> StoreResult<PassEnd> {
         let (table, key) = table::of(dataset);
+        if *vouches == Vouches::Nothing {
+            return self.end_pass_unvouched(dataset, pass, at).await;
+        }
         // A table just loaded has no statistics, and without them the planner joins it
         // with sync_seen by nested loops: quadratic in the rows of the pass.
         // Only the columns the vanish query reads: sampling the raw records too took longer.
@@ -103,16 +131,13 @@ impl SyncStore for PgStore {
         // Only the open pass ends: a sync that resumed the same pass, or started the next
         // one, while this one ran may have ended it or deleted its keys, and marking rows
         // vanished without them would take every unchanged row for gone.
-        let ended = sqlx::query(
-            "UPDATE sync_state SET cursor = NULL, pass_started_at = NULL, updated_at = $1 \
-             WHERE dataset = $2 AND pass = $3 AND pass_started_at IS NOT NULL",
-        )
-        .bind(at)
-        .bind(dataset.name())
-        .bind(pass)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let ended = sqlx::query(END_PASS)
+            .bind(at)
+            .bind(dataset.name())
+            .bind(pass)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
         if ended == 0 {
             tracing::warn!(
                 dataset = dataset.name(),
@@ -121,18 +146,38 @@ impl SyncStore for PgStore {
             );
             return Ok(PassEnd::NotOpen);
         }
+        let (entities, of_contracts) = match vouches {
+            Vouches::Rows { entities } if dataset != Dataset::Guarantees => {
+                (entities.clone(), false)
+            }
+            Vouches::GuaranteesOfContracts { entities } => (entities.clone(), true),
+            _ => (vec![], false),
+        };
+        let scoped = !entities.is_empty();
+        // The rows the pass vouches for: of the entities, or the guarantees of the live
+        // contracts (of the entities) it asked for.
+        let in_scope = |n: usize| {
+            let nit = if scoped { format!(" AND nit_entidad = ANY(${n})") } else { String::new() };
+            if of_contracts {
+                format!(
+                    " AND id_contrato IN (SELECT id_contrato FROM contracts \
+                     WHERE vanished_at IS NULL{nit})"
+                )
+            } else {
+                nit
+            }
+        };
         // Rows the pass found unchanged were not rewritten: their keys are in sync_seen.
-        let scoped = !entities.is_empty() && dataset != Dataset::Guarantees;
         let live: i64 = match max_share {
             None => 0,
             Some(_) => {
                 let sql = format!(
                     "SELECT COUNT(*) FROM {table} WHERE vanished_at IS NULL{}",
-                    if scoped { " AND nit_entidad = ANY($1)" } else { "" }
+                    in_scope(1)
                 );
                 let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
                 if scoped {
-                    q = q.bind(entities);
+                    q = q.bind(entities.clone());
                 }
                 q.fetch_one(&mut *tx).await?
             }
@@ -141,7 +186,7 @@ impl SyncStore for PgStore {
             "UPDATE {table} SET vanished_at = $1 WHERE vanished_at IS NULL AND seen_pass < $2 \
              AND NOT EXISTS (SELECT 1 FROM sync_seen s WHERE s.dataset = $3 AND s.pass = $2 \
              AND s.key = {table}.{key}){}",
-            if scoped { " AND nit_entidad = ANY($4)" } else { "" }
+            in_scope(4)
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at).bind(pass).bind(dataset.name());
         if scoped {
@@ -309,6 +354,30 @@ impl SyncStore for PgStore {
 }
 
 impl PgStore {
+    /// Ends a pass that vouches for no row (an incremental one): nothing vanishes.
+    async fn end_pass_unvouched(
+        &self,
+        dataset: Dataset,
+        pass: i64,
+        at: DateTime<Utc>,
+    ) -> StoreResult<PassEnd> {
+        let mut tx = self.pool.begin().await?;
+        let ended = sqlx::query(END_PASS)
+            .bind(at)
+            .bind(dataset.name())
+            .bind(pass)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM sync_seen WHERE dataset = $1 AND pass <= $2")
+            .bind(dataset.name())
+            .bind(pass)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(if ended == 0 { PassEnd::NotOpen } else { PassEnd::Ended { vanished: 0 } })
+    }
+
     /// One page in one transaction: rows, rejects, and the cursor after them.
     async fn apply_page(&self, page: PageWrite) -> StoreResult<PageCounts> {
         let mut tx = self.pool.begin().await?;

@@ -17,10 +17,38 @@ use crate::store::report_commit;
 use crate::store::table::{self, Col, TableRow};
 use crate::sync::{
     Committed, PageCounts, PageRecords, PageWrite, PassEnd, QuarantinedRow, SyncCounts,
-    SyncRunSummary, SyncState, SyncStore,
+    SyncRunSummary, SyncState, SyncStore, Vouches,
 };
 
 impl SyncStore for SqliteStore {
+    async fn watermark(&self, dataset: Dataset) -> StoreResult<Option<DateTime<Utc>>> {
+        self.with_conn(move |conn| {
+            let w = conn
+                .query_row(
+                    "SELECT watermark FROM sync_state WHERE dataset = ?1",
+                    [dataset.name()],
+                    |r| r.get::<_, Option<Ts>>("watermark"),
+                )
+                .optional()?;
+            Ok(w.flatten().map(|Ts(t)| t))
+        })
+        .await
+    }
+
+    async fn live_contract_ids(&self, entities: &[String]) -> StoreResult<Vec<String>> {
+        let entities = serde_json::to_string(entities).unwrap_or_else(|_| "[]".into());
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id_contrato FROM contracts WHERE vanished_at IS NULL \
+                 AND (json_array_length(?1) = 0 OR nit_entidad IN (SELECT value FROM json_each(?1))) \
+                 ORDER BY id_contrato",
+            )?;
+            let ids = stmt.query_map([entities], |r| r.get::<_, String>(0))?;
+            Ok(ids.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
     async fn sync_state(&self, dataset: Dataset) -> StoreResult<Option<SyncState>> {
         self.with_conn(move |conn| {
             let row = conn
@@ -106,18 +134,20 @@ impl SyncStore for SqliteStore {
         &self,
         dataset: Dataset,
         pass: i64,
-        entities: &[String],
+        vouches: &Vouches,
         max_share: Option<f64>,
         at: DateTime<Utc>,
     ) -> StoreResult<PassEnd> {
-        let entities = entities.to_vec();
+        let vouches = vouches.clone();
         self.with_conn(move |conn| {
             let mut tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             // Only the open pass ends: a sync that resumed the same pass, or started the
             // next one, while this one ran may have ended it or deleted its keys, and marking
             // rows vanished without them would take every unchanged row for gone.
+            // The watermark is the pass's start: whatever changed after it is read again.
             let ended = tx.execute(
-                "UPDATE sync_state SET cursor = NULL, pass_started_at = NULL, updated_at = ?1 \
+                "UPDATE sync_state SET watermark = pass_started_at, cursor = NULL, \
+                 pass_started_at = NULL, updated_at = ?1 \
                  WHERE dataset = ?2 AND pass = ?3 AND pass_started_at IS NOT NULL",
                 params![Ts(at), dataset.name(), pass],
             )?;
@@ -130,15 +160,38 @@ impl SyncStore for SqliteStore {
                 return Ok(PassEnd::NotOpen);
             }
             let (table, key) = table::of(dataset);
-            let scoped = !entities.is_empty() && dataset != Dataset::Guarantees;
-            // ` AND nit_entidad IN (?first, …)` when the pass is scoped by entity.
-            let in_scope = |first: usize| {
-                if !scoped {
-                    return String::new();
+            let (entities, of_contracts) = match vouches {
+                Vouches::Nothing => {
+                    tx.execute(
+                        "DELETE FROM sync_seen WHERE dataset = ?1 AND pass <= ?2",
+                        params![dataset.name(), pass],
+                    )?;
+                    tx.commit()?;
+                    return Ok(PassEnd::Ended { vanished: 0 });
                 }
+                Vouches::Rows { entities } if dataset != Dataset::Guarantees => (entities, false),
+                Vouches::Rows { .. } => (vec![], false),
+                Vouches::GuaranteesOfContracts { entities } => (entities, true),
+            };
+            let scoped = !entities.is_empty();
+            // The rows the pass vouches for: of the entities (` AND nit_entidad IN (?first, …)`),
+            // or the guarantees of the live contracts (of the entities) it asked for.
+            let in_scope = |first: usize| {
                 let marks: Vec<String> =
                     (0..entities.len()).map(|i| format!("?{}", i + first)).collect();
-                format!(" AND nit_entidad IN ({})", marks.join(", "))
+                let nit = if scoped {
+                    format!(" AND nit_entidad IN ({})", marks.join(", "))
+                } else {
+                    String::new()
+                };
+                if of_contracts {
+                    format!(
+                        " AND id_contrato IN (SELECT id_contrato FROM contracts \
+                         WHERE vanished_at IS NULL{nit})"
+                    )
+                } else {
+                    nit
+                }
             };
             let live: i64 = match max_share {
                 None => 0,
