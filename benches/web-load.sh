@@ -96,7 +96,7 @@ head = "contratacion@integracion.example"
 office_head = f"cierre_enlace={link(head)}"
 status, _, _, body, _ = fetch("/admin/entrar")
 csrf = re.search(rb'name="csrf" value="([^"]+)"', body).group(1).decode()
-form = urllib.parse.urlencode({"csrf": csrf, "token": token, "siguiente": "/admin"}).encode()
+form = urllib.parse.urlencode({"csrf": csrf, "nombre": "bench", "token": token, "siguiente": "/admin"}).encode()
 status, _, _, _, headers = fetch("/admin/entrar", data=form)
 assert status == 303, status
 admin = headers["Set-Cookie"].split(";")[0]

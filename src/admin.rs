@@ -57,8 +57,10 @@ pub fn routes<S: Store + Clone + 'static>() -> Router<Arc<Daemon<S>>> {
         .route("/admin/resumen/ver", get(preview::<S>))
 }
 
-/// A signed-in administrator: the session cookie, from which form tokens derive.
+/// A signed-in administrator: who they said they are (recorded with what they do), and
+/// the session cookie, from which form tokens derive.
 struct Admin {
+    name: String,
     session: String,
     csrf: String,
 }
@@ -116,9 +118,9 @@ fn admin<S: Store + Clone + 'static>(
         return Err(Box::new(login_form(d, &key, path, None)));
     };
     match crate::links::verify_as(key.as_bytes(), "admin", &session, d.clock.now()) {
-        Ok(_) => {
+        Ok(name) => {
             let csrf = crate::links::form_token(key.as_bytes(), &session);
-            Ok(Admin { session, csrf })
+            Ok(Admin { name, session, csrf })
         }
         Err(_) if !bad_token_allowed() => Err(Box::new(too_many())),
         Err(_) => Err(Box::new(login_form(
@@ -245,6 +247,16 @@ async fn login<S: Store + Clone + 'static>(
             Some("El formulario venció. Escriba la clave de nuevo."),
         );
     }
+    // Who signs in: recorded with each requeue, silence and job run of the session.
+    let Some(name) = field(&fields, "nombre").map(|n| n.chars().take(80).collect::<String>())
+    else {
+        return login_form(
+            &d,
+            &key,
+            &next,
+            Some("Escriba su nombre o correo: queda registrado con lo que haga."),
+        );
+    };
     let given = field(&fields, "token").unwrap_or_default();
     if !bool::from(given.as_bytes().ct_eq(key.as_bytes())) {
         if !bad_token_allowed() {
@@ -253,10 +265,11 @@ async fn login<S: Store + Clone + 'static>(
         tracing::warn!("admin console: a sign-in with a wrong token was refused");
         return login_form(&d, &key, &next, Some("La clave no es correcta."));
     }
+    tracing::info!(admin = name, "admin console: signed in");
     let session = crate::links::sign_as(
         key.as_bytes(),
         "admin",
-        "admin",
+        &name,
         now + chrono::Duration::hours(SESSION_HOURS),
     );
     let secure = match &d.settings().http.links {
@@ -363,7 +376,7 @@ async fn overview<S: Store + Clone + 'static>(
         StatusCode::OK,
         "admin/overview.html",
         minijinja::context! {
-            section => "resumen", csrf => a.csrf, now => hora(d.clock.now(), tz),
+            section => "resumen", csrf => a.csrf.clone(), admin => a.name.clone(), now => hora(d.clock.now(), tz),
             timezone => tz.name(), outbox => value(&outbox), endpoints => value(&endpoints),
             jobs => value(&jobs), syncs => value(&syncs), held => held,
         },
@@ -393,7 +406,7 @@ async fn run_job<S: Store + Clone + 'static>(
         accept_vanishing: field(&fields, "accept_vanishing").is_some(),
     };
     let slot = start_job(&d, job, options);
-    tracing::info!(job = job.as_str(), %slot, "admin console: job started by hand");
+    tracing::info!(job = job.as_str(), %slot, admin = a.name, "admin console: job started by hand");
     message(
         StatusCode::ACCEPTED,
         "Tarea en curso",
@@ -455,7 +468,7 @@ async fn runs<S: Store + Clone + 'static>(
         StatusCode::OK,
         "admin/runs.html",
         minijinja::context! {
-            section => "ejecuciones", csrf => a.csrf, runs => value(&list), next_url => next,
+            section => "ejecuciones", csrf => a.csrf.clone(), admin => a.name.clone(), runs => value(&list), next_url => next,
             first_page => q.antes.is_none(), rows_per_page => ROWS, timezone => tz.name(),
         },
     )
@@ -538,7 +551,7 @@ async fn outbox<S: Store + Clone + 'static>(
         StatusCode::OK,
         "admin/outbox.html",
         minijinja::context! {
-            section => "envios", csrf => a.csrf, items => value(&items), next_url => next,
+            section => "envios", csrf => a.csrf.clone(), admin => a.name.clone(), items => value(&items), next_url => next,
             first_page => q.antes.is_none(), statuses => value(&statuses),
             channels => value(&channels), channel => channel, target => target,
             dead_filter => status.as_deref() == Some("dead"),
@@ -574,9 +587,15 @@ async fn requeue<S: Store + Clone + 'static>(
         target: field(&fields, "destino").map(str::to_string),
         id,
     };
-    match d.store.requeue_dead(&filter, "admin console", d.clock.now()).await {
+    let by = format!("admin console: {}", a.name);
+    match d.store.requeue_dead(&filter, &by, d.clock.now()).await {
         Ok(n) => {
-            tracing::info!(requeued = n, ?filter, "admin console: dead items queued again");
+            tracing::info!(
+                requeued = n,
+                ?filter,
+                admin = a.name,
+                "admin console: dead items queued again"
+            );
             let text = match n {
                 0 => "No había envíos muertos que reencolar (quizá otro administrador ya lo hizo)."
                     .to_string(),
@@ -674,7 +693,7 @@ async fn silences_page<S: Store + Clone + 'static>(
         status,
         "admin/silences.html",
         minijinja::context! {
-            section => "silencios", csrf => a.csrf.clone(), silences => value(&list),
+            section => "silencios", csrf => a.csrf.clone(), admin => a.name.clone(), silences => value(&list),
             next_url => next, all => all, kinds => value(&kinds), levels => value(&levels),
             today => today.to_string(), errors => errors, typed => value(&typed),
             flash => q.creado.map(|id| format!("Silencio {id} creado.")),
@@ -804,7 +823,7 @@ async fn expire_silence<S: Store + Clone + 'static>(
     let today = d.clock.today(d.settings().schedule.timezone);
     match d.store.expire_silence(id, today, d.clock.now()).await {
         Ok(true) => {
-            tracing::info!(id, "admin console: silence expired");
+            tracing::info!(id, admin = a.name, "admin console: silence expired");
             see_other("/admin/silencios")
         }
         Ok(false) => message(
@@ -855,7 +874,7 @@ async fn config<S: Store + Clone + 'static>(State(d): State<Arc<Daemon<S>>>, a: 
         StatusCode::OK,
         "admin/config.html",
         minijinja::context! {
-            section => "configuracion", csrf => a.csrf,
+            section => "configuracion", csrf => a.csrf.clone(), admin => a.name.clone(),
             path => path.map(|p| p.display().to_string()),
             errors_found => value(&errors), in_force => value(&in_force),
         },
@@ -915,7 +934,7 @@ async fn preview_page<S: Store + Clone + 'static>(
         StatusCode::OK,
         "admin/preview.html",
         minijinja::context! {
-            section => "vista", csrf => a.csrf, today => today, search => search,
+            section => "vista", csrf => a.csrf.clone(), admin => a.name.clone(), today => today, search => search,
             offices => value(&offices), more => more, fallback => value(&fallback), to => q.para,
         },
     )

@@ -1,8 +1,10 @@
-//! Sync: source pages → parse and hash (on blocking threads) → the store's writer, which
-//! applies whole pages in transactions (upsert with change detection, quarantine, cursor;
-//! pages already waiting share one) → vanished rows marked at the end of a complete pass,
-//! unless the guards hold it (an empty pass, or too much of the scope gone). An interrupted
-//! pass resumes after its last committed page while the source is unchanged.
+//! Sync: plan (a full pass, or only what changed since the last one; guarantees of the
+//! contracts in scope) → source pages → parse and hash (on blocking threads) → the store's
+//! writer, which applies whole pages in transactions (upsert with change detection,
+//! quarantine, cursor; pages already waiting share one) → vanished rows marked at the end
+//! of a complete full pass, unless the guards hold it (an empty pass, or too much of the
+//! scope gone). An interrupted pass resumes after its last committed page while the source
+//! is unchanged.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -384,8 +386,6 @@ fn parse_stage(
     rx
 }
 
-/// Syncs one dataset: resumes an interrupted pass or starts a new one, applies each page
-/// atomically, and marks vanished rows once the pass is complete.
 /// What the next pass over `dataset` reads, what that read would be called
 /// ([`Source::fingerprint`]), and the pass in progress, if any.
 ///
@@ -427,6 +427,8 @@ async fn plan_pass<S: SyncStore, R: Source>(
     Ok((plan, fingerprint, state))
 }
 
+/// Syncs one dataset: resumes an interrupted pass or starts a new one, applies each page
+/// atomically, and marks vanished rows once a pass that vouches for them is complete.
 pub async fn sync_dataset<S: SyncStore, R: Source>(
     store: &S,
     source: &R,

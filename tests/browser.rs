@@ -838,6 +838,13 @@ async fn admin_console(client: &Client, base: &str, screenshots: Option<&Path>) 
     let mut failures = Vec::new();
     set_viewport(client, 1280, HEIGHT).await;
     client.goto(&format!("{base}/admin")).await.unwrap();
+    client
+        .find(Locator::Id("nombre"))
+        .await
+        .unwrap()
+        .send_keys("admin@entidad.gov.co")
+        .await
+        .unwrap();
     let token = client.find(Locator::Id("token")).await.unwrap();
     token.send_keys("browser-admin-token-0123456789").await.unwrap();
     // Enter submits the form, as a keyboard user would.
@@ -863,13 +870,9 @@ async fn admin_console(client: &Client, base: &str, screenshots: Option<&Path>) 
     client.find(Locator::Id("office")).await.unwrap().send_keys("icbf").await.unwrap();
     let ends = (chrono::Utc::now().date_naive() + chrono::Days::new(14)).to_string();
     js(client, &format!("document.getElementById('ends_on').value = '{ends}'; return true")).await;
-    client
-        .find(Locator::Id("author"))
-        .await
-        .unwrap()
-        .send_keys("admin@entidad.gov.co")
-        .await
-        .unwrap();
+    // The author is who signed in.
+    let author = client.find(Locator::Id("author")).await.unwrap();
+    assert_eq!(author.prop("value").await.unwrap().as_deref(), Some("admin@entidad.gov.co"));
     client
         .find(Locator::Id("comment"))
         .await

@@ -12,9 +12,11 @@ use cierre::scheduler::Daemon;
 use cierre::store::NewOutboxItem;
 use cierre::store::prelude::*;
 
-use crate::helpers::{TestApp, TestStore, date, spawn_app_with};
+use crate::helpers::{TestApp, TestStore, date, scalar, spawn_app_with};
 
 const TOKEN: &str = "a-token-for-the-console-0123456789";
+/// Who signs in: recorded with what the session does.
+const ADMIN: &str = "ana.torres@entidad.gov.co";
 
 async fn serve(today: &str) -> (TestApp, String, Arc<Daemon<TestStore>>) {
     let dir = tempfile::tempdir().unwrap();
@@ -93,7 +95,7 @@ async fn sign_in(c: &reqwest::Client, base: &str) -> String {
         c,
         &format!("{base}/admin/entrar"),
         None,
-        &[("csrf", &csrf), ("siguiente", "/admin/envios"), ("token", TOKEN)],
+        &[("csrf", &csrf), ("siguiente", "/admin/envios"), ("nombre", ADMIN), ("token", TOKEN)],
     )
     .await;
     assert_eq!(r.status, 303, "{}", r.body);
@@ -165,14 +167,28 @@ async fn the_console_needs_a_session_and_every_form_its_token() {
     // A wrong token, and a sign-in form that was not ours, are refused.
     let form = get(&c, &format!("{base}/admin/entrar"), None).await;
     let csrf = hidden(&form.body, "csrf");
-    let r = post(&c, &format!("{base}/admin/entrar"), None, &[("csrf", &csrf), ("token", "guess")])
-        .await;
+    let r = post(
+        &c,
+        &format!("{base}/admin/entrar"),
+        None,
+        &[("csrf", &csrf), ("nombre", ADMIN), ("token", "guess")],
+    )
+    .await;
     assert_eq!(r.status, 401);
     assert!(r.body.contains("La clave no es correcta"));
     assert!(r.headers.get("set-cookie").is_none());
+    let r = post(
+        &c,
+        &format!("{base}/admin/entrar"),
+        None,
+        &[("csrf", "forged"), ("nombre", ADMIN), ("token", TOKEN)],
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    assert!(r.headers.get("set-cookie").is_none());
+    // Without a name (recorded with what the session does), no session.
     let r =
-        post(&c, &format!("{base}/admin/entrar"), None, &[("csrf", "forged"), ("token", TOKEN)])
-            .await;
+        post(&c, &format!("{base}/admin/entrar"), None, &[("csrf", &csrf), ("token", TOKEN)]).await;
     assert_eq!(r.status, 401);
     assert!(r.headers.get("set-cookie").is_none());
     // The way back after signing in stays on the console.
@@ -180,7 +196,12 @@ async fn the_console_needs_a_session_and_every_form_its_token() {
         &c,
         &format!("{base}/admin/entrar"),
         None,
-        &[("csrf", &csrf), ("token", TOKEN), ("siguiente", "https://elsewhere.example/")],
+        &[
+            ("csrf", &csrf),
+            ("nombre", ADMIN),
+            ("token", TOKEN),
+            ("siguiente", "https://elsewhere.example/"),
+        ],
     )
     .await;
     assert_eq!((r.status, r.headers["location"].to_str().unwrap()), (303, "/admin"));
@@ -189,6 +210,7 @@ async fn the_console_needs_a_session_and_every_form_its_token() {
     let r = get(&c, &format!("{base}/admin"), Some(&session)).await;
     assert_eq!(r.status, 200);
     assert!(r.body.contains("<h1>Resumen</h1>"));
+    assert!(r.body.contains(ADMIN), "the session names its administrator");
     // A session cookie altered by one character is refused.
     let mut forged = session.clone().into_bytes();
     let last = forged.len() - 1;
@@ -289,6 +311,11 @@ async fn the_outbox_shows_why_an_item_died_and_queues_it_again() {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("Se reencoló 1 envío"));
+    let audit = format!(
+        "SELECT COUNT(*) FROM outbox_audit WHERE actor = 'admin console: {ADMIN}' \
+         AND action = 'requeue' AND items = 1"
+    );
+    assert_eq!(scalar(&t.app.settings.store_url, &audit).await, 1, "audited with who did it");
     let items = t.app.store.outbox_items(&cierre::store::OutboxPage::all()).await.unwrap();
     let status = |id: i64| items.iter().find(|i| i.id == id).unwrap().status.clone();
     assert_eq!((status(first).as_str(), status(second).as_str()), ("pending", "dead"));

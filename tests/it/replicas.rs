@@ -61,13 +61,32 @@ fn three_replicas_run_each_slot_once_and_deliver_each_digest_once_despite_a_sigk
         assert!(started.elapsed() < Duration::from_secs(90), "no delivery started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // Kill the replica holding the claims, mid-delivery.
-    let items = rt.block_on(store.outbox_items(&cierre::store::OutboxPage::all())).unwrap();
-    let holder = items
-        .iter()
-        .find(|i| i.status == "sending")
-        .and_then(|i| i.claimed_by.clone())
-        .expect("an item being sent");
+    // Kill a replica mid-delivery: one holding an item whose message the relay has not
+    // stored yet (it holds each for 700 ms). An item whose message was stored but not yet
+    // recorded as sent is the one duplicate the design allows, so it is not the victim.
+    let (items, holder) = loop {
+        let items = rt.block_on(store.outbox_items(&cierre::store::OutboxPage::all())).unwrap();
+        // Stored messages, by their To header (the .rcpt file comes a moment later).
+        let stored: Vec<String> = std::fs::read_dir(smtp.out.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .filter_map(|m| {
+                let to = m.lines().find(|l| l.starts_with("To: "))?;
+                Some(to.rsplit(['<', ' ']).next()?.trim_end_matches('>').to_string())
+            })
+            .collect();
+        let holder = items
+            .iter()
+            .find(|i| i.status == "sending" && !stored.contains(&i.target))
+            .and_then(|i| i.claimed_by.clone());
+        if let Some(holder) = holder {
+            break (items, holder);
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "no item in transit");
+        std::thread::sleep(Duration::from_millis(10));
+    };
     let pid: u32 = holder.rsplit(':').next().unwrap().parse().unwrap();
     let victim = replicas
         .iter()
