@@ -114,17 +114,16 @@ impl SyncStore for PgStore {
         at: DateTime<Utc>,
     ) -> StoreResult<PassEnd> {
         let (table, key) = table::of(dataset);
-        if *vouches == Vouches::Nothing {
-            return self.end_pass_unvouched(dataset, pass, at).await;
-        }
+        let unvouched = *vouches == Vouches::Nothing;
         // A table just loaded has no statistics, and without them the planner joins it
         // with sync_seen by nested loops: quadratic in the rows of the pass.
         // Only the columns the vanish query reads: sampling the raw records too took longer.
         let scope = if dataset == Dataset::Guarantees { "" } else { ", nit_entidad" };
-        for analyze in [
+        let analyses = [
             format!("ANALYZE {table} ({key}, seen_pass, vanished_at{scope})"),
             "ANALYZE sync_seen".into(),
-        ] {
+        ];
+        for analyze in analyses.into_iter().filter(|_| !unvouched) {
             sqlx::query(sqlx::AssertSqlSafe(analyze)).execute(&self.pool).await?;
         }
         let mut tx = self.pool.begin().await?;
@@ -170,6 +169,7 @@ impl SyncStore for PgStore {
         // Rows the pass found unchanged were not rewritten: their keys are in sync_seen.
         let live: i64 = match max_share {
             None => 0,
+            Some(_) if unvouched => 0,
             Some(_) => {
                 let sql = format!(
                     "SELECT COUNT(*) FROM {table} WHERE vanished_at IS NULL{}",
@@ -192,16 +192,21 @@ impl SyncStore for PgStore {
         if scoped {
             q = q.bind(entities);
         }
-        let mut marking = sqlx::Acquire::begin(&mut *tx).await?;
-        let vanished = q.execute(&mut *marking).await?.rows_affected();
-        let end = match max_share {
-            Some(share) if vanished as f64 > share * live as f64 => {
-                marking.rollback().await?;
-                PassEnd::Held { would_vanish: vanished, live: live as u64 }
-            }
-            _ => {
-                marking.commit().await?;
-                PassEnd::Ended { vanished }
+        // An incremental pass vouches for nothing: no row vanishes.
+        let end = if unvouched {
+            PassEnd::Ended { vanished: 0 }
+        } else {
+            let mut marking = sqlx::Acquire::begin(&mut *tx).await?;
+            let vanished = q.execute(&mut *marking).await?.rows_affected();
+            match max_share {
+                Some(share) if vanished as f64 > share * live as f64 => {
+                    marking.rollback().await?;
+                    PassEnd::Held { would_vanish: vanished, live: live as u64 }
+                }
+                _ => {
+                    marking.commit().await?;
+                    PassEnd::Ended { vanished }
+                }
             }
         };
         sqlx::query("DELETE FROM sync_seen WHERE dataset = $1 AND pass <= $2")
@@ -354,30 +359,6 @@ impl SyncStore for PgStore {
 }
 
 impl PgStore {
-    /// Ends a pass that vouches for no row (an incremental one): nothing vanishes.
-    async fn end_pass_unvouched(
-        &self,
-        dataset: Dataset,
-        pass: i64,
-        at: DateTime<Utc>,
-    ) -> StoreResult<PassEnd> {
-        let mut tx = self.pool.begin().await?;
-        let ended = sqlx::query(END_PASS)
-            .bind(at)
-            .bind(dataset.name())
-            .bind(pass)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        sqlx::query("DELETE FROM sync_seen WHERE dataset = $1 AND pass <= $2")
-            .bind(dataset.name())
-            .bind(pass)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(if ended == 0 { PassEnd::NotOpen } else { PassEnd::Ended { vanished: 0 } })
-    }
-
     /// One page in one transaction: rows, rejects, and the cursor after them.
     async fn apply_page(&self, page: PageWrite) -> StoreResult<PageCounts> {
         let mut tx = self.pool.begin().await?;

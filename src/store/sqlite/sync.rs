@@ -160,18 +160,11 @@ impl SyncStore for SqliteStore {
                 return Ok(PassEnd::NotOpen);
             }
             let (table, key) = table::of(dataset);
+            let unvouched = vouches == Vouches::Nothing;
             let (entities, of_contracts) = match vouches {
-                Vouches::Nothing => {
-                    tx.execute(
-                        "DELETE FROM sync_seen WHERE dataset = ?1 AND pass <= ?2",
-                        params![dataset.name(), pass],
-                    )?;
-                    tx.commit()?;
-                    return Ok(PassEnd::Ended { vanished: 0 });
-                }
                 Vouches::Rows { entities } if dataset != Dataset::Guarantees => (entities, false),
-                Vouches::Rows { .. } => (vec![], false),
                 Vouches::GuaranteesOfContracts { entities } => (entities, true),
+                _ => (vec![], false),
             };
             let scoped = !entities.is_empty();
             // The rows the pass vouches for: of the entities (` AND nit_entidad IN (?first, …)`),
@@ -195,6 +188,7 @@ impl SyncStore for SqliteStore {
             };
             let live: i64 = match max_share {
                 None => 0,
+                Some(_) if unvouched => 0,
                 Some(_) => tx.query_row(
                     &format!("SELECT COUNT(*) FROM {table} WHERE vanished_at IS NULL{}", in_scope(1)),
                     rusqlite::params_from_iter(entities.iter().filter(|_| scoped)),
@@ -214,7 +208,12 @@ impl SyncStore for SqliteStore {
                 in_scope(4)
             );
             let mut marking = tx.savepoint()?;
-            let vanished = marking.execute(&sql, rusqlite::params_from_iter(values))? as u64;
+            // An incremental pass vouches for nothing: no row vanishes.
+            let vanished = if unvouched {
+                0
+            } else {
+                marking.execute(&sql, rusqlite::params_from_iter(values))? as u64
+            };
             let end = match max_share {
                 Some(share) if vanished as f64 > share * live as f64 => {
                     marking.rollback()?;
