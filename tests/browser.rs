@@ -832,12 +832,25 @@ purge = "0 0 3 1 1 *"
 /// The admin console in the browser: the sign-in form typed and sent with the keyboard, the
 /// overview, a silence created from its form (for ICBF, so SENA's next digest is not
 /// touched), the outbox and the runs; at 1280 and 390 px nothing overflows.
-/// `CIERRE_SCREENSHOTS=DIR` writes `admin-{page}-{1280,390}.png`.
+/// `CIERRE_SCREENSHOTS=DIR` writes `admin-{entrar,resumen,silencios,envios,ejecuciones,
+/// configuracion,vista}-{1280,390}.png`.
 async fn admin_console(client: &Client, base: &str, screenshots: Option<&Path>) -> Vec<String> {
     use fantoccini::Locator;
     let mut failures = Vec::new();
     set_viewport(client, 1280, HEIGHT).await;
+    let shoot = async |name: &str, failures: &mut Vec<String>| {
+        for width in [1280, 390] {
+            set_viewport(client, width, HEIGHT).await;
+            failures.extend(overflow(client, width).await);
+            if let Some(d) = screenshots {
+                full_page_screenshot(client, width, &d.join(format!("admin-{name}-{width}.png")))
+                    .await;
+            }
+        }
+        set_viewport(client, 1280, HEIGHT).await;
+    };
     client.goto(&format!("{base}/admin")).await.unwrap();
+    shoot("entrar", &mut failures).await;
     client
         .find(Locator::Id("nombre"))
         .await
@@ -852,17 +865,6 @@ async fn admin_console(client: &Client, base: &str, screenshots: Option<&Path>) 
     arrive(client, |u| u.path() == "/admin").await;
     let main = client.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
     assert!(main.contains("Resumen") && main.contains("Tareas"), "{main}");
-    let shoot = async |name: &str, failures: &mut Vec<String>| {
-        for width in [1280, 390] {
-            set_viewport(client, width, HEIGHT).await;
-            failures.extend(overflow(client, width).await);
-            if let Some(d) = screenshots {
-                full_page_screenshot(client, width, &d.join(format!("admin-{name}-{width}.png")))
-                    .await;
-            }
-        }
-        set_viewport(client, 1280, HEIGHT).await;
-    };
     shoot("resumen", &mut failures).await;
 
     client.find(Locator::LinkText("Silencios")).await.unwrap().click().await.unwrap();
@@ -904,6 +906,16 @@ async fn admin_console(client: &Client, base: &str, screenshots: Option<&Path>) 
     client.find(Locator::LinkText("Ejecuciones")).await.unwrap().click().await.unwrap();
     arrive(client, |u| u.path() == "/admin/ejecuciones").await;
     shoot("ejecuciones", &mut failures).await;
+    client.find(Locator::LinkText("Configuración")).await.unwrap().click().await.unwrap();
+    arrive(client, |u| u.path() == "/admin/configuracion").await;
+    let main = client.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(main.contains("El archivo es válido"), "{main}");
+    shoot("configuracion", &mut failures).await;
+    client.find(Locator::LinkText("Vista previa")).await.unwrap().click().await.unwrap();
+    arrive(client, |u| u.path() == "/admin/resumen").await;
+    client.find(Locator::Id("buscar")).await.unwrap().send_keys("sena\u{E007}").await.unwrap();
+    arrive(client, |u| u.query().is_some_and(|q| q.contains("buscar=sena"))).await;
+    shoot("vista", &mut failures).await;
     failures
 }
 
