@@ -43,49 +43,31 @@ impl DigestStore for PgStore {
         filter: &FindingFilter,
         limit: u32,
     ) -> StoreResult<Vec<DigestFinding>> {
-        let wanted = "($6::TEXT IS NULL OR f.kind = $6) AND ($7::TEXT IS NULL OR f.level = $7) \
-                      AND ($8::TEXT IS NULL OR c.nit_entidad = $8)";
-        let found = match after {
-            None => {
-                let sql = format!(
-                    "{} WHERE f.status = 'open' AND $1::DATE IS NULL AND $2::TEXT IS NULL \
-                     AND $3::TEXT IS NULL AND $4::TEXT IS NULL AND {wanted} \
-                     ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT $5",
-                    select()
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(None::<chrono::NaiveDate>)
-                    .bind(None::<String>)
-                    .bind(None::<String>)
-                    .bind(None::<String>)
-                    .bind(limit as i64)
-                    .bind(&filter.kind)
-                    .bind(&filter.level)
-                    .bind(&filter.entity)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            Some(c) => {
-                let sql = format!(
-                    "{} WHERE f.status = 'open' \
-                     AND (f.deadline, f.contract_id, f.kind, f.stage) > ($1, $2, $3, $4) \
-                     AND {wanted} \
-                     ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT $5",
-                    select()
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(c.deadline)
-                    .bind(&c.contract_id)
-                    .bind(&c.kind)
-                    .bind(&c.stage)
-                    .bind(limit as i64)
-                    .bind(&filter.kind)
-                    .bind(&filter.level)
-                    .bind(&filter.entity)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
+        // The first page has no cursor: its condition is then always true (typed, so the
+        // parameters stay the same in both queries).
+        let from = if after.is_some() {
+            "(f.deadline, f.contract_id, f.kind, f.stage) > ($1, $2, $3, $4)"
+        } else {
+            "$1::DATE IS NULL AND $2::TEXT IS NULL AND $3::TEXT IS NULL AND $4::TEXT IS NULL"
         };
+        let sql = format!(
+            "{} WHERE f.status = 'open' AND {from} \
+             AND ($6::TEXT IS NULL OR f.kind = $6) AND ($7::TEXT IS NULL OR f.level = $7) \
+             AND ($8::TEXT IS NULL OR c.nit_entidad = $8) \
+             ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT $5",
+            select()
+        );
+        let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after.map(|c| c.deadline))
+            .bind(after.map(|c| c.contract_id.as_str()))
+            .bind(after.map(|c| c.kind.as_str()))
+            .bind(after.map(|c| c.stage.as_str()))
+            .bind(limit as i64)
+            .bind(&filter.kind)
+            .bind(&filter.level)
+            .bind(&filter.entity)
+            .fetch_all(&self.pool)
+            .await?;
         found.iter().map(digest_finding).collect()
     }
 

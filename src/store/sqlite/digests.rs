@@ -56,47 +56,34 @@ impl DigestStore for SqliteStore {
         let after = after.cloned();
         let f = filter.clone();
         self.with_conn(move |conn| {
-            let wanted = "(?6 IS NULL OR f.kind = ?6) AND (?7 IS NULL OR f.level = ?7) \
-                          AND (?8 IS NULL OR c.nit_entidad = ?8)";
-            match after {
-                None => {
-                    let sql = format!(
-                        "{} WHERE f.status = 'open' AND ?1 IS NULL AND ?2 IS NULL AND ?3 IS NULL \
-                         AND ?4 IS NULL AND {wanted} \
-                         ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT ?5",
-                        select()
-                    );
-                    let none: Option<String> = None;
-                    query(
-                        conn,
-                        &sql,
-                        params![none, none, none, none, limit, f.kind, f.level, f.entity],
-                    )
-                }
-                Some(c) => {
-                    let sql = format!(
-                        "{} WHERE f.status = 'open' \
-                         AND (f.deadline, f.contract_id, f.kind, f.stage) > (?1, ?2, ?3, ?4) \
-                         AND {wanted} \
-                         ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT ?5",
-                        select()
-                    );
-                    query(
-                        conn,
-                        &sql,
-                        params![
-                            Day(c.deadline),
-                            c.contract_id,
-                            c.kind,
-                            c.stage,
-                            limit,
-                            f.kind,
-                            f.level,
-                            f.entity
-                        ],
-                    )
-                }
-            }
+            // The first page has no cursor: its condition is then always true.
+            let from = if after.is_some() {
+                "(f.deadline, f.contract_id, f.kind, f.stage) > (?1, ?2, ?3, ?4)"
+            } else {
+                "?1 IS NULL AND ?2 IS NULL AND ?3 IS NULL AND ?4 IS NULL"
+            };
+            let sql = format!(
+                "{} WHERE f.status = 'open' AND {from} \
+                 AND (?6 IS NULL OR f.kind = ?6) AND (?7 IS NULL OR f.level = ?7) \
+                 AND (?8 IS NULL OR c.nit_entidad = ?8) \
+                 ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT ?5",
+                select()
+            );
+            let c = after.as_ref();
+            query(
+                conn,
+                &sql,
+                params![
+                    c.map(|c| Day(c.deadline)),
+                    c.map(|c| &c.contract_id),
+                    c.map(|c| &c.kind),
+                    c.map(|c| &c.stage),
+                    limit,
+                    f.kind,
+                    f.level,
+                    f.entity
+                ],
+            )
         })
         .await
     }

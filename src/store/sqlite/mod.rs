@@ -38,16 +38,58 @@ pub struct SqliteStore {
     /// One per connection of the pool: a query waits for its turn here, not on a blocking
     /// thread of its own (hundreds of requests at once would each hold a thread, and the
     /// memory its allocations leave behind).
-    turns: Arc<tokio::sync::Semaphore>,
+    turns: Arc<Turns>,
     location: Location,
     /// The bulk connection, opened at its first job (after migrations). A std Mutex: it is
     /// only locked on blocking threads, never across an await.
     bulk: Arc<Mutex<Option<Connection>>>,
     /// Its one turn, waited for before taking a blocking thread (as `turns`).
-    bulk_turn: Arc<tokio::sync::Semaphore>,
+    bulk_turn: Arc<Turns>,
     /// How much of the file the bulk connection maps into memory (`PRAGMA mmap_size`,
     /// `store.sqlite_mmap_mib`; 0: none). Takes effect when that connection opens.
     mmap_bytes: u64,
+}
+
+/// Turns at connections, taken without a queue: a turn freed goes to whichever waiter runs
+/// next, never to one its owner is not polling. (A fair queue hands it to the first waiter
+/// even unpolled — say one of several sends a delivery drain holds in a `FuturesUnordered`
+/// while it awaits a claim — and the drain's own query then waits for ever.)
+#[derive(Debug)]
+struct Turns {
+    free: tokio::sync::Semaphore,
+    freed: tokio::sync::Notify,
+}
+
+impl Turns {
+    fn new(n: usize) -> Arc<Turns> {
+        Arc::new(Turns { free: tokio::sync::Semaphore::new(n), freed: tokio::sync::Notify::new() })
+    }
+
+    /// Waits until a turn is free and takes it; it is given back when the [`Turn`] drops.
+    async fn take(self: &Arc<Self>) -> Turn {
+        loop {
+            // Registered before trying, so a turn given back in between wakes this waiter.
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if let Ok(permit) = self.free.try_acquire() {
+                permit.forget();
+                return Turn(self.clone());
+            }
+            freed.await;
+        }
+    }
+}
+
+/// A turn taken from [`Turns`]: given back (and every waiter woken to try) when dropped.
+#[derive(Debug)]
+struct Turn(Arc<Turns>);
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.0.free.add_permits(1);
+        self.0.freed.notify_waiters();
+    }
 }
 
 /// Where the database is: a file, or a named in-memory database shared by this store's
@@ -168,10 +210,10 @@ impl SqliteStore {
             .build_unchecked(connector);
         Ok(SqliteStore {
             pool,
-            turns: Arc::new(tokio::sync::Semaphore::new(POOL_SIZE as usize)),
+            turns: Turns::new(POOL_SIZE as usize),
             location,
             bulk: Arc::default(),
-            bulk_turn: Arc::new(tokio::sync::Semaphore::new(1)),
+            bulk_turn: Turns::new(1),
             mmap_bytes: DEFAULT_MMAP_BYTES,
         })
     }
@@ -182,7 +224,7 @@ impl SqliteStore {
         job: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let pool = self.pool.clone();
-        let turn = self.turns.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let turn = self.turns.take().await;
         tokio::task::spawn_blocking(move || {
             let _turn = turn;
             let mut conn = pool.get().map_err(|e| StoreError::Pool(e.to_string()))?;
@@ -199,8 +241,7 @@ impl SqliteStore {
     ) -> StoreResult<T> {
         let (bulk, mmap_bytes) = (self.bulk.clone(), self.mmap_bytes);
         let location = self.location.clone();
-        let turn =
-            self.bulk_turn.clone().acquire_owned().await.expect("the semaphore is never closed");
+        let turn = self.bulk_turn.take().await;
         tokio::task::spawn_blocking(move || {
             let _turn = turn;
             // A panic mid-job rolled its transaction back: the connection is still usable.
@@ -349,5 +390,39 @@ mod tests {
         assert_eq!(mapped(0), 0);
         assert_eq!(mapped(64 << 20), 64 << 20);
         assert_eq!(mapped(DEFAULT_MMAP_BYTES), 0x7fff_0000);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_query_is_not_held_up_by_waiting_queries_nobody_polls() {
+        use futures_util::StreamExt;
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        // Twice as many queries as turns, each slow, held in a FuturesUnordered and polled
+        // only until all have started or queued, as a delivery drain holds its sends while
+        // it awaits its next claim.
+        let slow = |_| {
+            store.with_conn(|conn| {
+                std::thread::sleep(Duration::from_millis(50));
+                Ok(conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)
+            })
+        };
+        let mut unpolled: futures_util::stream::FuturesUnordered<_> =
+            (0..2 * POOL_SIZE).map(slow).collect();
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), unpolled.next()).await.is_err(),
+            "none is done yet"
+        );
+        // The owner's own query, while those wait unpolled: the turns the first ones give
+        // back must not be kept for the others.
+        let own =
+            store.with_conn(|conn| Ok(conn.query_row("SELECT 2", [], |r| r.get::<_, i64>(0))?));
+        let got = tokio::time::timeout(Duration::from_secs(10), own).await;
+        assert_eq!(got.expect("the query got a turn").unwrap(), 2);
+        // The others then all finish.
+        let mut done = 0;
+        while let Some(r) = unpolled.next().await {
+            assert_eq!(r.unwrap(), 1);
+            done += 1;
+        }
+        assert_eq!(done, 2 * POOL_SIZE);
     }
 }
