@@ -212,6 +212,12 @@ fn query_url(path: &str, pairs: &[(&str, Option<String>)]) -> String {
     if q.is_empty() { path.to_string() } else { format!("{path}?{q}") }
 }
 
+/// Where the next page of a list starts: the last row's id when the page is full (`None`:
+/// this was the last page).
+fn next_from<T>(rows: &[T], id: impl Fn(&T) -> Option<i64>) -> Option<i64> {
+    rows.last().filter(|_| rows.len() == ROWS as usize).and_then(id)
+}
+
 fn store_error(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "an admin console page failed");
     message(StatusCode::INTERNAL_SERVER_ERROR, "Error", "Error al leer el almacén.", None)
@@ -449,10 +455,7 @@ async fn runs<S: Store + Clone + 'static>(
         Ok(l) => l,
         Err(e) => return store_error(e),
     };
-    let next = (list.len() == ROWS as usize)
-        .then(|| list.last().and_then(|r| r.id))
-        .flatten()
-        .map(|id| format!("/admin/ejecuciones?antes={id}"));
+    let next = next_from(&list, |r| r.id).map(|id| format!("/admin/ejecuciones?antes={id}"));
     let list: Vec<_> = list
         .iter()
         .map(|r| {
@@ -515,18 +518,17 @@ async fn outbox<S: Store + Clone + 'static>(
         Ok(i) => i,
         Err(e) => return store_error(e),
     };
-    let next =
-        (items.len() == ROWS as usize).then(|| items.last().map(|i| i.id)).flatten().map(|id| {
-            query_url(
-                "/admin/envios",
-                &[
-                    ("estado", status.clone()),
-                    ("canal", channel.clone()),
-                    ("destino", target.clone()),
-                    ("antes", Some(id.to_string())),
-                ],
-            )
-        });
+    let next = next_from(&items, |i| Some(i.id)).map(|id| {
+        query_url(
+            "/admin/envios",
+            &[
+                ("estado", status.clone()),
+                ("canal", channel.clone()),
+                ("destino", target.clone()),
+                ("antes", Some(id.to_string())),
+            ],
+        )
+    });
     let items: Vec<_> = items
         .iter()
         .map(|i| {
@@ -637,13 +639,12 @@ async fn silences_page<S: Store + Clone + 'static>(
         Ok(l) => l,
         Err(e) => return store_error(e),
     };
-    let next =
-        (list.len() == ROWS as usize).then(|| list.last().map(|s| s.id)).flatten().map(|id| {
-            query_url(
-                "/admin/silencios",
-                &[("todos", all.then(|| "1".into())), ("desde", Some(id.to_string()))],
-            )
-        });
+    let next = next_from(&list, |s| Some(s.id)).map(|id| {
+        query_url(
+            "/admin/silencios",
+            &[("todos", all.then(|| "1".into())), ("desde", Some(id.to_string()))],
+        )
+    });
     let list: Vec<_> = list
         .iter()
         .map(|s| {
