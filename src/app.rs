@@ -154,9 +154,20 @@ impl<S: Store> App<S> {
         }
     }
 
+    /// Evaluates as of `as_of` (today when `None`), incrementally when it can.
     pub async fn evaluate(&self, as_of: Option<NaiveDate>) -> anyhow::Result<Evaluation> {
-        findings::evaluate(&self.store, &self.settings, self.as_of(as_of), self.clock.as_ref())
-            .await
+        self.evaluate_with(as_of, false).await
+    }
+
+    /// Evaluates as of `as_of`; `full`: every contract, even those an incremental
+    /// evaluation would leave alone.
+    pub async fn evaluate_with(
+        &self,
+        as_of: Option<NaiveDate>,
+        full: bool,
+    ) -> anyhow::Result<Evaluation> {
+        let (store, settings, clock) = (&self.store, &self.settings, self.clock.as_ref());
+        findings::evaluate(store, settings, self.as_of(as_of), full, clock).await
     }
 
     pub async fn notify(

@@ -87,6 +87,10 @@ pub enum Command {
         as_of: Option<NaiveDate>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Evaluate every contract, even those whose data did not change and whose next
+        /// date has not come (the findings are the same either way).
+        #[arg(long)]
+        full: bool,
     },
     /// Build the digests due and put them in the outbox (--dry-run: only print them).
     Notify {
@@ -395,9 +399,9 @@ pub async fn execute<S: Store>(
             };
             write!(out, "{}", r.render())?;
         }
-        Command::Evaluate { as_of, format } => {
+        Command::Evaluate { as_of, format, full } => {
             let as_of = app.as_of(as_of);
-            let eval = app.evaluate(Some(as_of)).await?;
+            let eval = app.evaluate_with(Some(as_of), full).await?;
             let mut w = output::FindingWriter::new(&mut out, format)?;
             let calendar = &app.settings.calendar;
             crate::findings::for_each_open(&app.store, calendar, as_of, |f| {

@@ -2,7 +2,8 @@
 //! result with the stored open findings — new ones opened, changed levels escalated, those
 //! whose condition stopped holding resolved — keeping the history.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -17,10 +18,12 @@ pub mod silences;
 use crate::calendar::Calendar;
 use crate::clock::Clock;
 use crate::config::{Settings, Webhook, routing};
+use crate::domain::ack::AckInForce;
 use crate::domain::{Contract, Event, Finding, Guarantee, Kind, Stage, StoredFinding};
-use crate::rules::{DataQuality, DocumentFact, Dossier, Engine, urgency};
+use crate::rules::{AsOf, DataQuality, DocumentFact, Dossier, Engine, urgency};
 use crate::store::{
-    DossierFacts, EvaluationPage, FindingChanges, FindingCursor, IdPage, NewOutboxItem, Store,
+    ContractEvaluation, DossierFacts, EvaluatedState, EvaluationPage, FindingChanges,
+    FindingCursor, IdPage, KeptSummary, NewOutboxItem, Selection, Store,
 };
 
 /// What an evaluation found and changed: counts only, so that memory does not grow with the
@@ -29,6 +32,13 @@ use crate::store::{
 #[derive(Debug, Default, Serialize)]
 pub struct Evaluation {
     pub as_of: Option<NaiveDate>,
+    /// Every contract's rules ran (`cierre evaluate --full`, new settings, calendar or
+    /// program, an earlier date than the last evaluation's); otherwise only those of the
+    /// contracts whose data changed or whose next date arrived did, and the counts below
+    /// still cover every contract.
+    pub full: bool,
+    /// Contracts whose rules ran.
+    pub evaluated: u64,
     /// Findings true as of the date.
     pub total: usize,
     /// Findings per kind and level.
@@ -62,21 +72,59 @@ fn counts_as_list<S: serde::Serializer>(
 /// and open findings, one transaction of changes).
 const PAGE: u32 = 2_000;
 
-/// Evaluates every contract as of `as_of` and records the changes in the findings.
+/// Beyond this many contracts to look at again, an evaluation reads every contract in id
+/// order instead: by then reading them by id costs more than reading them all.
+const MOST_INCREMENTAL: u32 = 100_000;
+
+/// Bumped when the rules conclude otherwise on the same data within the same package
+/// version: part of the fingerprint that makes the next evaluation a full one.
+const RULES_REVISION: u32 = 1;
+
+/// What a full evaluation ran with — the rules and their settings, levels, document
+/// classifier, routes, answers' settings, calendar and program version — as one fingerprint:
+/// when it changes, what was kept of each contract says nothing and every contract is
+/// evaluated again.
+pub fn settings_fingerprint(settings: &Settings) -> String {
+    let cal = &settings.calendar;
+    let text = format!(
+        "{} {RULES_REVISION}\n{:?}\n{:?}\n{:?}\n{}\n{:?}\n{:?} {:?} {:?}",
+        env!("CARGO_PKG_VERSION"),
+        settings.rules,
+        settings.levels,
+        settings.classifier,
+        settings.routes.fingerprint(),
+        settings.acknowledgements,
+        cal.working_days(),
+        cal.extra_non_working().collect::<Vec<_>>(),
+        cal.rules(),
+    );
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+}
+
+/// Evaluates the contracts as of `as_of` and records the changes in the findings.
 ///
-/// Contracts are walked in id order, a page at a time; for each page the documents,
-/// guarantees and open findings of the same id range are read, the rules run, and the
-/// changes (with their webhook events) are written in one transaction. Memory stays that of
-/// a page; an interrupted evaluation leaves whole pages applied and the next one redoes the
-/// rest (re-evaluating a page changes nothing).
+/// Incremental unless `full` (or the last complete evaluation ran with other settings, or as
+/// of a later date): only the contracts the store marked as changed since (their row,
+/// documents, guarantees, classifications, answers) and those whose next date
+/// ([`crate::rules::Outcome::next_change`]) has come are read and evaluated; every other
+/// contract would conclude what it concluded last time. The findings, levels and events are
+/// those of a full evaluation, and so are the report's counts (summed over what each
+/// contract's evaluation kept).
+///
+/// Contracts are read a page at a time (in id order, or by id); for each page the
+/// documents, guarantees and open findings of the same contracts are read, the rules run,
+/// and the changes (with their webhook events) are written in one transaction. Memory stays
+/// that of a page; an interrupted evaluation leaves whole pages applied and the next one
+/// redoes the rest (re-evaluating a page changes nothing).
 pub async fn evaluate<S: Store>(
     store: &S,
     settings: &Settings,
     as_of: NaiveDate,
+    full: bool,
     clock: &dyn Clock,
 ) -> anyhow::Result<Evaluation> {
     let engine = Engine::new(settings);
-    let mut eval = Evaluation { as_of: Some(as_of), ..Default::default() };
+    let fingerprint = settings_fingerprint(settings);
     // Silences that also hold back webhook events.
     let muted: Vec<silences::Compiled> = if settings.webhooks.is_empty() {
         Vec::new()
@@ -84,27 +132,46 @@ pub async fn evaluate<S: Store>(
         let stored = store.silences(as_of, false, IdPage::ALL).await.context("reading silences")?;
         silences::in_force(&stored, as_of, settings).into_iter().filter(|s| s.webhooks).collect()
     };
+    let plan = if full { None } else { incremental_plan(store, &fingerprint, as_of).await? };
+    let (mut walk, marks) = match plan {
+        Some(Plan { ids, marks }) => {
+            let chunks: Vec<Vec<String>> = ids.chunks(PAGE as usize).map(<[_]>::to_vec).collect();
+            (Walk::Ids(chunks.into_iter()), marks)
+        }
+        None => {
+            let marks =
+                store.begin_full_evaluation().await.context("starting a full evaluation")?;
+            (Walk::Full { started: false }, marks)
+        }
+    };
+    let full = matches!(walk, Walk::Full { .. });
+    let mut eval = Evaluation { as_of: Some(as_of), full, ..Default::default() };
     let now = clock.now();
     let mut memo = KindMemo::default();
     // Where the time goes, for the debug log: waiting for pages, rules, writing.
     let (mut waiting, mut ruling, mut writing) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let t = Instant::now();
-    let mut current = Some(store.evaluation_page("", PAGE).await.context("reading contracts")?);
+    let mut current = match walk.next(None) {
+        Some(first) => Some(store.evaluation_page(&first).await.context("reading contracts")?),
+        None => None,
+    };
     waiting += t.elapsed();
-    while let Some(EvaluationPage { contracts: page, up_to, facts, open }) = current.take() {
+    while let Some(EvaluationPage { contracts: page, up_to, facts, open, kept }) = current.take() {
         // The next page is read (on the store's own thread) while this one is evaluated and
-        // recorded: id ranges do not overlap, so neither sees the other's changes.
+        // recorded: pages do not overlap, so neither sees the other's changes.
         let (t, spent) = (Instant::now(), ruling + writing);
+        let next = walk.next(up_to.as_ref());
         let read_next = async {
-            match &up_to {
-                Some(last) => Some(store.evaluation_page(last, PAGE).await),
+            match &next {
+                Some(selection) => Some(store.evaluation_page(selection).await),
                 None => None,
             }
         };
         let work = async {
             let t = Instant::now();
+            let read = PageRead { contracts: &page, facts, open, kept };
             let changes = evaluate_page(
-                &engine, settings, &page, facts, open, as_of, now, &muted, &mut eval, &mut memo,
+                &engine, settings, read, as_of, now, &muted, full, &mut eval, &mut memo,
             );
             eval.escalated +=
                 changes.changes.relevelled.iter().filter(|(_, _, e)| *e == "escalated").count();
@@ -126,9 +193,18 @@ pub async fn evaluate<S: Store>(
         done?;
         current = next.transpose().context("reading contracts")?;
     }
+    if !full {
+        // The counts cover every contract: those not evaluated again as they were kept.
+        let kept = store.kept_summary().await.context("summing the kept evaluations")?;
+        count_kept(&mut eval, &kept);
+    }
+    let state = EvaluatedState { fingerprint, as_of };
+    store.end_evaluation(&state, full, &marks, now).await.context("ending the evaluation")?;
     tracing::debug!(?waiting, ?ruling, ?writing, "evaluation timing");
     tracing::info!(
         %as_of,
+        full,
+        evaluated = eval.evaluated,
         contracts = eval.data_quality.contracts,
         findings = eval.total,
         opened = eval.opened,
@@ -138,6 +214,117 @@ pub async fn evaluate<S: Store>(
         "evaluation finished"
     );
     Ok(eval)
+}
+
+/// The contracts an incremental evaluation looks at, and the marks it accounts for.
+struct Plan {
+    ids: Vec<String>,
+    /// Ranges of mark `seq`.
+    marks: Vec<(i64, i64)>,
+}
+
+/// What to evaluate incrementally, or `None` when the evaluation must be a full one: no
+/// complete evaluation yet, another fingerprint, an earlier date, or too much to look at.
+async fn incremental_plan<S: Store>(
+    store: &S,
+    fingerprint: &str,
+    as_of: NaiveDate,
+) -> anyhow::Result<Option<Plan>> {
+    let state = store.evaluated_state().await.context("reading the last evaluation")?;
+    match state {
+        Some(s) if s.fingerprint == fingerprint && s.as_of <= as_of => {}
+        Some(s) if s.fingerprint == fingerprint => {
+            tracing::info!(last = %s.as_of, %as_of, "an earlier date: full evaluation");
+            return Ok(None);
+        }
+        Some(_) => {
+            tracing::info!("settings, calendar or program changed: full evaluation");
+            return Ok(None);
+        }
+        None => return Ok(None),
+    }
+    let found = store.evaluation_marks(MOST_INCREMENTAL + 1).await.context("reading marks")?;
+    let due =
+        store.evaluations_due(as_of, MOST_INCREMENTAL + 1).await.context("reading due dates")?;
+    if found.len() > MOST_INCREMENTAL as usize || due.len() > MOST_INCREMENTAL as usize {
+        return Ok(None);
+    }
+    let mut ids: BTreeSet<String> = due.into_iter().collect();
+    let mut processes = BTreeSet::new();
+    let mut seqs = Vec::with_capacity(found.len());
+    for m in found {
+        seqs.push(m.seq);
+        match (m.contract_id, m.process) {
+            (Some(id), _) => {
+                ids.insert(id);
+            }
+            (None, Some(p)) => {
+                processes.insert(p);
+            }
+            (None, None) => {}
+        }
+    }
+    let processes: Vec<String> = processes.into_iter().collect();
+    for chunk in processes.chunks(1_000) {
+        ids.extend(store.contracts_of_processes(chunk).await.context("reading processes")?);
+    }
+    if ids.len() > MOST_INCREMENTAL as usize {
+        return Ok(None);
+    }
+    seqs.sort_unstable();
+    let mut marks: Vec<(i64, i64)> = Vec::new();
+    for seq in seqs {
+        match marks.last_mut() {
+            Some((_, hi)) if *hi + 1 == seq => *hi = seq,
+            _ => marks.push((seq, seq)),
+        }
+    }
+    Ok(Some(Plan { ids: ids.into_iter().collect(), marks }))
+}
+
+/// The pages of an evaluation: every contract in id order, or lists of ids.
+enum Walk {
+    Full { started: bool },
+    Ids(std::vec::IntoIter<Vec<String>>),
+}
+
+impl Walk {
+    /// The page after the one that ended at `up_to` (`None`: the last one, or before the
+    /// first).
+    fn next(&mut self, up_to: Option<&String>) -> Option<Selection> {
+        match self {
+            Walk::Full { started } => {
+                let after = match (up_to, *started) {
+                    (None, false) => String::new(),
+                    (Some(last), true) => last.clone(),
+                    _ => return None,
+                };
+                *started = true;
+                Some(Selection::After { after, limit: PAGE })
+            }
+            Walk::Ids(chunks) => chunks.next().map(Selection::Ids),
+        }
+    }
+}
+
+/// Adds what the kept evaluations count to `eval` (in place of what the evaluated pages
+/// counted: the kept ones include them).
+fn count_kept(eval: &mut Evaluation, kept: &[KeptSummary]) {
+    eval.total = 0;
+    eval.counts.clear();
+    eval.unrouted = 0;
+    eval.data_quality = DataQuality::default();
+    for k in kept {
+        eval.data_quality.add(&k.quality, k.contracts);
+        let n = k.contracts as usize;
+        for (kind, level) in k.findings.split(',').filter_map(|f| f.split_once(':')) {
+            *eval.counts.entry((kind.to_string(), level.to_string())).or_default() += n;
+            eval.total += n;
+            if k.unrouted {
+                eval.unrouted += n;
+            }
+        }
+    }
 }
 
 /// The changes of one page and the webhook events that announce them.
@@ -154,6 +341,8 @@ impl PageChanges {
             && c.refreshed.is_empty()
             && c.resolved.is_empty()
             && c.reopened.is_empty()
+            && c.kept.is_empty()
+            && c.forgotten.is_empty()
             && self.events.is_empty()
     }
 }
@@ -193,19 +382,16 @@ impl KindMemo {
 type ByContract<'a, T> = HashMap<&'a str, Vec<T>>;
 
 /// Groups a page's documents by contract (deduplicated by `id_documento`, each classified
-/// once) and its guarantees by contract.
+/// once, sorted by id) and its guarantees by contract (sorted by key). Documents uploaded
+/// after the evaluation date are kept: the caller leaves them out, and notes the day they
+/// count from.
 fn group_facts<'a>(
     facts: &'a DossierFacts,
     engine: &Engine,
     memo: &mut KindMemo,
-    as_of: NaiveDate,
 ) -> (ByContract<'a, DocumentFact>, ByContract<'a, Guarantee>) {
     let mut docs: HashMap<&str, Vec<DocumentFact>> = HashMap::new();
-    // A document uploaded after the evaluation date was not there yet: results as of a date
-    // stay the same whatever was published since. Undated documents count.
-    let published =
-        facts.documents.iter().filter(|(_, d)| d.uploaded_on.is_none_or(|u| u <= as_of));
-    for (owner, d) in published {
+    for (owner, d) in &facts.documents {
         let list = docs.entry(owner.as_str()).or_default();
         if list.iter().any(|x| x.id == d.id) {
             continue;
@@ -222,48 +408,210 @@ fn group_facts<'a>(
             uploaded_on: d.uploaded_on,
         });
     }
+    for list in docs.values_mut() {
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+    }
     let mut guarantees: HashMap<&str, Vec<Guarantee>> = HashMap::new();
     for g in &facts.guarantees {
         if let Some(id) = g.contract_id.as_deref() {
             guarantees.entry(id).or_default().push(g.clone());
         }
     }
+    for list in guarantees.values_mut() {
+        list.sort_by(|a, b| a.key.cmp(&b.key));
+    }
     (docs, guarantees)
 }
 
+/// What a page read: its contracts, their facts, open findings and kept evaluations.
+struct PageRead<'a> {
+    contracts: &'a [Contract],
+    facts: DossierFacts,
+    open: Vec<StoredFinding>,
+    kept: Vec<ContractEvaluation>,
+}
+
+/// An answer in force on one of a contract's open findings.
+type Answer = (Kind, Option<Stage>, AckInForce);
+
+/// A fingerprint of everything an evaluation of one contract reads besides the date: the
+/// contract row (as received, and the day it last changed), its documents with their kinds,
+/// its guarantees and the answers in force on its open findings.
+fn inputs_fingerprint(
+    c: &Contract,
+    docs: &[DocumentFact],
+    guarantees: &[Guarantee],
+    answers: &[Answer],
+) -> i64 {
+    let mut h = Fingerprint::default();
+    h.text(Some(&c.id)).text(c.content_hash.as_deref()).day(c.changed_on);
+    h.text(c.process_id.as_deref());
+    for d in docs {
+        h.text(Some(&d.id)).text(Some(&d.kind)).text(d.name.as_deref()).day(d.uploaded_on);
+    }
+    h.text(Some("guarantees"));
+    for g in guarantees {
+        h.text(Some(&g.key)).text(g.policy_number.as_deref()).text(g.policy_type.as_deref());
+        h.text(g.policy_subtype.as_deref()).day(g.ends_on).text(g.status.as_deref());
+        h.text(g.insurer.as_deref()).number(g.value);
+    }
+    h.text(Some("answers"));
+    for (kind, stage, a) in answers {
+        h.text(Some(kind.as_str())).text(stage.map(|s| s.as_str()));
+        h.number(Some(a.id)).text(Some(a.state.as_str())).day(a.until).text(Some(&a.level));
+        h.text(a.facts.as_deref());
+    }
+    h.0.digest() as i64
+}
+
+/// Values fed to xxh3, each framed so that no two sequences of values feed the same bytes.
+#[derive(Default)]
+struct Fingerprint(xxhash_rust::xxh3::Xxh3);
+
+impl Fingerprint {
+    fn text(&mut self, v: Option<&str>) -> &mut Self {
+        match v {
+            None => self.0.update(&[0]),
+            Some(v) => {
+                self.0.update(&[1]);
+                self.0.update(&(v.len() as u64).to_le_bytes());
+                self.0.update(v.as_bytes());
+            }
+        }
+        self
+    }
+
+    fn day(&mut self, v: Option<NaiveDate>) -> &mut Self {
+        use chrono::Datelike;
+        match v {
+            None => self.0.update(&[0]),
+            Some(d) => {
+                self.0.update(&[1]);
+                self.0.update(&d.num_days_from_ce().to_le_bytes());
+            }
+        }
+        self
+    }
+
+    fn number(&mut self, v: Option<i64>) -> &mut Self {
+        match v {
+            None => self.0.update(&[0]),
+            Some(n) => {
+                self.0.update(&[1]);
+                self.0.update(&n.to_le_bytes());
+            }
+        }
+        self
+    }
+}
+
 /// Runs the rules over one page and diffs the result against the page's open findings.
+/// `full`: every contract of the page is evaluated; otherwise a contract whose inputs are
+/// those its kept evaluation saw, and whose next date has not come, is left as it is.
 #[allow(clippy::too_many_arguments)]
 fn evaluate_page(
     engine: &Engine,
     settings: &Settings,
-    page: &[Contract],
-    facts: DossierFacts,
-    open: Vec<StoredFinding>,
+    read: PageRead,
     as_of: NaiveDate,
     now: chrono::DateTime<chrono::Utc>,
     muted: &[silences::Compiled],
+    full: bool,
     eval: &mut Evaluation,
     memo: &mut KindMemo,
 ) -> PageChanges {
+    let PageRead { contracts: page, facts, open, kept } = read;
+    // The answers in force on each contract's open findings, in kind and stage order.
+    let mut answers: HashMap<String, Vec<Answer>> = HashMap::new();
+    for f in &open {
+        if let Some(a) = &f.ack {
+            let list = answers.entry(f.finding.contract_id.clone()).or_default();
+            list.push((f.finding.kind, f.finding.stage, a.clone()));
+        }
+    }
+    for list in answers.values_mut() {
+        list.sort_by_key(|(kind, stage, _)| (kind.as_str(), stage.map(|s| s.as_str())));
+    }
+    // Open findings by key, and their keys by contract.
+    let mut open_of: HashMap<String, Vec<(String, Kind, Option<Stage>)>> = HashMap::new();
+    if !full {
+        for f in &open {
+            open_of.entry(f.finding.contract_id.clone()).or_default().push(f.finding.key());
+        }
+    }
     let mut open: HashMap<(String, Kind, Option<Stage>), StoredFinding> =
         open.into_iter().map(|f| (f.finding.key(), f)).collect();
-    let (docs, guarantees) = group_facts(&facts, engine, memo, as_of);
+    let mut kept: HashMap<String, ContractEvaluation> =
+        kept.into_iter().map(|k| (k.contract_id.clone(), k)).collect();
+    let (docs, guarantees) = group_facts(&facts, engine, memo);
     let mut changes = FindingChanges::default();
     // Webhook events of the changes, queued in the same transaction as the changes.
     let mut events = Vec::new();
     let hooks = &settings.webhooks;
     let event = |type_, identity: String, data| Event::new(type_, &identity, now, data);
     for contract in page {
-        let dossier = Dossier::new(
-            contract,
-            docs.get(contract.id.as_str()).map_or(&[], Vec::as_slice),
-            guarantees.get(contract.id.as_str()).map_or(&[], Vec::as_slice),
-        );
-        let found = engine.evaluate(&dossier, as_of, &mut eval.data_quality);
+        let all_docs = docs.get(contract.id.as_str()).map_or(&[][..], Vec::as_slice);
+        let its_guarantees = guarantees.get(contract.id.as_str()).map_or(&[][..], Vec::as_slice);
+        let its_answers = answers.get(&contract.id).map_or(&[][..], Vec::as_slice);
+        let inputs = inputs_fingerprint(contract, all_docs, its_guarantees, its_answers);
+        let previous = kept.remove(&contract.id);
+        if !full
+            && let Some(k) = &previous
+            && k.inputs == inputs
+            && k.next_on.is_none_or(|next| next > as_of)
+        {
+            // Nothing it depends on changed: it concludes what it concluded.
+            for key in open_of.get(&contract.id).into_iter().flatten() {
+                open.remove(key);
+            }
+            continue;
+        }
+        eval.evaluated += 1;
+        let at = AsOf::new(as_of);
+        // A document uploaded after the evaluation date was not there yet: results as of a
+        // date stay the same whatever was published since. Undated documents count.
+        let visible: Cow<[DocumentFact]> =
+            if all_docs.iter().any(|d| d.uploaded_on.is_some_and(|u| u > as_of)) {
+                for d in all_docs {
+                    if let Some(u) = d.uploaded_on {
+                        at.changes_on(u);
+                    }
+                }
+                let published =
+                    all_docs.iter().filter(|d| d.uploaded_on.is_none_or(|u| u <= as_of));
+                published.cloned().collect()
+            } else {
+                all_docs.into()
+            };
+        // An answer «en trámite» ends on its day.
+        for (_, _, a) in its_answers {
+            if let Some(until) = a.until {
+                at.changes_on(until);
+            }
+        }
+        let dossier = Dossier::new(contract, &visible, its_guarantees);
+        let outcome = engine.evaluate(&dossier, &at);
+        let found = outcome.findings;
+        eval.data_quality.add(&outcome.quality, 1);
         let offices =
             if found.is_empty() { Vec::new() } else { routing::route(&settings.routes, contract) };
-        if !found.is_empty() && offices.is_empty() {
+        let unrouted = !found.is_empty() && offices.is_empty();
+        if unrouted {
             eval.unrouted += found.len();
+        }
+        let mut summary: Vec<String> =
+            found.iter().map(|f| format!("{}:{}", f.kind.as_str(), f.level)).collect();
+        summary.sort();
+        let keep = ContractEvaluation {
+            contract_id: contract.id.clone(),
+            inputs,
+            next_on: outcome.next_change,
+            quality: outcome.quality,
+            findings: summary.join(","),
+            unrouted,
+        };
+        if previous.as_ref() != Some(&keep) {
+            changes.kept.push(keep);
         }
         let is_muted = |f: &Finding| muted.iter().any(|s| s.matches(f, contract, &offices));
         for f in found {
@@ -324,6 +672,10 @@ fn evaluate_page(
             }
         }
     }
+    // What was kept of contracts no longer live (vanished, or gone) goes with them.
+    let mut forgotten: Vec<String> = kept.into_keys().collect();
+    forgotten.sort();
+    changes.forgotten = forgotten;
     // Whatever is still open was not concluded again: its condition no longer holds.
     let mut resolved: Vec<StoredFinding> = open.into_values().collect();
     resolved.sort_by_key(|f| f.id);

@@ -151,6 +151,12 @@ pub fn summary(eval: &Evaluation) -> String {
         eval.escalated,
         eval.resolved
     ));
+    if !eval.full {
+        s.push_str(&format!(
+            "  (incremental: {} contracts changed or due evaluated again, the others as they were)\n",
+            eval.evaluated
+        ));
+    }
     for ((kind, level), n) in &eval.counts {
         s.push_str(&format!("  {kind:<18} {level:<10} {n:>6}\n"));
     }

@@ -304,7 +304,11 @@ impl<S: Store + Clone + 'static> Daemon<S> {
                     .map(|d| d.counts.read)
                     .sum();
                 self.metrics.contracts_synced.set(contracts as i64);
-                let eval = app.evaluate(None).await.context("evaluating after the sync")?;
+                // The weekly resync also evaluates every contract: what an incremental
+                // evaluation relies on is checked against the whole store once a week.
+                let full = job == Job::Resync;
+                let eval =
+                    app.evaluate_with(None, full).await.context("evaluating after the sync")?;
                 Ok(Some(serde_json::json!({
                     "sync": to_json(&sync),
                     "findings": eval.total,

@@ -62,6 +62,12 @@ pub struct Router {
 }
 
 impl Router {
+    /// The routes in order, as text: what decides where a contract goes (the index is
+    /// derived from them).
+    pub fn fingerprint(&self) -> String {
+        format!("{:?}", self.routes)
+    }
+
     pub fn new(routes: Vec<Route>) -> Router {
         let mut router = Router { routes: Vec::new(), ..Default::default() };
         for (i, r) in routes.iter().enumerate() {

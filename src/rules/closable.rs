@@ -8,7 +8,7 @@
 
 use chrono::{Days, NaiveDate};
 
-use super::{Dossier, Draft, Rule, RuleContext, StateClass};
+use super::{AsOf, Dossier, Draft, Rule, RuleContext, StateClass};
 use crate::config::classify::ACTA_LIQUIDACION;
 use crate::domain::spanish::{fecha, pesos};
 use crate::domain::{Contract, Flag, Guarantee, Kind, Stage, fold};
@@ -37,13 +37,13 @@ pub struct Ended {
 
 /// Whether the execution term is over as of `as_of`; `None` while the contract is within its
 /// term, suspended (its term is on hold), or the data cannot tell.
-pub fn term_ended(c: &Contract, state: StateClass, as_of: NaiveDate) -> Option<Ended> {
+pub fn term_ended(c: &Contract, state: StateClass, as_of: &AsOf) -> Option<Ended> {
     if state == StateClass::Suspended {
         return None;
     }
     let reliable_end = c.ends_on.filter(|end| c.signed_on.is_none_or(|s| *end >= s));
     if let Some(end) = reliable_end
-        && end < as_of
+        && as_of.passed(end)
     {
         return Some(Ended {
             end,
@@ -60,9 +60,9 @@ pub fn term_ended(c: &Contract, state: StateClass, as_of: NaiveDate) -> Option<E
         // date, unlike today's, so deadlines do not slide).
         let on = c
             .last_update
-            .filter(|d| *d <= as_of)
-            .or(c.changed_on.filter(|d| *d <= as_of))
-            .unwrap_or(as_of);
+            .filter(|d| as_of.reached(*d))
+            .or_else(|| c.changed_on.filter(|d| as_of.reached(*d)))
+            .unwrap_or_else(|| as_of.as_value());
         return Some(Ended {
             end: on,
             since: on,
@@ -188,7 +188,7 @@ impl Rule for Closable {
             post_guarantees += 1;
             match g.ends_on {
                 // Still in force: not closable yet, and the day it will be is known.
-                Some(end) if end >= ctx.as_of => return vec![],
+                Some(end) if !ctx.as_of.passed(end) => return vec![],
                 Some(end) => {
                     since = since.max(end.checked_add_days(Days::new(1)).unwrap_or(end));
                     reasons.push(format!(
@@ -348,7 +348,12 @@ mod tests {
         let classifier = Classifier::standard();
         Closable.evaluate(
             &Dossier::new(c, docs, guarantees),
-            &RuleContext { as_of: date(as_of), calendar: &cal, rules: s, classifier: &classifier },
+            &RuleContext {
+                as_of: &crate::rules::AsOf::new(date(as_of)),
+                calendar: &cal,
+                rules: s,
+                classifier: &classifier,
+            },
         )
     }
 

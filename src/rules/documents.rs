@@ -12,7 +12,7 @@
 use chrono::NaiveDate;
 
 use super::closable::term_ended;
-use super::{Dossier, Draft, Rule, RuleContext, StateClass};
+use super::{AsOf, Dossier, Draft, Rule, RuleContext, StateClass};
 use crate::config::Requirement;
 use crate::domain::spanish::fecha;
 use crate::domain::{Contract, Flag, Kind, Stage};
@@ -35,7 +35,7 @@ fn stage_start(
     stage: Stage,
     c: &Contract,
     state: StateClass,
-    as_of: NaiveDate,
+    as_of: &AsOf,
 ) -> Option<(NaiveDate, String)> {
     let signed = c.signed_on?;
     match stage {
@@ -72,7 +72,7 @@ impl Rule for MissingDocuments {
             let Some((start, started)) = stage_start(stage, c, state, ctx.as_of) else {
                 continue;
             };
-            if start > ctx.as_of {
+            if !ctx.as_of.reached(start) {
                 continue;
             }
             let mut missing: Vec<String> = Vec::new();
@@ -142,7 +142,12 @@ mod tests {
         let classifier = Classifier::standard();
         MissingDocuments.evaluate(
             &Dossier::new(c, docs, &[]),
-            &RuleContext { as_of: date(as_of), calendar: &cal, rules: s, classifier: &classifier },
+            &RuleContext {
+                as_of: &crate::rules::AsOf::new(date(as_of)),
+                calendar: &cal,
+                rules: s,
+                classifier: &classifier,
+            },
         )
     }
 

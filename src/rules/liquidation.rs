@@ -6,7 +6,7 @@
 use chrono::NaiveDate;
 
 use super::closable::{Ended, term_ended};
-use super::{Dossier, Draft, Rule, RuleContext};
+use super::{AsOf, Dossier, Draft, Rule, RuleContext};
 use crate::calendar::Calendar;
 use crate::config::LiquidationSettings;
 use crate::config::classify::ACTA_LIQUIDACION;
@@ -41,12 +41,12 @@ impl Terms {
     }
 
     /// The step `as_of` falls in and the day it ends.
-    pub fn step(&self, as_of: NaiveDate) -> (&'static str, NaiveDate) {
-        if as_of <= self.bilateral {
+    pub fn step(&self, as_of: &AsOf) -> (&'static str, NaiveDate) {
+        if !as_of.passed(self.bilateral) {
             ("bilateral", self.bilateral)
-        } else if as_of <= self.unilateral {
+        } else if !as_of.passed(self.unilateral) {
             ("unilateral", self.unilateral)
-        } else if as_of <= self.late {
+        } else if !as_of.passed(self.late) {
             ("late", self.late)
         } else {
             ("competence_lost", self.late)
@@ -149,7 +149,7 @@ mod tests {
         LiquidationDue.evaluate(
             &Dossier::new(c, docs, &[]),
             &RuleContext {
-                as_of: date(as_of),
+                as_of: &crate::rules::AsOf::new(date(as_of)),
                 calendar: &cal,
                 rules: &rules,
                 classifier: &classifier,

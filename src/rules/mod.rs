@@ -7,9 +7,10 @@ pub mod documents;
 pub mod liquidation;
 pub mod state;
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 
-use chrono::NaiveDate;
+use chrono::{Days, NaiveDate};
 
 use crate::calendar::Calendar;
 use crate::config::classify::Classifier;
@@ -75,9 +76,75 @@ impl<'a> Dossier<'a> {
     }
 }
 
+/// The date the rules are evaluated as of, and the first later date on which one of the
+/// comparisons the rules made with it would come out otherwise. Until that date, on the same
+/// data, the rules take the same path and conclude the same: an incremental evaluation need
+/// not look at the contract again before it. Every use of the date goes through here.
+#[derive(Debug)]
+pub struct AsOf {
+    date: NaiveDate,
+    next: Cell<Option<NaiveDate>>,
+}
+
+impl AsOf {
+    pub fn new(date: NaiveDate) -> AsOf {
+        AsOf { date, next: Cell::new(None) }
+    }
+
+    /// The date itself, for what only names it (never to compare with it: see [`reached`],
+    /// [`passed`], [`as_value`]).
+    ///
+    /// [`reached`]: AsOf::reached
+    /// [`passed`]: AsOf::passed
+    /// [`as_value`]: AsOf::as_value
+    pub fn date(&self) -> NaiveDate {
+        self.date
+    }
+
+    /// Whether `day` has come (`day <= as_of`); when not, it is when this changes.
+    pub fn reached(&self, day: NaiveDate) -> bool {
+        let reached = day <= self.date;
+        if !reached {
+            self.changes_on(day);
+        }
+        reached
+    }
+
+    /// Whether `day` is over (`day < as_of`); when not, the day after it is when this changes.
+    pub fn passed(&self, day: NaiveDate) -> bool {
+        let passed = day < self.date;
+        if !passed && let Some(after) = day.checked_add_days(Days::new(1)) {
+            self.changes_on(after);
+        }
+        passed
+    }
+
+    /// The date taken as a value (a start that is "today"): what is concluded from it changes
+    /// every day.
+    pub fn as_value(&self) -> NaiveDate {
+        if let Some(tomorrow) = self.date.checked_add_days(Days::new(1)) {
+            self.changes_on(tomorrow);
+        }
+        self.date
+    }
+
+    /// Something concluded as of the date changes on `day` (ignored unless later).
+    pub fn changes_on(&self, day: NaiveDate) {
+        if day > self.date && self.next.get().is_none_or(|n| day < n) {
+            self.next.set(Some(day));
+        }
+    }
+
+    /// The first later date on which anything concluded so far may change; `None`: never, on
+    /// the same data.
+    pub fn next_change(&self) -> Option<NaiveDate> {
+        self.next.get()
+    }
+}
+
 /// What a rule needs besides the contract.
 pub struct RuleContext<'a> {
-    pub as_of: NaiveDate,
+    pub as_of: &'a AsOf,
     pub calendar: &'a Calendar,
     pub rules: &'a RuleSettings,
     /// For the Spanish labels of document kinds.
@@ -199,36 +266,28 @@ impl Engine {
         &self.classifier
     }
 
-    /// The findings of one contract as of `as_of`, and its data-quality facts.
-    pub fn evaluate(&self, d: &Dossier, as_of: NaiveDate, dq: &mut DataQuality) -> Vec<Finding> {
+    /// The findings of one contract as of `as_of`, what its data says of its quality, and
+    /// the first later date on which they may change ([`Outcome::next_change`]).
+    pub fn evaluate(&self, d: &Dossier, as_of: &AsOf) -> Outcome {
         let c = d.contract;
-        dq.contracts += 1;
-        if d.state == StateClass::Unknown {
-            let name = c.state.clone().unwrap_or_else(|| "(vacío)".into());
-            *dq.unknown_states.entry(name).or_default() += 1;
-        }
-        if let (Some(end), Some(signed)) = (c.ends_on, c.signed_on)
-            && end < signed
-        {
-            dq.end_before_signing += 1;
-        }
-        if c.ends_on.is_none() {
-            dq.missing_end_date += 1;
-        }
-        dq.absurd_days_added += u64::from(c.absurd_days_added());
-        dq.absurd_pending_payment += u64::from(c.absurd_pending_payment());
+        let quality = Quality::of(d);
         let ctx = RuleContext {
             as_of,
             calendar: &self.calendar,
             rules: &self.rule_settings,
             classifier: &self.classifier,
         };
+        let day = as_of.date();
         let docs = || d.documents.iter().map(|x| (x.id.as_str(), x.kind.as_str()));
-        self.rules
+        let findings = self
+            .rules
             .iter()
             .flat_map(|r| r.evaluate(d, &ctx))
             .map(|d| {
-                let left = self.calendar.business_days_between(as_of, d.deadline);
+                let left = self.calendar.business_days_between(day, d.deadline);
+                if let Some(on) = level_changes_on(&self.levels, &self.calendar, day, left) {
+                    as_of.changes_on(on);
+                }
                 let facts =
                     crate::domain::ack::facts(c.content_hash.as_deref(), docs(), d.step.as_deref());
                 Finding {
@@ -245,8 +304,90 @@ impl Engine {
                     facts,
                 }
             })
-            .collect()
+            .collect();
+        Outcome { findings, quality, next_change: as_of.next_change() }
     }
+}
+
+/// What the engine concluded of one contract.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub findings: Vec<Finding>,
+    pub quality: Quality,
+    /// The first later date on which the findings or their levels may change on the same
+    /// data (a grace period ends, a liquidation step, a guarantee expires, a stage starts, a
+    /// level threshold is crossed…); `None`: never.
+    pub next_change: Option<NaiveDate>,
+}
+
+/// What one contract's data says of its quality (see [`DataQuality`]): it does not depend on
+/// the date, so it is kept with the contract's evaluation and summed without reading the
+/// contract again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Quality {
+    /// `estado_contrato` when this version does not know it (`(vacío)` when missing).
+    pub unknown_state: Option<String>,
+    /// [`Quality::END_BEFORE_SIGNING`] and the other flags.
+    pub flags: u8,
+}
+
+impl Quality {
+    pub const END_BEFORE_SIGNING: u8 = 1;
+    pub const MISSING_END_DATE: u8 = 2;
+    pub const ABSURD_DAYS_ADDED: u8 = 4;
+    pub const ABSURD_PENDING_PAYMENT: u8 = 8;
+
+    pub fn of(d: &Dossier) -> Quality {
+        let c = d.contract;
+        let unknown_state = (d.state == StateClass::Unknown)
+            .then(|| c.state.clone().unwrap_or_else(|| "(vacío)".into()));
+        let mut flags = 0;
+        if let (Some(end), Some(signed)) = (c.ends_on, c.signed_on)
+            && end < signed
+        {
+            flags |= Quality::END_BEFORE_SIGNING;
+        }
+        if c.ends_on.is_none() {
+            flags |= Quality::MISSING_END_DATE;
+        }
+        if c.absurd_days_added() {
+            flags |= Quality::ABSURD_DAYS_ADDED;
+        }
+        if c.absurd_pending_payment() {
+            flags |= Quality::ABSURD_PENDING_PAYMENT;
+        }
+        Quality { unknown_state, flags }
+    }
+}
+
+impl DataQuality {
+    /// Counts `n` contracts of quality `q`.
+    pub fn add(&mut self, q: &Quality, n: u64) {
+        self.contracts += n;
+        if let Some(state) = &q.unknown_state {
+            *self.unknown_states.entry(state.clone()).or_default() += n;
+        }
+        let count = |flag: u8| if q.flags & flag != 0 { n } else { 0 };
+        self.end_before_signing += count(Quality::END_BEFORE_SIGNING);
+        self.missing_end_date += count(Quality::MISSING_END_DATE);
+        self.absurd_days_added += count(Quality::ABSURD_DAYS_ADDED);
+        self.absurd_pending_payment += count(Quality::ABSURD_PENDING_PAYMENT);
+    }
+}
+
+/// The first date after `as_of` on which a finding with `left` business days left as of
+/// `as_of` changes level; `None` when it already has the most urgent one. Days left drop by
+/// one on each business day, so the level changes on the business day that brings them down
+/// to the threshold of the nearest more urgent level.
+pub fn level_changes_on(
+    levels: &[Level],
+    calendar: &Calendar,
+    as_of: NaiveDate,
+    left: i64,
+) -> Option<NaiveDate> {
+    let current = urgency(levels, level_for(levels, left));
+    let threshold = levels[..current].iter().map(|l| l.max_business_days_left).max()?;
+    Some(calendar.add_business_days(as_of, left - threshold))
 }
 
 /// The level of a finding with `left` business days left: the most urgent level whose
@@ -290,6 +431,164 @@ pub(crate) mod test_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Flag;
+    use proptest::prelude::*;
+
+    fn day(n: i64) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 1, 1).unwrap() + chrono::Duration::days(n)
+    }
+
+    /// A contract, its documents and guarantees, with dates spread over two years.
+    fn any_dossier() -> impl Strategy<Value = (Contract, Vec<DocumentFact>, Vec<Guarantee>)> {
+        let states = prop::sample::select(vec![
+            "En ejecución",
+            "terminado",
+            "Modificado",
+            "Suspendido",
+            "Cerrado",
+            "Borrador",
+            "En liquidación",
+        ]);
+        let types = prop::sample::select(vec!["Prestación de servicios", "Obra", "Suministros"]);
+        let flag = prop::sample::select(vec![Flag::Yes, Flag::No, Flag::Unknown]);
+        let date = prop::option::of((0i64..730).prop_map(day));
+        let kinds = prop::sample::select(vec![
+            "acta_liquidacion",
+            "estudios_previos",
+            "cdp",
+            "contrato",
+            "informe_final",
+            "otro",
+        ]);
+        let docs = prop::collection::vec((kinds, date.clone()), 0..4);
+        let guarantees = prop::collection::vec(
+            (prop::sample::select(vec!["Calidad del servicio", "Cumplimiento"]), date.clone()),
+            0..3,
+        );
+        (
+            (states, types, flag.clone(), flag.clone(), flag),
+            (date.clone(), date.clone(), date.clone(), date.clone(), date.clone(), date),
+            (prop::option::of(0i64..400), prop::option::of(0i64..5)),
+            docs,
+            guarantees,
+        )
+            .prop_map(
+                |(
+                    (state, kind, liq, env, post),
+                    (signed, starts, ends, liq_ends, upd, changed),
+                    (added, pending),
+                    docs,
+                    gs,
+                )| {
+                    let contract = Contract {
+                        id: "CO1.PCCNTR.1".into(),
+                        state: Some(state.into()),
+                        contract_type: Some(kind.into()),
+                        modality: Some("Contratación directa".into()),
+                        signed_on: signed,
+                        starts_on: starts,
+                        ends_on: ends,
+                        requires_liquidation: liq,
+                        environmental_obligation: env,
+                        post_consumption_obligation: post,
+                        liquidation_ends_on: liq_ends,
+                        last_update: upd,
+                        changed_on: changed,
+                        days_added: added,
+                        value: Some(1_000_000),
+                        pending_payment: pending.map(|p| p * 100_000),
+                        ..Default::default()
+                    };
+                    let docs = docs
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, (kind, on))| DocumentFact {
+                            id: format!("d{i}"),
+                            kind: kind.into(),
+                            name: None,
+                            uploaded_on: on,
+                        })
+                        .collect();
+                    let gs = gs
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, (sub, ends))| Guarantee {
+                            key: format!("g{i}"),
+                            contract_id: Some("CO1.PCCNTR.1".into()),
+                            policy_subtype: Some(sub.into()),
+                            ends_on: ends,
+                            ..Default::default()
+                        })
+                        .collect();
+                    (contract, docs, gs)
+                },
+            )
+    }
+
+    /// What an evaluation concludes, apart from the days left (counted whenever read).
+    fn conclusions(o: &Outcome) -> (Vec<Finding>, Quality) {
+        let findings =
+            o.findings.iter().map(|f| Finding { business_days_left: 0, ..f.clone() }).collect();
+        (findings, o.quality.clone())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(250))]
+        /// Nothing the rules conclude changes before the next date they name: every day up to
+        /// it concludes the same findings, levels and quality, on the same data.
+        #[test]
+        fn the_rules_conclude_the_same_until_their_next_date(
+            (contract, docs, guarantees) in any_dossier(),
+            start in 0i64..800,
+            campaign in prop::option::of(300i64..500),
+        ) {
+            let mut settings = crate::config::Settings::defaults();
+            settings.rules.closable.campaign_deadline = campaign.map(day);
+            let engine = Engine::new(&settings);
+            let dossier = Dossier::new(&contract, &docs, &guarantees);
+            let mut from = day(start);
+            for _ in 0..6 {
+                let first = engine.evaluate(&dossier, &AsOf::new(from));
+                let until = first.next_change.unwrap_or(from + chrono::Duration::days(400));
+                prop_assert!(until > from);
+                let mut d = from;
+                while d < until && d < from + chrono::Duration::days(400) {
+                    let later = engine.evaluate(&dossier, &AsOf::new(d));
+                    prop_assert_eq!(conclusions(&later), conclusions(&first), "as of {} (from {})", d, from);
+                    d = d.succ_opt().unwrap();
+                }
+                match first.next_change {
+                    Some(next) => from = next,
+                    None => break,
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_level_changes_on_the_business_day_that_brings_it_to_the_next_threshold() {
+        let settings = crate::config::Settings::defaults();
+        let (levels, cal) = (&settings.levels, &settings.calendar);
+        let deadline = day(200);
+        for start in 100..260 {
+            let as_of = day(start);
+            let left = cal.business_days_between(as_of, deadline);
+            let level = level_for(levels, left);
+            let next = level_changes_on(levels, cal, as_of, left);
+            // Brute force: the first later day whose level differs.
+            let mut d = as_of.succ_opt().unwrap();
+            let first_other = loop {
+                if level_for(levels, cal.business_days_between(d, deadline)) != level {
+                    break Some(d);
+                }
+                if d > day(600) {
+                    break None;
+                }
+                d = d.succ_opt().unwrap();
+            };
+            assert_eq!(next, first_other, "as of {as_of}, {left} left ({level})");
+        }
+    }
 
     #[test]
     fn states_are_classified_whatever_their_case_and_accents() {

@@ -36,7 +36,7 @@ impl Rule for StateOutdated {
         let grace = settings.grace_business_days as i64;
         // The first business day that is more than `grace` business days after the end.
         let since = ctx.calendar.add_business_days(end, grace + 1);
-        if since > ctx.as_of {
+        if !ctx.as_of.reached(since) {
             return vec![];
         }
         let deadline = ctx.calendar.add_business_days(since, grace);
@@ -100,7 +100,7 @@ mod tests {
         StateOutdated.evaluate(
             &Dossier::bare(c),
             &RuleContext {
-                as_of: date(as_of),
+                as_of: &crate::rules::AsOf::new(date(as_of)),
                 calendar: &cal,
                 rules: &s,
                 classifier: &Classifier::standard(),

@@ -62,10 +62,110 @@ pub struct DossierFacts {
 #[derive(Debug, Default)]
 pub struct EvaluationPage {
     pub contracts: Vec<Contract>,
-    /// The end of the id range read: the last contract, or `None` on the last page.
+    /// The end of the id range read: the last contract, or `None` on the last page (and
+    /// always for a list of ids).
     pub up_to: Option<String>,
     pub facts: DossierFacts,
     pub open: Vec<StoredFinding>,
+    /// What the last evaluation of each contract of the range (or list) kept, vanished
+    /// contracts' included.
+    pub kept: Vec<ContractEvaluation>,
+}
+
+/// The contracts an evaluation page reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// Up to `limit` live contracts after `after` in id order; the facts, open findings and
+    /// kept evaluations of the id range they cover (to the end on the last page), so that
+    /// contracts gone since are seen too.
+    After { after: String, limit: u32 },
+    /// These contract ids (live or not), sorted.
+    Ids(Vec<String>),
+}
+
+/// What an evaluation keeps of one contract: what its conclusion depended on, until when it
+/// holds, and what the evaluation's report counts of it — so that the next evaluation can
+/// leave it alone and still report every contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractEvaluation {
+    pub contract_id: String,
+    /// A fingerprint of the contract row, its documents (with their kinds), its guarantees
+    /// and the answers in force on its findings.
+    pub inputs: i64,
+    /// The first date on which its findings or their levels may change on the same data.
+    pub next_on: Option<NaiveDate>,
+    pub quality: crate::rules::Quality,
+    /// Its findings as `kind:level`, comma-separated, sorted (empty: none).
+    pub findings: String,
+    /// Whether no route matches the contract (its findings go to the fallback recipient).
+    pub unrouted: bool,
+}
+
+/// Contracts whose evaluation may be out of date: written by the store itself (triggers) in
+/// the transaction that changes a contract row, a document, a guarantee, a classification
+/// or adds an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvaluationMark {
+    pub seq: i64,
+    pub contract_id: Option<String>,
+    /// A document published on a process (no contract number): every contract of it.
+    pub process: Option<String>,
+}
+
+/// The last complete evaluation: the fingerprint of what it was evaluated with (settings,
+/// calendar, program) and its date. An evaluation under another fingerprint, or as of an
+/// earlier date, is a full one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvaluatedState {
+    pub fingerprint: String,
+    pub as_of: NaiveDate,
+}
+
+/// Kept evaluations grouped by what a report counts of them, with how many share it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptSummary {
+    pub findings: String,
+    pub unrouted: bool,
+    pub quality: crate::rules::Quality,
+    pub contracts: u64,
+}
+
+/// What an incremental evaluation keeps between runs (beside the findings).
+pub trait EvaluationStore: Send + Sync {
+    /// The last complete evaluation, if any, and none while a full one is under way.
+    fn evaluated_state(&self) -> impl Future<Output = StoreResult<Option<EvaluatedState>>> + Send;
+    /// A full evaluation begins: until it ends, no evaluation may be incremental. Returns the
+    /// marks there are now, as ranges of `seq` (it accounts for them all).
+    fn begin_full_evaluation(&self) -> impl Future<Output = StoreResult<Vec<(i64, i64)>>> + Send;
+    /// Up to `limit` marks, oldest first.
+    fn evaluation_marks(
+        &self,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<EvaluationMark>>> + Send;
+    /// Up to `limit` contracts whose kept evaluation holds only until `as_of` or earlier.
+    fn evaluations_due(
+        &self,
+        as_of: NaiveDate,
+        limit: u32,
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+    /// The live contracts of these processes.
+    fn contracts_of_processes(
+        &self,
+        processes: &[String],
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send;
+    /// Every kept evaluation, grouped ([`KeptSummary`]).
+    fn kept_summary(&self) -> impl Future<Output = StoreResult<Vec<KeptSummary>>> + Send;
+    /// An evaluation ended: the marks it accounted for (ranges of `seq`) go, and `state`
+    /// is the last complete evaluation.
+    /// `full`: the evaluation was a full one and `state` replaces the last; otherwise only
+    /// its date moves, and only while the last one's fingerprint is still `state`'s.
+    fn end_evaluation(
+        &self,
+        state: &EvaluatedState,
+        full: bool,
+        marks: &[(i64, i64)],
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = StoreResult<()>> + Send;
 }
 
 /// What an evaluation changes in the stored findings.
@@ -81,6 +181,10 @@ pub struct FindingChanges {
     /// Answers in force that no longer hold: (finding id, answer id, why in Spanish). The
     /// finding is shown again; the answer ends, unless it was answered again meanwhile.
     pub reopened: Vec<(i64, i64, String)>,
+    /// What the evaluation keeps of each contract it evaluated (new or different only).
+    pub kept: Vec<ContractEvaluation>,
+    /// Contracts gone from the store: what was kept of them goes.
+    pub forgotten: Vec<String>,
 }
 
 /// An item to put in the outbox.
@@ -262,14 +366,11 @@ pub struct RunningRun {
 /// The contracts and findings, as the evaluation, the listings and the digests use them.
 pub trait FindingStore: Send + Sync {
     fn contract(&self, id: &str) -> impl Future<Output = StoreResult<Option<Contract>>> + Send;
-    /// One page of an evaluation: up to `limit` contracts after `after` (in id order), with
-    /// the documents, guarantees and open findings of their id range — up to the last
-    /// contract, or without bound on the last page, so that findings of contracts gone since
-    /// are seen too.
+    /// One page of an evaluation ([`Selection`]): contracts, with the documents, guarantees,
+    /// open findings and kept evaluations of their ids, in one snapshot.
     fn evaluation_page(
         &self,
-        after: &str,
-        limit: u32,
+        selection: &Selection,
     ) -> impl Future<Output = StoreResult<EvaluationPage>> + Send;
     /// Open findings most urgent first (earliest deadline, then contract id, kind, stage),
     /// the page after `after`. Their business days left are as stored, counted by the
@@ -623,6 +724,7 @@ pub trait RunStore: Send + Sync {
 pub trait Store:
     SyncStore
     + FindingStore
+    + EvaluationStore
     + DigestStore
     + SilenceStore
     + AckStore
@@ -648,7 +750,8 @@ pub trait Store:
 /// `use cierre::store::prelude::*;`.
 pub mod prelude {
     pub use super::{
-        AckStore, DigestStore, FindingStore, IdPage, OutboxStore, RunStore, SilenceStore, Store,
+        AckStore, DigestStore, EvaluationStore, FindingStore, IdPage, OutboxStore, RunStore,
+        SilenceStore, Store,
     };
     pub use crate::sync::SyncStore;
 }

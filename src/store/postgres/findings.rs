@@ -17,24 +17,43 @@ use crate::domain::ack;
 use crate::domain::{Finding, StoredFinding};
 use crate::error::StoreResult;
 use crate::store::{
-    DossierFacts, EvaluationPage, FindingChanges, FindingCursor, FindingStore, NewOutboxItem,
+    ContractEvaluation, DossierFacts, EvaluatedState, EvaluationMark, EvaluationPage,
+    EvaluationStore, FindingChanges, FindingCursor, FindingStore, KeptSummary, NewOutboxItem,
+    Selection,
 };
 
-/// The id range as SQL over `col`.
-fn range(col: &str, bounded: bool) -> String {
-    if bounded { format!("{col} > $1 AND {col} <= $2") } else { format!("{col} > $1") }
+/// The contracts a page covers, as SQL over a column of contract ids and the values it binds.
+enum Covered {
+    /// `(after, up_to]`, or `> after` on the last page.
+    Range {
+        after: String,
+        up_to: Option<String>,
+    },
+    Ids(Vec<String>),
 }
 
-/// A query over the id range `(after, up_to]`, its bounds bound.
-fn in_range(
-    sql: String,
-    after: &str,
-    up_to: Option<&str>,
-) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments> {
-    let q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after.to_string());
-    match up_to {
-        Some(up_to) => q.bind(up_to.to_string()),
-        None => q,
+impl Covered {
+    fn sql(&self, col: &str) -> String {
+        match self {
+            Covered::Range { up_to: Some(_), .. } => format!("{col} > $1 AND {col} <= $2"),
+            Covered::Range { up_to: None, .. } => format!("{col} > $1"),
+            Covered::Ids(_) => format!("{col} = ANY($1)"),
+        }
+    }
+
+    /// `sql`, its values bound.
+    fn query(
+        &self,
+        sql: String,
+    ) -> sqlx::query::Query<'static, Postgres, sqlx::postgres::PgArguments> {
+        let q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        match self {
+            Covered::Range { after, up_to: Some(up_to) } => {
+                q.bind(after.clone()).bind(up_to.clone())
+            }
+            Covered::Range { after, up_to: None } => q.bind(after.clone()),
+            Covered::Ids(ids) => q.bind(ids.clone()),
+        }
     }
 }
 
@@ -45,29 +64,51 @@ impl FindingStore for PgStore {
         Ok(row.as_ref().map(rows::contract))
     }
 
-    async fn evaluation_page(&self, after: &str, limit: u32) -> StoreResult<EvaluationPage> {
+    async fn evaluation_page(&self, selection: &Selection) -> StoreResult<EvaluationPage> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
             .await?;
-        let sql = format!(
-            "SELECT {} FROM contracts WHERE vanished_at IS NULL AND id_contrato > $1 \
-             ORDER BY id_contrato LIMIT $2",
-            contract_columns()
-        );
-        let contracts: Vec<Contract> = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(after)
-            .bind(limit as i64)
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(rows::contract)
-            .collect();
-        let up_to = match contracts.last() {
-            Some(last) if contracts.len() == limit as usize => Some(last.id.clone()),
-            _ => None,
+        let (contracts, covered) = match selection {
+            Selection::After { after, limit } => {
+                let sql = format!(
+                    "SELECT {} FROM contracts WHERE vanished_at IS NULL AND id_contrato > $1 \
+                     ORDER BY id_contrato LIMIT $2",
+                    contract_columns()
+                );
+                let contracts: Vec<Contract> = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(after)
+                    .bind(*limit as i64)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(rows::contract)
+                    .collect();
+                let up_to = match contracts.last() {
+                    Some(last) if contracts.len() == *limit as usize => Some(last.id.clone()),
+                    _ => None,
+                };
+                (contracts, Covered::Range { after: after.clone(), up_to })
+            }
+            Selection::Ids(ids) => {
+                let covered = Covered::Ids(ids.clone());
+                let sql = format!(
+                    "SELECT {} FROM contracts WHERE vanished_at IS NULL AND {} \
+                     ORDER BY id_contrato",
+                    contract_columns(),
+                    covered.sql("id_contrato")
+                );
+                let contracts = covered
+                    .query(sql)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(rows::contract)
+                    .collect();
+                (contracts, covered)
+            }
         };
-        let mut facts = dossier_facts(&mut tx, after, up_to.as_deref()).await?;
+        let mut facts = dossier_facts(&mut tx, &covered).await?;
         facts.classified = sqlx::query_as::<_, (String, String)>(
             "SELECT id_documento, kind FROM document_classifications",
         )
@@ -77,16 +118,26 @@ impl FindingStore for PgStore {
         .collect();
         let sql = format!(
             "SELECT {FINDING_COLUMNS} FROM findings WHERE status = 'open' AND {}",
-            range("contract_id", up_to.is_some())
+            covered.sql("contract_id")
         );
-        let open = in_range(sql, after, up_to.as_deref())
+        let open = covered
+            .query(sql)
             .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(rows::finding)
             .collect::<StoreResult<_>>()?;
+        let sql = format!(
+            "SELECT {KEPT_COLUMNS} FROM contract_evaluations WHERE {}",
+            covered.sql("contract_id")
+        );
+        let kept = covered.query(sql).fetch_all(&mut *tx).await?.iter().map(kept).collect();
         tx.commit().await?;
-        Ok(EvaluationPage { contracts, up_to, facts, open })
+        let up_to = match covered {
+            Covered::Range { up_to, .. } => up_to,
+            Covered::Ids(_) => None,
+        };
+        Ok(EvaluationPage { contracts, up_to, facts, open, kept })
     }
 
     async fn open_findings_sorted(
@@ -150,15 +201,10 @@ impl FindingStore for PgStore {
     }
 }
 
-/// The documents and guarantees of the contracts with ids in `(after, up_to]`: documents
-/// published on each contract and, for each contract, those published on its process
-/// without a contract number.
-async fn dossier_facts(
-    conn: &mut PgConnection,
-    after: &str,
-    up_to: Option<&str>,
-) -> StoreResult<DossierFacts> {
-    let bounded = up_to.is_some();
+/// The documents and guarantees of the contracts covered: documents published on each
+/// contract and, for each contract, those published on its process without a contract
+/// number.
+async fn dossier_facts(conn: &mut PgConnection, covered: &Covered) -> StoreResult<DossierFacts> {
     let sql = format!(
         "SELECT d.id_contrato AS owner, d.id_documento, d.nombre_archivo, d.descripcion, \
          d.fecha_carga FROM documents d WHERE {} AND d.vanished_at IS NULL \
@@ -166,10 +212,11 @@ async fn dossier_facts(
          SELECT c.id_contrato AS owner, d.id_documento, d.nombre_archivo, d.descripcion, \
          d.fecha_carga FROM contracts c JOIN documents d ON d.proceso = c.proceso_de_compra \
          WHERE {} AND c.vanished_at IS NULL AND d.id_contrato IS NULL AND d.vanished_at IS NULL",
-        range("d.id_contrato", bounded),
-        range("c.id_contrato", bounded)
+        covered.sql("d.id_contrato"),
+        covered.sql("c.id_contrato")
     );
-    let documents = in_range(sql, after, up_to)
+    let documents = covered
+        .query(sql)
         .fetch_all(&mut *conn)
         .await?
         .iter()
@@ -181,15 +228,29 @@ async fn dossier_facts(
     let sql = format!(
         "SELECT {} FROM guarantees WHERE {} AND vanished_at IS NULL",
         guarantee_columns(),
-        range("id_contrato", bounded)
+        covered.sql("id_contrato")
     );
-    let guarantees = in_range(sql, after, up_to)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(rows::guarantee)
-        .collect();
+    let guarantees =
+        covered.query(sql).fetch_all(&mut *conn).await?.iter().map(rows::guarantee).collect();
     Ok(DossierFacts { documents, guarantees, ..Default::default() })
+}
+
+/// The columns of a kept evaluation, as [`kept`] reads them.
+const KEPT_COLUMNS: &str =
+    "contract_id, inputs, next_on, quality, unknown_state, findings, unrouted";
+
+fn kept(r: &sqlx::postgres::PgRow) -> ContractEvaluation {
+    ContractEvaluation {
+        contract_id: r.get("contract_id"),
+        inputs: r.get("inputs"),
+        next_on: r.get("next_on"),
+        quality: crate::rules::Quality {
+            flags: r.get::<i32, _>("quality") as u8,
+            unknown_state: r.get("unknown_state"),
+        },
+        findings: r.get("findings"),
+        unrouted: r.get("unrouted"),
+    }
 }
 
 /// Rows per multi-row statement of [`apply_findings_batched`] (at most 9 values each).
@@ -352,6 +413,35 @@ async fn apply_findings(
         .execute(&mut *tx)
         .await?;
     }
+    for chunk in changes.kept.chunks(FINDING_ROWS) {
+        let mut q = QueryBuilder::<Postgres>::new(
+            "INSERT INTO contract_evaluations (contract_id, inputs, next_on, quality, \
+             unknown_state, findings, unrouted, evaluated_on) ",
+        );
+        q.push_values(chunk, |mut b, k| {
+            b.push_bind(&k.contract_id)
+                .push_bind(k.inputs)
+                .push_bind(k.next_on)
+                .push_bind(i32::from(k.quality.flags))
+                .push_bind(&k.quality.unknown_state)
+                .push_bind(&k.findings)
+                .push_bind(k.unrouted)
+                .push_bind(on);
+        });
+        q.push(
+            " ON CONFLICT (contract_id) DO UPDATE SET inputs = excluded.inputs, \
+             next_on = excluded.next_on, quality = excluded.quality, \
+             unknown_state = excluded.unknown_state, findings = excluded.findings, \
+             unrouted = excluded.unrouted, evaluated_on = excluded.evaluated_on",
+        );
+        q.build().execute(&mut *tx).await?;
+    }
+    if !changes.forgotten.is_empty() {
+        sqlx::query("DELETE FROM contract_evaluations WHERE contract_id = ANY($1)")
+            .bind(&changes.forgotten)
+            .execute(&mut *tx)
+            .await?;
+    }
     let opened = history.iter().filter(|(_, e, _)| *e == "opened").count() as u64;
     for chunk in history.chunks(FINDING_ROWS) {
         let mut q = QueryBuilder::<Postgres>::new(
@@ -364,4 +454,135 @@ async fn apply_findings(
     }
     tx.commit().await?;
     Ok(opened)
+}
+
+impl EvaluationStore for PgStore {
+    async fn evaluated_state(&self) -> StoreResult<Option<EvaluatedState>> {
+        let row: Option<(String, NaiveDate)> = sqlx::query_as(
+            "SELECT fingerprint, as_of FROM evaluation_state \
+             WHERE id = 1 AND fingerprint IS NOT NULL AND as_of IS NOT NULL",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(fingerprint, as_of)| EvaluatedState { fingerprint, as_of }))
+    }
+
+    async fn begin_full_evaluation(&self) -> StoreResult<Vec<(i64, i64)>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO evaluation_state (id, fingerprint, as_of, updated_at) \
+             VALUES (1, NULL, NULL, now()) \
+             ON CONFLICT (id) DO UPDATE SET fingerprint = NULL, updated_at = excluded.updated_at",
+        )
+        .execute(&mut *tx)
+        .await?;
+        // The marks committed now, as runs of consecutive seq: a mark of a transaction still
+        // open may have a lower seq than one committed, and it is not accounted for.
+        let ranges: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT MIN(seq), MAX(seq) FROM \
+             (SELECT seq, seq - ROW_NUMBER() OVER (ORDER BY seq) AS run FROM evaluation_marks) r \
+             GROUP BY run ORDER BY 1",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(ranges)
+    }
+
+    async fn evaluation_marks(&self, limit: u32) -> StoreResult<Vec<EvaluationMark>> {
+        let rows: Vec<(i64, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT seq, contract_id, process FROM evaluation_marks ORDER BY seq LIMIT $1",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, contract_id, process)| EvaluationMark { seq, contract_id, process })
+            .collect())
+    }
+
+    async fn evaluations_due(&self, as_of: NaiveDate, limit: u32) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT contract_id FROM contract_evaluations WHERE next_on <= $1 LIMIT $2",
+        )
+        .bind(as_of)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn contracts_of_processes(&self, processes: &[String]) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id_contrato FROM contracts WHERE vanished_at IS NULL \
+             AND proceso_de_compra = ANY($1)",
+        )
+        .bind(processes)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn kept_summary(&self) -> StoreResult<Vec<KeptSummary>> {
+        let rows = sqlx::query(
+            "SELECT findings, unrouted, quality, unknown_state, COUNT(*) AS n \
+             FROM contract_evaluations GROUP BY findings, unrouted, quality, unknown_state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| KeptSummary {
+                findings: r.get("findings"),
+                unrouted: r.get("unrouted"),
+                quality: crate::rules::Quality {
+                    flags: r.get::<i32, _>("quality") as u8,
+                    unknown_state: r.get("unknown_state"),
+                },
+                contracts: r.get::<i64, _>("n") as u64,
+            })
+            .collect())
+    }
+
+    async fn end_evaluation(
+        &self,
+        state: &EvaluatedState,
+        full: bool,
+        marks: &[(i64, i64)],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for (lo, hi) in marks {
+            sqlx::query("DELETE FROM evaluation_marks WHERE seq BETWEEN $1 AND $2")
+                .bind(lo)
+                .bind(hi)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if full {
+            sqlx::query(
+                "INSERT INTO evaluation_state (id, fingerprint, as_of, updated_at) \
+                 VALUES (1, $1, $2, $3) ON CONFLICT (id) DO UPDATE SET \
+                 fingerprint = excluded.fingerprint, as_of = excluded.as_of, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(&state.fingerprint)
+            .bind(state.as_of)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        } else {
+            // Only over the evaluation it continued: a full one begun since decides.
+            sqlx::query(
+                "UPDATE evaluation_state SET as_of = GREATEST(as_of, $2), updated_at = $3 \
+                 WHERE id = 1 AND fingerprint = $1",
+            )
+            .bind(&state.fingerprint)
+            .bind(state.as_of)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
 }

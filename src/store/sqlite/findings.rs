@@ -17,7 +17,8 @@ use crate::domain::ack;
 use crate::domain::{Contract, Document};
 use crate::error::StoreResult;
 use crate::store::{
-    DossierFacts, EvaluationPage, FindingChanges, FindingCursor, FindingStore, NewOutboxItem,
+    DossierFacts, EvaluatedState, EvaluationMark, EvaluationPage, EvaluationStore, FindingChanges,
+    FindingCursor, FindingStore, KeptSummary, NewOutboxItem, Selection,
 };
 
 /// The contract columns, as [`rows::contract`] reads them.
@@ -28,11 +29,6 @@ fn contract_columns() -> String {
 /// The finding columns, as [`rows::finding`] reads them.
 fn finding_columns() -> String {
     rows::FINDING.join(", ")
-}
-
-/// The id range as SQL over `col`.
-fn range(col: &str, bounded: bool) -> String {
-    if bounded { format!("{col} > ?1 AND {col} <= ?2") } else { format!("{col} > ?1") }
 }
 
 impl FindingStore for SqliteStore {
@@ -51,9 +47,9 @@ impl FindingStore for SqliteStore {
 
     /// Read on the bulk connection in one transaction, so that the contracts, their facts
     /// and their open findings are one snapshot.
-    async fn evaluation_page(&self, after: &str, limit: u32) -> StoreResult<EvaluationPage> {
-        let after = after.to_string();
-        self.with_bulk(move |conn| evaluation_page(conn, &after, limit)).await
+    async fn evaluation_page(&self, selection: &Selection) -> StoreResult<EvaluationPage> {
+        let selection = selection.clone();
+        self.with_bulk(move |conn| evaluation_page(conn, &selection)).await
     }
 
     /// On the bulk connection: a listing may go through a million rows.
@@ -92,42 +88,86 @@ impl FindingStore for SqliteStore {
     }
 }
 
-fn evaluation_page(conn: &mut Connection, after: &str, limit: u32) -> StoreResult<EvaluationPage> {
-    let tx = conn.transaction()?;
-    let contracts = {
-        let mut stmt = tx.prepare_cached(&format!(
-            "SELECT {} FROM contracts WHERE vanished_at IS NULL AND id_contrato > ?1 \
-             ORDER BY id_contrato LIMIT ?2",
-            contract_columns()
-        ))?;
-        let cols = Columns::of(&stmt, &rows::CONTRACT)?;
-        stmt.query_map(params![after, limit], |r| rows::contract(r, &cols))?
-            .collect::<rusqlite::Result<Vec<_>>>()?
-    };
-    let up_to = match contracts.last() {
-        Some(last) if contracts.len() == limit as usize => Some(last.id.clone()),
-        _ => None,
-    };
-    let bounded = up_to.is_some();
-    let bind = |stmt: &mut rusqlite::CachedStatement<'_>| -> rusqlite::Result<()> {
-        stmt.raw_bind_parameter(1, after)?;
-        if let Some(up_to) = &up_to {
-            stmt.raw_bind_parameter(2, up_to.as_str())?;
+/// The contracts a page covers, as SQL over a column of contract ids and the values it binds.
+enum Covered {
+    /// `(after, up_to]`, or `> after` on the last page.
+    Range { after: String, up_to: Option<String> },
+    /// A JSON array of ids.
+    Ids(String),
+}
+
+impl Covered {
+    fn sql(&self, col: &str) -> String {
+        match self {
+            Covered::Range { up_to: Some(_), .. } => format!("{col} > ?1 AND {col} <= ?2"),
+            Covered::Range { up_to: None, .. } => format!("{col} > ?1"),
+            Covered::Ids(_) => format!("{col} IN (SELECT value FROM json_each(?1))"),
+        }
+    }
+
+    fn bind(&self, stmt: &mut rusqlite::CachedStatement<'_>) -> rusqlite::Result<()> {
+        match self {
+            Covered::Range { after, up_to } => {
+                stmt.raw_bind_parameter(1, after)?;
+                if let Some(up_to) = up_to {
+                    stmt.raw_bind_parameter(2, up_to.as_str())?;
+                }
+            }
+            Covered::Ids(ids) => stmt.raw_bind_parameter(1, ids)?,
         }
         Ok(())
+    }
+}
+
+fn evaluation_page(conn: &mut Connection, selection: &Selection) -> StoreResult<EvaluationPage> {
+    let tx = conn.transaction()?;
+    let (contracts, covered) = match selection {
+        Selection::After { after, limit } => {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {} FROM contracts WHERE vanished_at IS NULL AND id_contrato > ?1 \
+                 ORDER BY id_contrato LIMIT ?2",
+                contract_columns()
+            ))?;
+            let cols = Columns::of(&stmt, &rows::CONTRACT)?;
+            let contracts = stmt
+                .query_map(params![after, limit], |r| rows::contract(r, &cols))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let up_to = match contracts.last() {
+                Some(last) if contracts.len() == *limit as usize => Some(last.id.clone()),
+                _ => None,
+            };
+            (contracts, Covered::Range { after: after.clone(), up_to })
+        }
+        Selection::Ids(ids) => {
+            let covered = Covered::Ids(serde_json::to_string(ids).unwrap_or_default());
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {} FROM contracts WHERE vanished_at IS NULL AND {} ORDER BY id_contrato",
+                contract_columns(),
+                covered.sql("id_contrato")
+            ))?;
+            let cols = Columns::of(&stmt, &rows::CONTRACT)?;
+            covered.bind(&mut stmt)?;
+            let mut rows = stmt.raw_query();
+            let mut contracts = Vec::new();
+            while let Some(r) = rows.next()? {
+                contracts.push(rows::contract(r, &cols)?);
+            }
+            drop(rows);
+            (contracts, covered)
+        }
     };
 
     let mut facts = DossierFacts::default();
     {
-        // Documents published on the contracts of the range.
+        // Documents published on the contracts covered.
         let mut stmt = tx.prepare_cached(&format!(
             "SELECT id_contrato, {} FROM documents WHERE {} AND vanished_at IS NULL",
             rows::DOCUMENT.join(", "),
-            range("id_contrato", bounded)
+            covered.sql("id_contrato")
         ))?;
         let cols = Columns::of(&stmt, &rows::DOCUMENT)?;
         let owner_at = stmt.column_index("id_contrato")?;
-        bind(&mut stmt)?;
+        covered.bind(&mut stmt)?;
         let mut rows = stmt.raw_query();
         while let Some(r) = rows.next()? {
             let owner: String = r.get(owner_at)?;
@@ -168,10 +208,10 @@ fn evaluation_page(conn: &mut Connection, after: &str, limit: u32) -> StoreResul
         let mut stmt = tx.prepare_cached(&format!(
             "SELECT {} FROM guarantees WHERE {} AND vanished_at IS NULL",
             rows::GUARANTEE.join(", "),
-            range("id_contrato", bounded)
+            covered.sql("id_contrato")
         ))?;
         let cols = Columns::of(&stmt, &rows::GUARANTEE)?;
-        bind(&mut stmt)?;
+        covered.bind(&mut stmt)?;
         let mut rows = stmt.raw_query();
         while let Some(r) = rows.next()? {
             facts.guarantees.push(rows::guarantee(r, &cols)?);
@@ -182,13 +222,27 @@ fn evaluation_page(conn: &mut Connection, after: &str, limit: u32) -> StoreResul
         let mut stmt = tx.prepare_cached(&format!(
             "SELECT {} FROM findings WHERE status = 'open' AND {}",
             finding_columns(),
-            range("contract_id", bounded)
+            covered.sql("contract_id")
         ))?;
         let cols = Columns::of(&stmt, &rows::FINDING)?;
-        bind(&mut stmt)?;
+        covered.bind(&mut stmt)?;
         let mut rows = stmt.raw_query();
         while let Some(r) = rows.next()? {
             open.push(rows::finding(r, &cols)?);
+        }
+    }
+    let mut kept = Vec::new();
+    {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {} FROM contract_evaluations WHERE {}",
+            rows::KEPT.join(", "),
+            covered.sql("contract_id")
+        ))?;
+        let cols = Columns::of(&stmt, &rows::KEPT)?;
+        covered.bind(&mut stmt)?;
+        let mut rows = stmt.raw_query();
+        while let Some(r) = rows.next()? {
+            kept.push(rows::kept(r, &cols)?);
         }
     }
     {
@@ -200,7 +254,11 @@ fn evaluation_page(conn: &mut Connection, after: &str, limit: u32) -> StoreResul
         }
     }
     tx.commit()?;
-    Ok(EvaluationPage { contracts, up_to, facts, open })
+    let up_to = match covered {
+        Covered::Range { up_to, .. } => up_to,
+        Covered::Ids(_) => None,
+    };
+    Ok(EvaluationPage { contracts, up_to, facts, open, kept })
 }
 
 /// Open findings most urgent first, the page after `after`. Business days left grow with the
@@ -357,7 +415,170 @@ fn apply_findings(
                 reopened.execute(params![id, level, on, at, why])?;
             }
         }
+        let mut keep = tx.prepare_cached(
+            "INSERT INTO contract_evaluations (contract_id, inputs, next_on, quality, \
+             unknown_state, findings, unrouted, evaluated_on) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+             ON CONFLICT (contract_id) DO UPDATE SET inputs = excluded.inputs, \
+             next_on = excluded.next_on, quality = excluded.quality, \
+             unknown_state = excluded.unknown_state, findings = excluded.findings, \
+             unrouted = excluded.unrouted, evaluated_on = excluded.evaluated_on",
+        )?;
+        for k in &changes.kept {
+            keep.execute(params![
+                k.contract_id,
+                k.inputs,
+                k.next_on.map(Day),
+                k.quality.flags,
+                k.quality.unknown_state,
+                k.findings,
+                k.unrouted,
+                on
+            ])?;
+        }
+        let mut forget =
+            tx.prepare_cached("DELETE FROM contract_evaluations WHERE contract_id = ?1")?;
+        for id in &changes.forgotten {
+            forget.execute([id])?;
+        }
     }
     tx.commit()?;
     Ok(opened)
+}
+
+impl EvaluationStore for SqliteStore {
+    async fn evaluated_state(&self) -> StoreResult<Option<EvaluatedState>> {
+        self.with_conn(|conn| {
+            let row: Option<(String, Day)> = conn
+                .query_row(
+                    "SELECT fingerprint, as_of FROM evaluation_state \
+                     WHERE id = 1 AND fingerprint IS NOT NULL AND as_of IS NOT NULL",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            Ok(row.map(|(fingerprint, as_of)| EvaluatedState { fingerprint, as_of: as_of.0 }))
+        })
+        .await
+    }
+
+    async fn begin_full_evaluation(&self) -> StoreResult<Vec<(i64, i64)>> {
+        self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "INSERT INTO evaluation_state (id, fingerprint, as_of, updated_at) \
+                 VALUES (1, NULL, NULL, ?1) \
+                 ON CONFLICT (id) DO UPDATE SET fingerprint = NULL, updated_at = excluded.updated_at",
+                [Ts(chrono::Utc::now())],
+            )?;
+            // One writer at a time: every mark up to the last is committed.
+            let range: (Option<i64>, Option<i64>) = tx.query_row(
+                "SELECT MIN(seq), MAX(seq) FROM evaluation_marks",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            tx.commit()?;
+            Ok(match range {
+                (Some(lo), Some(hi)) => vec![(lo, hi)],
+                _ => vec![],
+            })
+        })
+        .await
+    }
+
+    async fn evaluation_marks(&self, limit: u32) -> StoreResult<Vec<EvaluationMark>> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, contract_id, process FROM evaluation_marks ORDER BY seq LIMIT ?1",
+            )?;
+            let marks = stmt.query_map([limit], |r| {
+                Ok(EvaluationMark { seq: r.get(0)?, contract_id: r.get(1)?, process: r.get(2)? })
+            })?;
+            Ok(marks.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn evaluations_due(&self, as_of: NaiveDate, limit: u32) -> StoreResult<Vec<String>> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT contract_id FROM contract_evaluations WHERE next_on <= ?1 LIMIT ?2",
+            )?;
+            let ids = stmt.query_map(params![Day(as_of), limit], |r| r.get(0))?;
+            Ok(ids.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn contracts_of_processes(&self, processes: &[String]) -> StoreResult<Vec<String>> {
+        let processes = serde_json::to_string(processes).unwrap_or_default();
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id_contrato FROM contracts WHERE vanished_at IS NULL \
+                 AND proceso_de_compra IN (SELECT value FROM json_each(?1))",
+            )?;
+            let ids = stmt.query_map([processes], |r| r.get(0))?;
+            Ok(ids.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    /// On the bulk connection: it reads every kept evaluation.
+    async fn kept_summary(&self) -> StoreResult<Vec<KeptSummary>> {
+        self.with_bulk(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT findings, unrouted, quality, unknown_state, COUNT(*) \
+                 FROM contract_evaluations GROUP BY findings, unrouted, quality, unknown_state",
+            )?;
+            let rows = stmt.query_map([], |r| {
+                Ok(KeptSummary {
+                    findings: r.get(0)?,
+                    unrouted: r.get(1)?,
+                    quality: crate::rules::Quality { flags: r.get(2)?, unknown_state: r.get(3)? },
+                    contracts: r.get::<_, i64>(4)? as u64,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+    }
+
+    async fn end_evaluation(
+        &self,
+        state: &EvaluatedState,
+        full: bool,
+        marks: &[(i64, i64)],
+        at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let (state, marks) = (state.clone(), marks.to_vec());
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            {
+                let mut delete = tx
+                    .prepare_cached("DELETE FROM evaluation_marks WHERE seq >= ?1 AND seq <= ?2")?;
+                for (lo, hi) in marks {
+                    delete.execute([lo, hi])?;
+                }
+            }
+            if full {
+                tx.execute(
+                    "INSERT INTO evaluation_state (id, fingerprint, as_of, updated_at) \
+                     VALUES (1, ?1, ?2, ?3) ON CONFLICT (id) DO UPDATE SET \
+                     fingerprint = excluded.fingerprint, as_of = excluded.as_of, \
+                     updated_at = excluded.updated_at",
+                    params![state.fingerprint, Day(state.as_of), Ts(at)],
+                )?;
+            } else {
+                // Only over the evaluation it continued: a full one begun since decides.
+                tx.execute(
+                    "UPDATE evaluation_state SET as_of = MAX(as_of, ?2), updated_at = ?3 \
+                     WHERE id = 1 AND fingerprint = ?1",
+                    params![state.fingerprint, Day(state.as_of), Ts(at)],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
 }

@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (12, "digests", include_str!("../../../migrations/sqlite/0012_digests.sql")),
     (13, "silences", include_str!("../../../migrations/sqlite/0013_silences.sql")),
     (14, "acknowledgements", include_str!("../../../migrations/sqlite/0014_acknowledgements.sql")),
+    (
+        15,
+        "incremental evaluation",
+        include_str!("../../../migrations/sqlite/0015_incremental_evaluation.sql"),
+    ),
 ];
 
 /// Applies the migrations not yet applied. A migration applied with other text than this

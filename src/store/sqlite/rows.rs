@@ -11,7 +11,7 @@ use crate::domain::{Contract, Document, Flag, Guarantee};
 use crate::domain::{Finding, StoredFinding};
 use crate::error::{StoreError, StoreResult};
 use crate::store::table;
-use crate::store::{Delivery, EndpointHealth, JobRun, OutboxItem};
+use crate::store::{ContractEvaluation, Delivery, EndpointHealth, JobRun, OutboxItem};
 
 /// A time as stored: RFC 3339 in UTC (`2026-02-16T05:00:00+00:00`, fractions when there
 /// are some), the form earlier versions wrote.
@@ -191,6 +191,26 @@ pub(super) fn contract(r: &Row, c: &Columns<33>) -> rusqlite::Result<Contract> {
         supplier_document: r.get(supplier_document)?,
         changed_on: r.get::<_, Option<String>>(last_changed)?.and_then(|t| utc_day(&t)),
         content_hash: r.get(content_hash)?,
+    })
+}
+
+/// The columns of a kept evaluation (`contract_evaluations`).
+pub(super) const KEPT: [&str; 7] =
+    ["contract_id", "inputs", "next_on", "quality", "unknown_state", "findings", "unrouted"];
+
+/// A kept evaluation, its columns found by [`KEPT`]'s names.
+pub(super) fn kept(r: &Row, c: &Columns<7>) -> StoreResult<ContractEvaluation> {
+    let [contract_id, inputs, next_on, quality, unknown_state, findings, unrouted] = c.0;
+    Ok(ContractEvaluation {
+        contract_id: r.get(contract_id)?,
+        inputs: r.get(inputs)?,
+        next_on: r.get::<_, Option<Day>>(next_on)?.map(|d| d.0),
+        quality: crate::rules::Quality {
+            flags: r.get(quality)?,
+            unknown_state: r.get(unknown_state)?,
+        },
+        findings: r.get(findings)?,
+        unrouted: r.get(unrouted)?,
     })
 }
 
