@@ -8,6 +8,7 @@ mod daemon;
 mod findings;
 mod guards;
 mod helpers;
+mod incremental;
 mod notify;
 mod replicas;
 mod retention;
