@@ -53,6 +53,8 @@ pub struct Evaluation {
     pub muted: usize,
     /// Contract-sized pages read and written.
     pub pages: u64,
+    /// How long the evaluation took (not the listing of its findings).
+    pub seconds: f64,
     pub data_quality: DataQuality,
 }
 
@@ -123,6 +125,7 @@ pub async fn evaluate<S: Store>(
     full: bool,
     clock: &dyn Clock,
 ) -> anyhow::Result<Evaluation> {
+    let started = Instant::now();
     let engine = Engine::new(settings);
     let fingerprint = settings_fingerprint(settings);
     // Silences that also hold back webhook events.
@@ -200,6 +203,7 @@ pub async fn evaluate<S: Store>(
     }
     let state = EvaluatedState { fingerprint, as_of };
     store.end_evaluation(&state, full, &marks, now).await.context("ending the evaluation")?;
+    eval.seconds = started.elapsed().as_secs_f64();
     tracing::debug!(?waiting, ?ruling, ?writing, "evaluation timing");
     tracing::info!(
         %as_of,

@@ -151,10 +151,12 @@ pub fn summary(eval: &Evaluation) -> String {
         eval.escalated,
         eval.resolved
     ));
-    if !eval.full {
+    if eval.full {
+        s.push_str(&format!("  (full evaluation, {:.2} s)\n", eval.seconds));
+    } else {
         s.push_str(&format!(
-            "  (incremental: {} contracts changed or due evaluated again, the others as they were)\n",
-            eval.evaluated
+            "  (incremental: {} contracts changed or due evaluated again, the others as they were; {:.2} s)\n",
+            eval.evaluated, eval.seconds
         ));
     }
     for ((kind, level), n) in &eval.counts {
