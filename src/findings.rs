@@ -795,6 +795,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_settings_fingerprint_follows_what_the_rules_read_and_nothing_else() {
+        let base = Settings::defaults();
+        let fp = settings_fingerprint(&base);
+        assert_eq!(fp, settings_fingerprint(&Settings::defaults()), "stable");
+        let changed = |change: &dyn Fn(&mut Settings)| {
+            let mut s = base.clone();
+            change(&mut s);
+            settings_fingerprint(&s)
+        };
+        // An extra non-working day moves deadlines.
+        let holiday = NaiveDate::from_ymd_opt(2026, 7, 15).unwrap();
+        let cal = |s: &mut Settings| {
+            s.calendar = Calendar::new(s.calendar.working_days(), vec![holiday])
+                .with_rules(s.calendar.rules().to_vec())
+        };
+        assert_ne!(changed(&cal), fp);
+        assert_ne!(changed(&|s| s.rules.closable.deadline_business_days += 1), fp);
+        assert_ne!(changed(&|s| s.levels[0].max_business_days_left += 1), fp);
+        assert_ne!(changed(&|s| s.rules.missing_documents.enabled = false), fp);
+        // Mail and schedules change no conclusion.
+        assert_eq!(changed(&|s| s.email.digest.max_rows += 1), fp);
+        assert_eq!(changed(&|s| s.webhooks.clear()), fp);
+    }
+
+    #[test]
     fn days_left_are_recounted_for_the_day_a_finding_is_read_for() {
         let calendar = Calendar::colombia();
         let mut f = Finding {

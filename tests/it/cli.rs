@@ -90,6 +90,13 @@ fn run_once_on_the_sample_leaves_eml_files_naming_every_closable_contract() {
     let again = run(&["evaluate", "--as-of", "2026-02-16", "--format", "jsonl"]);
     assert_eq!(stdout(&again), stdout(&eval), "no finding changed");
     assert!(stderr(&again).contains("0 opened, 0 escalated, 0 resolved"), "{}", stderr(&again));
+    // Nothing changed since: no contract was looked at again. `--full` looks at every one,
+    // to the same end.
+    assert!(stderr(&again).contains("(incremental: 0 contracts"), "{}", stderr(&again));
+    let full = run(&["evaluate", "--as-of", "2026-02-16", "--format", "jsonl", "--full"]);
+    assert!(stderr(&full).contains("(full evaluation, "), "{}", stderr(&full));
+    assert!(stderr(&full).contains("evaluated 1000 contracts"), "{}", stderr(&full));
+    assert_eq!(stdout(&full), stdout(&eval));
     for id in &closable {
         assert!(in_digests.contains(id), "{id} is in no digest");
     }

@@ -410,6 +410,8 @@ async fn one_history(seed: u64, start: NaiveDate, days: i64) -> (usize, u64, u64
         let a = inc.app.evaluate(Some(day)).await.unwrap_or_else(|e| panic!("{}: {e:#}", ctx(day)));
         let b = full.app.evaluate_with(Some(day), true).await.unwrap();
         assert!(b.full);
+        // Full only on the first day and when the settings changed.
+        assert_eq!(a.full, n == 0 || n == days / 2, "{}: full", ctx(day));
         if !a.full {
             incremental_days += 1;
             evaluated += a.evaluated;
