@@ -498,3 +498,70 @@ async fn an_incremental_evaluation_equals_a_full_one_every_day_of_random_histori
         assert!(evaluated < contracts, "seed {seed}: {evaluated} of {contracts} evaluated");
     }
 }
+
+/// Runs `sqlite` or `postgres` (several statements) on the store at `url`.
+async fn execute(url: &str, sqlite: &str, postgres: &str) {
+    if url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(url).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(postgres.to_string())).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        crate::helpers::sqlite(url).execute_batch(sqlite).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_incremental_evaluation_cut_short_leaves_its_marks_and_the_next_one_finishes() {
+    let seed = fastrand::u64(..);
+    let start = date("2026-06-15");
+    let data = tempfile::tempdir().unwrap();
+    let mut world = World::new(seed, start, 40);
+    world.write(data.path());
+    let mut inc = app_on(data.path(), start).await;
+    let mut full = app_on(data.path(), start).await;
+    for t in [&inc, &full] {
+        t.app.sync().await.unwrap();
+        t.app.evaluate(Some(start)).await.unwrap();
+    }
+    let day = start + Duration::days(1);
+    // A day with many changes: every contract changes state or end date.
+    for c in &mut world.contracts {
+        c.ends = Some(c.ends.unwrap_or(day) - Duration::days(3));
+    }
+    world.write(data.path());
+    for t in [&mut inc, &mut full] {
+        t.app = at(t.app.settings.clone(), day).await;
+        t.app.sync().await.unwrap();
+    }
+    // The store refuses what the evaluation keeps: it fails after reading and ruling, before
+    // anything of its page is recorded.
+    let url = inc.app.settings.store_url.clone();
+    execute(
+        &url,
+        "CREATE TRIGGER refuse_keep BEFORE INSERT ON contract_evaluations \
+         BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+        "CREATE FUNCTION refuse_keep() RETURNS trigger AS $$ BEGIN \
+           RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql; \
+         CREATE TRIGGER refuse_keep BEFORE INSERT OR UPDATE ON contract_evaluations \
+           FOR EACH ROW EXECUTE FUNCTION refuse_keep();",
+    )
+    .await;
+    let failed = inc.app.evaluate(Some(day)).await.expect_err("the store refused");
+    assert!(format!("{failed:#}").contains("injected failure"), "{failed:#}");
+    let marks = crate::helpers::scalar(&url, "SELECT COUNT(*) FROM evaluation_marks").await;
+    assert!(marks >= 40, "seed {seed}: the marks stay ({marks})");
+    execute(
+        &url,
+        "DROP TRIGGER refuse_keep;",
+        "DROP TRIGGER refuse_keep ON contract_evaluations; DROP FUNCTION refuse_keep();",
+    )
+    .await;
+    let a = inc.app.evaluate(Some(day)).await.unwrap();
+    assert!(!a.full, "seed {seed}: still incremental");
+    let b = full.app.evaluate_with(Some(day), true).await.unwrap();
+    assert_eq!(report(&a), report(&b), "seed {seed}: reports");
+    assert_eq!(inc.findings_on(day).await, full.findings_on(day).await, "seed {seed}");
+    same_events(&events(&inc).await, &events(&full).await, &format!("seed {seed}"));
+    let marks = crate::helpers::scalar(&url, "SELECT COUNT(*) FROM evaluation_marks").await;
+    assert_eq!(marks, 0, "seed {seed}: every mark accounted for");
+}
