@@ -377,6 +377,14 @@ async fn histories(t: &TestApp, contracts: &[String]) -> Vec<String> {
     all
 }
 
+/// The same answer given on both stores: recorded on both, or refused by both.
+async fn answer_both(inc: &TestApp, full: &TestApp, answer: &NewAck, day: NaiveDate, ctx: &str) {
+    let now = cierre::clock::Clock::now(&cierre::clock::FixedClock::at_date(day));
+    let x = acknowledge(&inc.app.store, &inc.app.settings, answer, day, now).await;
+    let y = acknowledge(&full.app.store, &full.app.settings, answer, day, now).await;
+    assert_eq!(x.is_ok(), y.is_ok(), "{ctx}: answer {answer:?}");
+}
+
 /// One randomized history of `days` days from `start`; panics naming the seed and the day.
 async fn one_history(seed: u64, start: NaiveDate, days: i64) -> (usize, u64, u64) {
     let data = tempfile::tempdir().unwrap();
@@ -446,10 +454,7 @@ async fn one_history(seed: u64, start: NaiveDate, days: i64) -> (usize, u64, u64
                 note: None,
                 author: "jefa.sena".into(),
             };
-            let now = cierre::clock::Clock::now(&cierre::clock::FixedClock::at_date(day));
-            let x = acknowledge(&inc.app.store, &inc.app.settings, &answer, day, now).await;
-            let y = acknowledge(&full.app.store, &full.app.settings, &answer, day, now).await;
-            assert_eq!(x.is_ok(), y.is_ok(), "{}: answer {answer:?}", ctx(day));
+            answer_both(&inc, &full, &answer, day, &ctx(day)).await;
         }
         // A missing document published under a name the classifier does not know.
         if world.rng.u8(..4) == 0
@@ -470,10 +475,7 @@ async fn one_history(seed: u64, start: NaiveDate, days: i64) -> (usize, u64, u64
                 note: None,
                 author: "jefa.sena".into(),
             };
-            let now = cierre::clock::Clock::now(&cierre::clock::FixedClock::at_date(day));
-            let x = acknowledge(&inc.app.store, &inc.app.settings, &answer, day, now).await;
-            let y = acknowledge(&full.app.store, &full.app.settings, &answer, day, now).await;
-            assert_eq!(x.is_ok(), y.is_ok(), "{}: answer {answer:?}", ctx(day));
+            answer_both(&inc, &full, &answer, day, &ctx(day)).await;
         }
     }
     let ids: Vec<String> =
