@@ -315,6 +315,8 @@ impl<S: Store + Clone + 'static> Daemon<S> {
                     "opened": eval.opened,
                     "escalated": eval.escalated,
                     "resolved": eval.resolved,
+                    "full": eval.full,
+                    "evaluated": eval.evaluated,
                 })))
             }
             Job::Notify => {

@@ -68,6 +68,19 @@ async fn a_slot_runs_once_and_is_recorded_with_its_counts() {
     );
     assert_eq!(runs[0].counts["sync"]["datasets"][0]["read"], 1000);
     assert!(runs[0].counts["findings"].as_u64().unwrap() > 100);
+    // The first evaluation looks at every contract; the next sync's only at what changed or
+    // came due; the weekly resync's at every one again, to the same findings.
+    assert_eq!(runs[0].counts["full"], true);
+    let next = utc("2026-11-22T11:00:00Z");
+    assert_eq!(d.run_slot("sync", next).await, ran("ok"));
+    assert_eq!(d.run_slot("resync", next).await, ran("ok"));
+    let runs = t.app.store.runs(None, 10).await.unwrap();
+    let (resync, sync) = (&runs[0].counts, &runs[1].counts);
+    assert_eq!((sync["full"].as_bool(), resync["full"].as_bool()), (Some(false), Some(true)));
+    assert_eq!(resync["evaluated"], 1000);
+    assert!(sync["evaluated"].as_u64().unwrap() < 1000, "{sync}");
+    assert_eq!(sync["findings"], runs[2].counts["findings"]);
+    assert_eq!(resync["findings"], sync["findings"]);
     assert_eq!(d.run_slot("nope", slot).await, RunOutcome::UnknownJob);
 }
 
