@@ -232,6 +232,24 @@ pub struct Document {
     pub url: Option<String>,
 }
 
+/// What one contract's data says of its quality (counted in an evaluation's report): it does
+/// not depend on the date, so it is kept with the contract's evaluation and summed without
+/// reading the contract again. Worked out by the rules (`rules::Quality::of`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Quality {
+    /// `estado_contrato` when this version does not know it (`(vacío)` when missing).
+    pub unknown_state: Option<String>,
+    /// [`Quality::END_BEFORE_SIGNING`] and the other flags.
+    pub flags: u8,
+}
+
+impl Quality {
+    pub const END_BEFORE_SIGNING: u8 = 1;
+    pub const MISSING_END_DATE: u8 = 2;
+    pub const ABSURD_DAYS_ADDED: u8 = 4;
+    pub const ABSURD_PENDING_PAYMENT: u8 = 8;
+}
+
 /// A guarantee (insurance policy) of a contract (`gjp9-cutm`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Guarantee {

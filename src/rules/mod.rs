@@ -15,6 +15,7 @@ use chrono::{Days, NaiveDate};
 use crate::calendar::Calendar;
 use crate::config::classify::Classifier;
 use crate::config::{Level, RuleSettings, Settings};
+pub use crate::domain::Quality;
 use crate::domain::{Contract, Finding, Guarantee, Kind, Stage, fold};
 
 /// A published document as the rules see it: its kind, already inferred by the classifier.
@@ -320,23 +321,8 @@ pub struct Outcome {
     pub next_change: Option<NaiveDate>,
 }
 
-/// What one contract's data says of its quality (see [`DataQuality`]): it does not depend on
-/// the date, so it is kept with the contract's evaluation and summed without reading the
-/// contract again.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Quality {
-    /// `estado_contrato` when this version does not know it (`(vacío)` when missing).
-    pub unknown_state: Option<String>,
-    /// [`Quality::END_BEFORE_SIGNING`] and the other flags.
-    pub flags: u8,
-}
-
 impl Quality {
-    pub const END_BEFORE_SIGNING: u8 = 1;
-    pub const MISSING_END_DATE: u8 = 2;
-    pub const ABSURD_DAYS_ADDED: u8 = 4;
-    pub const ABSURD_PENDING_PAYMENT: u8 = 8;
-
+    /// What the contract of `d` says of its quality.
     pub fn of(d: &Dossier) -> Quality {
         let c = d.contract;
         let unknown_state = (d.state == StateClass::Unknown)

@@ -94,7 +94,7 @@ pub struct ContractEvaluation {
     pub inputs: i64,
     /// The first date on which its findings or their levels may change on the same data.
     pub next_on: Option<NaiveDate>,
-    pub quality: crate::rules::Quality,
+    pub quality: crate::domain::Quality,
     /// Its findings as `kind:level`, comma-separated, sorted (empty: none).
     pub findings: String,
     /// Whether no route matches the contract (its findings go to the fallback recipient).
@@ -126,7 +126,7 @@ pub struct EvaluatedState {
 pub struct KeptSummary {
     pub findings: String,
     pub unrouted: bool,
-    pub quality: crate::rules::Quality,
+    pub quality: crate::domain::Quality,
     pub contracts: u64,
 }
 

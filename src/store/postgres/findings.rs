@@ -244,7 +244,7 @@ fn kept(r: &sqlx::postgres::PgRow) -> ContractEvaluation {
         contract_id: r.get("contract_id"),
         inputs: r.get("inputs"),
         next_on: r.get("next_on"),
-        quality: crate::rules::Quality {
+        quality: crate::domain::Quality {
             flags: r.get::<i32, _>("quality") as u8,
             unknown_state: r.get("unknown_state"),
         },
@@ -534,7 +534,7 @@ impl EvaluationStore for PgStore {
             .map(|r| KeptSummary {
                 findings: r.get("findings"),
                 unrouted: r.get("unrouted"),
-                quality: crate::rules::Quality {
+                quality: crate::domain::Quality {
                     flags: r.get::<i32, _>("quality") as u8,
                     unknown_state: r.get("unknown_state"),
                 },

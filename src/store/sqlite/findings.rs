@@ -534,7 +534,7 @@ impl EvaluationStore for SqliteStore {
                 Ok(KeptSummary {
                     findings: r.get(0)?,
                     unrouted: r.get(1)?,
-                    quality: crate::rules::Quality { flags: r.get(2)?, unknown_state: r.get(3)? },
+                    quality: crate::domain::Quality { flags: r.get(2)?, unknown_state: r.get(3)? },
                     contracts: r.get::<_, i64>(4)? as u64,
                 })
             })?;

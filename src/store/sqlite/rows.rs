@@ -205,7 +205,7 @@ pub(super) fn kept(r: &Row, c: &Columns<7>) -> StoreResult<ContractEvaluation> {
         contract_id: r.get(contract_id)?,
         inputs: r.get(inputs)?,
         next_on: r.get::<_, Option<Day>>(next_on)?.map(|d| d.0),
-        quality: crate::rules::Quality {
+        quality: crate::domain::Quality {
             flags: r.get(quality)?,
             unknown_state: r.get(unknown_state)?,
         },
