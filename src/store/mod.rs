@@ -44,7 +44,7 @@ impl FindingCursor {
     }
 }
 
-/// The documents and guarantees of a range of contracts, for the rules.
+/// The documents and guarantees of the contracts of an evaluation page, for the rules.
 #[derive(Debug, Default)]
 pub struct DossierFacts {
     /// Each document with the id of the contract it counts for: its own

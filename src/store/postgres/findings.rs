@@ -1,7 +1,7 @@
 //! Store, PostgreSQL findings: [`FindingStore`] on PostgreSQL. An evaluation page is read
 //! in one repeatable-read transaction (one snapshot); its changes are written in multi-row
-//! statements. Ranges of contract ids are `(after, up_to]` (`$1`, `$2`), or `> $1` on the
-//! last page.
+//! statements. A page covers the contract ids `(after, up_to]` (`$1`, `$2`), or `> $1` on
+//! the last page, or a list of ids (`$1`, an incremental evaluation's).
 
 use std::collections::HashMap;
 

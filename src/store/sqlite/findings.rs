@@ -1,8 +1,9 @@
 //! Store, SQLite findings: [`FindingStore`] on SQLite. An evaluation page (contracts, their
 //! documents, guarantees and open findings) is read, and its changes written, on the bulk
 //! connection with prepared statements: an evaluation reads about six rows per contract and,
-//! on the first run, writes one or two per finding. Ranges of contract ids are
-//! `(after, up_to]` (`?1`, `?2`), or `> ?1` on the last page.
+//! on the first run, writes one or two per finding. A page covers the contract ids
+//! `(after, up_to]` (`?1`, `?2`), or `> ?1` on the last page, or a JSON list of ids (`?1`,
+//! an incremental evaluation's).
 
 use std::collections::BTreeMap;
 
