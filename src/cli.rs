@@ -466,6 +466,12 @@ pub async fn execute<S: Store>(
                 syncs: app.store.last_sync_runs().await?,
                 outbox: app.store.outbox_counts().await.context("reading the outbox")?,
                 endpoints: app.store.endpoints().await?,
+                evaluation: app.store.evaluated_state().await?.map(|last| {
+                    let current =
+                        last.fingerprint == crate::findings::settings_fingerprint(&app.settings);
+                    (last, current)
+                }),
+                marks: app.store.evaluation_marks(output::MARKS_SHOWN as u32 + 1).await?.len(),
                 now: chrono::Utc::now(),
             };
             output::write_status(out, &report)?;

@@ -264,9 +264,16 @@ pub struct StatusReport {
     pub syncs: Vec<crate::sync::SyncRunSummary>,
     pub outbox: OutboxCounts,
     pub endpoints: Vec<EndpointHealth>,
+    /// The last complete evaluation, whether it ran with the settings in force now, and how
+    /// many marks wait for the next one (up to [`MARKS_SHOWN`], then "more").
+    pub evaluation: Option<(crate::store::EvaluatedState, bool)>,
+    pub marks: usize,
     /// For telling a suspension still in force.
     pub now: DateTime<Utc>,
 }
+
+/// How many waiting marks `cierre status` counts before saying "more than".
+pub const MARKS_SHOWN: usize = 1_000;
 
 /// `cierre status`: the jobs, the stored rows, the outbox and the failing endpoints.
 pub fn write_status(out: &mut dyn Write, s: &StatusReport) -> io::Result<()> {
@@ -289,6 +296,27 @@ pub fn write_status(out: &mut dyn Write, s: &StatusReport) -> io::Result<()> {
         let state = if r.status == "held" { "HELD".to_string() } else { r.status.clone() };
         let error = r.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
         writeln!(out, "last sync   {} {state} at {}{error}", r.dataset, r.started_at)?;
+    }
+    let marks = if s.marks > MARKS_SHOWN {
+        format!("more than {MARKS_SHOWN} changes")
+    } else {
+        format!("{} change(s)", s.marks)
+    };
+    match &s.evaluation {
+        Some((last, true)) => writeln!(
+            out,
+            "evaluation  last complete as of {}; {marks} since, for the next one to look at",
+            last.as_of
+        )?,
+        Some((last, false)) => writeln!(
+            out,
+            "evaluation  last complete as of {}; the settings, calendar or program changed since: the next one evaluates every contract",
+            last.as_of
+        )?,
+        None => writeln!(
+            out,
+            "evaluation  none complete yet: the next one evaluates every contract ({marks} waiting)"
+        )?,
     }
     let c = &s.outbox;
     writeln!(

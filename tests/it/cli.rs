@@ -274,6 +274,25 @@ fn a_csv_export_with_corrupt_rows_syncs_the_others_and_names_the_bad_lines() {
 
     let status = cierre(dir.path(), &["--config", config.to_str().unwrap(), "status"]);
     assert!(stdout(&status).contains("contracts   18 stored"), "{}", stdout(&status));
+    // Not evaluated yet: the 18 new contracts wait for a full evaluation.
+    assert!(
+        stdout(&status).contains(
+            "evaluation  none complete yet: the next one evaluates every contract (18 change(s) waiting)"
+        ),
+        "{}",
+        stdout(&status)
+    );
+    let config = config.to_str().unwrap();
+    let out = cierre(dir.path(), &["--config", config, "evaluate", "--as-of", "2026-02-16"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status = cierre(dir.path(), &["--config", config, "status"]);
+    assert!(
+        stdout(&status).contains(
+            "evaluation  last complete as of 2026-02-16; 0 change(s) since, for the next one to look at"
+        ),
+        "{}",
+        stdout(&status)
+    );
 }
 
 #[test]
