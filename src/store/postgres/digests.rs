@@ -11,6 +11,17 @@ use super::rows::{self, FINDING_COLUMNS};
 use crate::error::StoreResult;
 use crate::store::{DigestFinding, DigestStore, FindingCursor, FindingFilter, ResolvedCursor};
 
+/// A [`FindingFilter`] as SQL over the findings (`f`) and their contracts (`c`): its kind,
+/// level and entity bound at `$first`, `$first+1` and `$first+2`, each `NULL` for any.
+fn filtered(first: usize) -> String {
+    let (kind, level, entity) = (first, first + 1, first + 2);
+    format!(
+        "(${kind}::TEXT IS NULL OR f.kind = ${kind}) \
+         AND (${level}::TEXT IS NULL OR f.level = ${level}) \
+         AND (${entity}::TEXT IS NULL OR c.nit_entidad = ${entity})"
+    )
+}
+
 /// The columns of a digest finding: the finding's, its last escalation and resolution
 /// days, and its contract's.
 fn select() -> String {
@@ -51,11 +62,10 @@ impl DigestStore for PgStore {
             "$1::DATE IS NULL AND $2::TEXT IS NULL AND $3::TEXT IS NULL AND $4::TEXT IS NULL"
         };
         let sql = format!(
-            "{} WHERE f.status = 'open' AND {from} \
-             AND ($6::TEXT IS NULL OR f.kind = $6) AND ($7::TEXT IS NULL OR f.level = $7) \
-             AND ($8::TEXT IS NULL OR c.nit_entidad = $8) \
+            "{} WHERE f.status = 'open' AND {from} AND {} \
              ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT $5",
-            select()
+            select(),
+            filtered(6)
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(after.map(|c| c.deadline))
@@ -78,10 +88,9 @@ impl DigestStore for PgStore {
         limit: u32,
     ) -> StoreResult<Vec<DigestFinding>> {
         let sql = format!(
-            "{} WHERE f.status = 'open' AND f.id > $1 AND ($3::TEXT IS NULL OR f.kind = $3) \
-             AND ($4::TEXT IS NULL OR f.level = $4) AND ($5::TEXT IS NULL OR c.nit_entidad = $5) \
-             ORDER BY f.id LIMIT $2",
-            select()
+            "{} WHERE f.status = 'open' AND f.id > $1 AND {} ORDER BY f.id LIMIT $2",
+            select(),
+            filtered(3)
         );
         let found = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(after)

@@ -10,6 +10,17 @@ use super::rows::{self, Columns, Day, Ts};
 use crate::error::StoreResult;
 use crate::store::{DigestFinding, DigestStore, FindingCursor, FindingFilter, ResolvedCursor};
 
+/// A [`FindingFilter`] as SQL over the findings (`f`) and their contracts (`c`): its kind,
+/// level and entity bound at `?first`, `?first+1` and `?first+2`, each `NULL` for any.
+fn filtered(first: usize) -> String {
+    let (kind, level, entity) = (first, first + 1, first + 2);
+    format!(
+        "(?{kind} IS NULL OR f.kind = ?{kind}) \
+         AND (?{level} IS NULL OR f.level = ?{level}) \
+         AND (?{entity} IS NULL OR c.nit_entidad = ?{entity})"
+    )
+}
+
 /// The columns of a digest finding: the finding's, its last escalation and resolution
 /// days, and its contract's.
 fn select() -> String {
@@ -63,11 +74,10 @@ impl DigestStore for SqliteStore {
                 "?1 IS NULL AND ?2 IS NULL AND ?3 IS NULL AND ?4 IS NULL"
             };
             let sql = format!(
-                "{} WHERE f.status = 'open' AND {from} \
-                 AND (?6 IS NULL OR f.kind = ?6) AND (?7 IS NULL OR f.level = ?7) \
-                 AND (?8 IS NULL OR c.nit_entidad = ?8) \
+                "{} WHERE f.status = 'open' AND {from} AND {} \
                  ORDER BY f.deadline, f.contract_id, f.kind, f.stage LIMIT ?5",
-                select()
+                select(),
+                filtered(6)
             );
             let c = after.as_ref();
             query(
@@ -97,10 +107,9 @@ impl DigestStore for SqliteStore {
         let f = filter.clone();
         self.with_conn(move |conn| {
             let sql = format!(
-                "{} WHERE f.status = 'open' AND f.id > ?1 AND (?3 IS NULL OR f.kind = ?3) \
-                 AND (?4 IS NULL OR f.level = ?4) AND (?5 IS NULL OR c.nit_entidad = ?5) \
-                 ORDER BY f.id LIMIT ?2",
-                select()
+                "{} WHERE f.status = 'open' AND f.id > ?1 AND {} ORDER BY f.id LIMIT ?2",
+                select(),
+                filtered(3)
             );
             query(conn, &sql, params![after, limit, f.kind, f.level, f.entity])
         })
